@@ -1,0 +1,34 @@
+// layergc explain <path | chain ID | cache id>: why a thing is live (the chain of ownership from an
+// image tag or container down to the dir) or why it is garbage or broken.
+import { Command } from 'commander';
+import { openStore } from '../../store/index.js';
+import { scanStore } from '../../findings/index.js';
+import { ExitCode, LayergcError } from '../../errors.js';
+import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
+import { explain, type Explanation } from '../../findings/explain.js';
+import { findingJson } from '../render/finding-json.js';
+import { SCHEMA_VERSION } from '../render/scan-json.js';
+
+export function explainCommand(): Command {
+  return withStoreOptions(new Command('explain'))
+    .description('say why a layer, driver dir or path is live, garbage or broken')
+    .argument('<target>', 'a path inside the data root, a chain ID (with or without sha256:) or a driver/cache ID')
+    .action(action<CommonOptions>(async ({ out }, opts, args) => {
+      const store = await openStore(opts);
+      const scan = await scanStore(store);
+      const e = await explain(store, scan, args[0]);
+      if (!e) throw new LayergcError(`${args[0]} is not a path, chain ID or driver ID that layergc knows in ${store.loc.dataRoot}`);
+      if (formatOf(opts) === 'json') {
+        out.out(JSON.stringify({ schemaVersion: SCHEMA_VERSION, dataRoot: store.loc.dataRoot, driver: store.loc.driver, ...e, findings: e.findings.map(findingJson) }, null, 2));
+      } else out.out(renderExplanation(e, out.c));
+      return e.status === 'live' ? ExitCode.OK : ExitCode.FOUND;
+    }));
+}
+
+function renderExplanation(e: Explanation, c: import('chalk').ChalkInstance): string {
+  const colour = e.status === 'live' ? c.green : e.status === 'broken' ? c.red : c.yellow;
+  const lines = [`${c.bold(e.subject)}: ${colour(e.status)}`];
+  for (const l of e.because) lines.push(`  ${l}`);
+  for (const f of e.findings) lines.push(`  ${c.bold(f.kind)}: ${f.reason}`);
+  return lines.join('\n');
+}

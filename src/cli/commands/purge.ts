@@ -1,0 +1,118 @@
+// layergc purge: remove what scan calls garbage, through the storage-driver adapter, safely and
+// resumably. --dry-run runs the same plan and skips only the removal.
+import { Command, Option } from 'commander';
+import { createInterface } from 'node:readline/promises';
+import { statfs } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { locate } from '../../store/locate.js';
+import { openStore } from '../../store/index.js';
+import { scanStore } from '../../findings/index.js';
+import { GARBAGE_KINDS, type FindingKind } from '../../findings/types.js';
+import { ancestors } from '../../store/references.js';
+import { ExitCode, LayergcError } from '../../errors.js';
+import { Remover } from '../../fsx/remove.js';
+import { acquireLock } from '../../purge/lock.js';
+import { Journal } from '../../purge/journal.js';
+import { INCLUDABLE_KINDS, parseDuration, planPurge, type Action } from '../../purge/plan.js';
+import { executePlan } from '../../purge/execute.js';
+import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
+import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
+import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
+import { buildkitNote } from '../notes.js';
+
+interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string }
+
+async function freeBytes(path: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+export function purgeCommand(): Command {
+  return withStoreOptions(new Command('purge'))
+    .description('remove orphan layers and leaked data (removing-orphan, stale-write-set, unreferenced-driver-dir, dangling-link)')
+    .option('-n, --dry-run', 'show exactly what would be removed; change nothing')
+    .option('-y, --yes', 'remove without asking')
+    .option('--min-age <duration>', 'while a dockerd runs, keep leaked data younger than this (a pull may be in flight)', '24h')
+    .addOption(new Option('--include <kinds>', `also remove these kinds (comma-separated): ${INCLUDABLE_KINDS.filter((k) => !GARBAGE_KINDS.includes(k)).join(', ')}`))
+    .action(action<PurgeOptions>(async ({ out, log }, opts) => {
+      const started = Date.now();
+      const minAgeMs = parseDuration(opts.minAge);
+      if (minAgeMs === null) throw new LayergcError(`--min-age ${JSON.stringify(opts.minAge)} is not a duration (like 24h, 30m, 0)`);
+      if (opts.dryRun && opts.yes) throw new LayergcError('--dry-run and --yes contradict each other: pick one');
+      const kinds: FindingKind[] = [...GARBAGE_KINDS];
+      for (const k of (opts.include ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (!INCLUDABLE_KINDS.includes(k as FindingKind)) throw new LayergcError(`--include ${k}: not a kind purge can remove (${INCLUDABLE_KINDS.join(', ')})`);
+        if (!kinds.includes(k as FindingKind)) kinds.push(k as FindingKind);
+      }
+      const interactive = !opts.dryRun && !opts.yes;
+      if (interactive && !(process.stdin.isTTY && process.stdout.isTTY)) {
+        throw new LayergcError('refusing to remove anything without --yes when not on a terminal; pass --yes to remove, or --dry-run to see the plan');
+      }
+
+      const loc = await locate(opts);
+      const dryRun = !!opts.dryRun || interactive; // an interactive run plans first, then asks
+      const lock = opts.dryRun ? undefined : await acquireLock(loc.dataRoot, 'layergc purge');
+      try {
+        if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
+        const store = await openStore(opts);
+        if (store.daemon.running && kinds.includes('unreferenced-layer')) {
+          throw new LayergcError(`a dockerd (pid ${store.daemon.processes.map((p) => p.pid).join(', ')}) runs on ${loc.dataRoot}; removing unreferenced layers needs it stopped`, ExitCode.DAEMON_RUNNING);
+        }
+        const run = randomBytes(6).toString('hex');
+        const journal = new Journal(loc.dataRoot, run, !!opts.dryRun);
+        const unfinished = opts.dryRun ? [] : await journal.unfinished();
+        if (unfinished.length) log.info(`finishing ${unfinished.length} item(s) an interrupted purge left`, { event: 'resume', items: unfinished.length });
+        await journal.rotate();
+
+        const scan = await scanStore(store);
+        const depthOf = (f: { layer?: string }) => (f.layer ? ancestors(store.layerdb.layers, f.layer).length : 0);
+        const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs, now: Date.now() }, depthOf);
+        const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
+
+        let doRun = !dryRun;
+        if (interactive) {
+          out.out(renderPurgeHuman(out, header, actions, { dryRun: true }));
+          if (!actions.some((a) => a.status === 'planned')) return ExitCode.OK;
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          const answer = await rl.question('Remove the planned items? [y/N] ');
+          rl.close();
+          doRun = /^y(es)?$/i.test(answer.trim());
+          if (!doRun) {
+            out.out('Nothing removed.');
+            return ExitCode.OK;
+          }
+        }
+        const format = formatOf(opts);
+        const freeBefore = await freeBytes(loc.dataRoot);
+        const rm = new Remover(loc.dataRoot, scan.mounts, !doRun);
+        await executePlan(actions, {
+          driver: store.driver,
+          rm,
+          journal: new Journal(loc.dataRoot, run, !doRun),
+          onAction: (a: Action) => {
+            if (a.status === 'failed' && (format !== 'human' || opts.logFormat === 'json')) log.warn(`could not remove ${a.finding.kind} ${a.finding.paths[0]}: ${a.reason}`, { event: 'failed', kind: a.finding.kind, paths: a.finding.paths, reason: a.reason });
+            else if (a.status === 'removed' && opts.logFormat === 'json') log.info(`removed ${a.finding.kind} ${a.finding.paths[0]}`, { event: 'removed', kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes });
+          },
+        });
+        const freeAfter = await freeBytes(loc.dataRoot);
+        const measured = doRun && freeBefore !== undefined && freeAfter !== undefined ? freeAfter - freeBefore : undefined;
+        const totals = purgeTotals(actions, !doRun);
+        const metrics = () => purgeMetrics(header, scan.findings, { ...totals, dryRun: !doRun }, { started, finished: Date.now() });
+        if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+        if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, !doRun, measured), null, 2));
+        else if (format === 'prometheus') out.out(metrics());
+        else if (!(opts.quiet && !actions.length)) {
+          const note = buildkitNote(store);
+          if (note) log.warn(note);
+          out.out(renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured }));
+        }
+        return totals.failed ? ExitCode.FOUND : ExitCode.OK;
+      } finally {
+        await lock?.release();
+      }
+    }));
+}

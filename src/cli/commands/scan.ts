@@ -1,0 +1,35 @@
+// layergc scan: find every orphan and broken layer, say why, what it costs and what it breaks.
+import { Command } from 'commander';
+import { openStore } from '../../store/index.js';
+import { scanStore } from '../../findings/index.js';
+import { ExitCode } from '../../errors.js';
+import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
+import { renderScanHuman } from '../render/scan-human.js';
+import { scanJson } from '../render/scan-json.js';
+import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
+import { buildkitNote } from '../notes.js';
+
+interface ScanOptions extends CommonOptions { deep?: boolean }
+
+export function scanCommand(): Command {
+  return withStoreOptions(new Command('scan'))
+    .description('find orphan and broken layers; read-only')
+    .option('--deep', 'also verify every layer\'s content against its DiffID (as `layergc verify`)')
+    .action(action<ScanOptions>(async ({ out }, opts) => {
+      const started = Date.now();
+      const store = await openStore(opts);
+      const { findings } = await scanStore(store);
+      if (opts.deep) {
+        const { verifyFindings } = await import('../../verify/findings.js');
+        findings.push(...(await verifyFindings(store, { progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
+      }
+      const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
+      const format = formatOf(opts);
+      const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
+      if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+      if (format === 'json') out.out(JSON.stringify(scanJson(header, findings), null, 2));
+      else if (format === 'prometheus') out.out(metrics());
+      else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, [buildkitNote(store)].filter((n): n is string => !!n)));
+      return findings.length ? ExitCode.FOUND : ExitCode.OK;
+    }));
+}

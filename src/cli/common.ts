@@ -1,0 +1,61 @@
+// Options every command shares, and how a command ends: an exit code, never a stray throw.
+import { Command, Option } from 'commander';
+import { ExitCode, LayergcError } from '../errors.js';
+import { makeOutput, type Output } from './output.js';
+import { makeLogger, type Logger } from './log.js';
+
+export type Format = 'human' | 'json' | 'prometheus';
+
+export interface CommonOptions {
+  dataRoot?: string;
+  driver?: string;
+  daemonConfig?: string;
+  json?: boolean;
+  format?: Format;
+  color?: boolean;
+  quiet?: boolean;
+  logFormat?: 'text' | 'json';
+  metricsFile?: string;
+}
+
+export function withStoreOptions(cmd: Command): Command {
+  return cmd
+    .option('--data-root <dir>', 'Docker data root (default: data-root from the daemon config, else /var/lib/docker)')
+    .option('--driver <name>', 'storage driver (default: storage-driver from the daemon config, else detected)')
+    .option('--daemon-config <file>', 'dockerd config file to read data-root, storage-driver and userns-remap from', undefined)
+    .option('--json', 'print one JSON object (same as --format json)')
+    .addOption(new Option('--format <format>', 'output format').choices(['human', 'json', 'prometheus']))
+    .option('--no-color', 'no colour (also: NO_COLOR=1, or not a terminal)')
+    .option('-q, --quiet', 'print nothing when nothing was found or done; errors still go to stderr')
+    .addOption(new Option('--log-format <format>', 'format of log events on stderr').choices(['text', 'json']).default('text'))
+    .option('--metrics-file <path>', 'also write Prometheus metrics to this file, atomically (node_exporter textfile collector)');
+}
+
+export function formatOf(o: CommonOptions): Format {
+  return o.format ?? (o.json ? 'json' : 'human');
+}
+
+export interface RunContext { out: Output; log: Logger; opts: CommonOptions }
+
+/** Run a command body; map errors to the documented exit codes. */
+export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T, args: string[]) => Promise<number>) {
+  return async (...argv: unknown[]) => {
+    const cmd = argv[argv.length - 1] as Command;
+    const opts = cmd.opts<T>();
+    const out = makeOutput({ color: opts.color });
+    const log = makeLogger(opts.logFormat ?? 'text', out);
+    let code: number;
+    try {
+      code = await body({ out, log, opts }, opts, cmd.args);
+    } catch (err) {
+      if (err instanceof LayergcError) {
+        log.error(err.message, { exitCode: err.exitCode });
+        code = err.exitCode;
+      } else {
+        log.error(`internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        code = ExitCode.USAGE;
+      }
+    }
+    process.exitCode = code;
+  };
+}

@@ -1,0 +1,21 @@
+// Log events on stderr: plain lines for people, or one JSON object per event for journald and
+// log shippers (--log-format json).
+import type { Output } from './output.js';
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export function makeLogger(format: 'text' | 'json', o: Output): Logger {
+  const emit = (level: 'info' | 'warn' | 'error') => (msg: string, fields: Record<string, unknown> = {}) => {
+    if (format === 'json') {
+      o.err(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+    } else {
+      const prefix = level === 'error' ? o.c.red('layergc: ') : level === 'warn' ? o.c.yellow('layergc: ') : 'layergc: ';
+      o.err(`${prefix}${msg}`);
+    }
+  };
+  return { info: emit('info'), warn: emit('warn'), error: emit('error') };
+}

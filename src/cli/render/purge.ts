@@ -1,0 +1,59 @@
+// The purge report: what was removed, what was not and why, and the space that came back.
+import { short } from '../../store/digest.js';
+import type { Action } from '../../purge/plan.js';
+import { human, type Output } from '../output.js';
+import type { ScanHeader } from './scan-human.js';
+import { SCHEMA_VERSION } from './scan-json.js';
+
+export function purgeTotals(actions: Action[], dryRun: boolean) {
+  const n = (s: Action['status']) => actions.filter((a) => a.status === s).length;
+  const bytes = (s: Action['status']) => actions.filter((a) => a.status === s).reduce((t, a) => t + a.finding.bytes, 0);
+  return { removed: n('removed'), failed: n('failed'), skipped: n('skipped'), planned: n('planned'), reclaimedBytes: dryRun ? 0 : bytes('removed'), plannedBytes: bytes('planned') };
+}
+
+export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, measuredFreedBytes?: number): Record<string, unknown> {
+  const t = purgeTotals(actions, dryRun);
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    dataRoot: h.dataRoot,
+    driver: h.driver,
+    dryRun,
+    daemonRunning: h.daemonRunning,
+    actions: actions.map((a) => ({ kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes, status: a.status, ...(a.reason ? { reason: a.reason } : {}) })),
+    summary: {
+      removed: t.removed,
+      failed: t.failed,
+      skipped: t.skipped,
+      planned: t.planned,
+      reclaimedBytes: t.reclaimedBytes,
+      plannedBytes: t.plannedBytes,
+      ...(measuredFreedBytes !== undefined ? { measuredFreedBytes } : {}),
+    },
+  };
+}
+
+export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], opts: { dryRun: boolean; measuredFreed?: number }): string {
+  const { c } = o;
+  const lines = [`${c.bold(`layergc purge${opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`];
+  if (!actions.length) {
+    lines.push(c.green('Nothing to remove.'));
+    return lines.join('\n');
+  }
+  const word = { planned: c.cyan('would remove'), removed: c.green('removed'), failed: c.red('FAILED'), skipped: c.yellow('skipped') };
+  for (const a of actions) {
+    const f = a.finding;
+    const name = f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId}` : f.paths[0];
+    lines.push(`${word[a.status]}  ${f.kind}  ${name}  ${human(f.bytes)}`);
+    for (const p of f.paths) lines.push(c.dim(`    ${p}`));
+    if (a.reason) lines.push(`    ${a.status === 'failed' ? c.red('why:') : 'why:'} ${a.reason}`);
+  }
+  const t = purgeTotals(actions, opts.dryRun);
+  lines.push('');
+  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}; ${t.skipped} skipped. Nothing was changed. Run with --yes to remove.`);
+  else {
+    const measured = opts.measuredFreed !== undefined ? ` (free space on the data root's filesystem grew by ${human(Math.max(0, opts.measuredFreed))})` : '';
+    lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${measured}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}, ${t.skipped} skipped.`);
+    if (t.failed) lines.push('Failed items keep their staged names; fix the cause above and run layergc purge again to finish them.');
+  }
+  return lines.join('\n');
+}

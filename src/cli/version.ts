@@ -1,0 +1,4 @@
+// The version layergc reports, read from package.json once.
+import { readFileSync } from 'node:fs';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;

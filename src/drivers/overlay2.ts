@@ -1,0 +1,158 @@
+// overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
+// home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
+import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
+import { fs } from '../fsx/fs.js';
+import type { Remover } from '../fsx/remove.js';
+import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+
+const LID = /^[A-Z2-7]{26}$/;
+
+export class Overlay2Driver implements DriverAdapter {
+  readonly removal = 'files' as const;
+  readonly links: string;
+
+  constructor(readonly name: 'overlay2' | 'fuse-overlayfs', readonly home: string) {
+    this.links = `${home}/l`;
+  }
+
+  async listEntries(): Promise<DriverEntry[]> {
+    const out: DriverEntry[] = [];
+    for (const e of await listDir(this.home)) {
+      if (e.name === 'l') continue;
+      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
+      const staged = e.name.endsWith(STAGED_SUFFIX);
+      out.push({ id: staged ? e.name.slice(0, -STAGED_SUFFIX.length) : e.name, path: e.path, stat: e.stat, staged });
+    }
+    return out;
+  }
+
+  dirOf(id: string): string {
+    return `${this.home}/${id}`;
+  }
+
+  /** The LID a layer dir's `link` file names, if it is readable and well formed. */
+  private async lidOf(dir: string): Promise<string | undefined> {
+    const f = await readSmallFile(`${dir}/link`);
+    return f.state === 'ok' && LID.test(f.text.trim()) ? f.text.trim() : undefined;
+  }
+
+  /** l/<LID> when it is a symlink to ../<id>/diff. */
+  private async ownLink(id: string, dir: string): Promise<string | undefined> {
+    const lid = await this.lidOf(dir);
+    if (!lid) return undefined;
+    const path = `${this.links}/${lid}`;
+    const st = await lstatOrNull(path);
+    if (!st?.isSymbolicLink()) return undefined;
+    return (await fs.readlink(path)) === `../${id}/diff` ? path : undefined;
+  }
+
+  async pathsOf(id: string): Promise<string[]> {
+    const dir = this.dirOf(id);
+    const st = await lstatOrNull(dir);
+    if (!st) return [];
+    const link = st.isDirectory() ? await this.ownLink(id, dir) : undefined;
+    return link ? [dir, link] : [dir];
+  }
+
+  async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
+    const dir = this.dirOf(id);
+    const problems: string[] = [];
+    const diff = await lstatOrNull(`${dir}/diff`);
+    if (!diff) problems.push('diff/ is missing');
+    else if (!diff.isDirectory()) problems.push('diff is not a directory');
+    const link = await readSmallFile(`${dir}/link`);
+    if (link.state !== 'ok') problems.push(`link file is ${link.state === 'missing' ? 'missing' : `not readable (${link.state})`}`);
+    else if (!link.text.trim()) problems.push('link file is empty (a crash before Docker 25 wrote it non-atomically)');
+    else if (!LID.test(link.text.trim())) problems.push(`link file holds ${JSON.stringify(link.text.slice(0, 40))}, not a link ID`);
+    else {
+      const lid = link.text.trim();
+      const lp = `${this.links}/${lid}`;
+      const st = await lstatOrNull(lp);
+      if (!st) problems.push(`l/${lid} is missing (moby never recreates it; mounts of this layer and its children fail)`);
+      else if (!st.isSymbolicLink()) problems.push(`l/${lid} is not a symlink`);
+      else {
+        const target = await fs.readlink(lp);
+        if (target !== `../${id}/diff`) problems.push(`l/${lid} points to ${target}, not ../${id}/diff`);
+      }
+    }
+    const lower = await readSmallFile(`${dir}/lower`);
+    if (lower.state === 'ok') {
+      if (!lower.text.trim()) problems.push('lower file is empty (a crash before Docker 25 wrote it non-atomically)');
+      for (const part of lower.text.trim().split(':').filter(Boolean)) {
+        const m = /^l\/([A-Z2-7]{26})$/.exec(part);
+        if (!m) problems.push(`lower names ${JSON.stringify(part)}, not l/<link ID>`);
+        else if (!(await lstatOrNull(`${this.links}/${m[1]}`))) problems.push(`lower names ${part}, which does not exist`);
+      }
+    } else if (lower.state === 'missing' && opts.hasParent) problems.push('lower file is missing although the layer has a parent');
+    else if (lower.state !== 'missing') problems.push(`lower file is not readable (${lower.state})`);
+    return problems;
+  }
+
+  async danglingLinks(): Promise<DanglingLink[]> {
+    const out: DanglingLink[] = [];
+    for (const e of await listDir(this.links)) {
+      if (!e.stat.isSymbolicLink()) continue;
+      const target = await fs.readlink(e.path);
+      const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+      if (!m || m[1] === '..' || m[1] === '.') continue; // links elsewhere are unsafe, reported by the scan
+      const diff = await lstatOrNull(`${this.home}/${m[1]}/diff`);
+      if (!diff?.isDirectory()) out.push({ path: e.path, target, reason: `points to ${target}, which does not exist` });
+    }
+    return out;
+  }
+
+  /** l/ entries that point out of the driver home: reported as unsafe, never followed. */
+  async unsafeLinks(): Promise<{ path: string; reason: string }[]> {
+    const out: { path: string; reason: string }[] = [];
+    for (const e of await listDir(this.links)) {
+      if (!e.stat.isSymbolicLink()) continue;
+      const target = await fs.readlink(e.path);
+      const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+      if (!m || m[1] === '..' || m[1] === '.') out.push({ path: e.path, reason: `points to ${target}, outside the layer dirs of ${this.home}; it is never followed` });
+    }
+    return out;
+  }
+
+  async contentRoots(id: string): Promise<string[]> {
+    const dir = this.dirOf(id);
+    const roots = [`${dir}/diff`];
+    const lower = await readSmallFile(`${dir}/lower`);
+    if (lower.state !== 'ok') return roots;
+    for (const part of lower.text.trim().split(':').filter(Boolean)) {
+      const lp = `${this.home}/${part}`;
+      const st = await lstatOrNull(lp);
+      if (!st?.isSymbolicLink()) continue;
+      const m = /^\.\.\/([^/]+)\/diff$/.exec(await fs.readlink(lp));
+      if (m && m[1] !== '..' && m[1] !== '.') roots.push(`${this.home}/${m[1]}/diff`);
+    }
+    return roots;
+  }
+
+  async remove(id: string, rm: Remover): Promise<void> {
+    const dir = this.dirOf(id);
+    const staged = `${dir}${STAGED_SUFFIX}`;
+    const st = await lstatOrNull(dir);
+    if (st?.isDirectory()) {
+      await rm.rename(dir, staged);
+    } else if (st) {
+      await rm.unlink(dir); // a stray file or symlink in the home: remove the entry itself
+      return;
+    }
+    // the l/ link names ../<id>/diff; after the rename it points nowhere, and it goes first
+    const stagedSt = await lstatOrNull(staged);
+    const from = rm.dryRun && st?.isDirectory() ? dir : staged;
+    if (stagedSt?.isDirectory() || (rm.dryRun && st?.isDirectory())) {
+      const lid = await this.lidOf(from);
+      if (lid) {
+        const lp = `${this.links}/${lid}`;
+        const lst = await lstatOrNull(lp);
+        if (lst?.isSymbolicLink() && (await fs.readlink(lp)) === `../${id}/diff`) await rm.unlink(lp);
+      }
+      await rm.removeTree(staged);
+    }
+  }
+
+  async removeLink(path: string, rm: Remover): Promise<void> {
+    await rm.unlink(path);
+  }
+}

@@ -1,0 +1,112 @@
+// The ownership story of one thing in the store, for `layergc explain`.
+import { normalizeChainId, short } from '../store/digest.js';
+import { imageLabel } from '../store/images.js';
+import { STAGED_SUFFIX } from '../drivers/types.js';
+import type { Store } from '../store/model.js';
+import type { ScanResult } from './index.js';
+import { describeClaim, describeOwner } from './describe.js';
+import type { Finding } from './types.js';
+
+export interface Explanation {
+  target: string;
+  type: 'layer' | 'driver-dir' | 'mount' | 'path';
+  subject: string;
+  status: 'live' | 'garbage' | 'broken' | 'unknown';
+  /** The ownership chain, top (image tag, container) down to the thing, one line each. */
+  because: string[];
+  findings: Finding[];
+}
+
+const BROKEN_SEVERITY = 'error';
+
+function statusOf(findings: Finding[], live: boolean): Explanation['status'] {
+  if (findings.some((f) => f.severity === BROKEN_SEVERITY)) return 'broken';
+  if (findings.length) return 'garbage';
+  return live ? 'live' : 'unknown';
+}
+
+export async function explain(store: Store, scan: ScanResult, target: string): Promise<Explanation | null> {
+  const { layers } = store.layerdb;
+  const { refs } = scan;
+  const touching = (pred: (f: Finding) => boolean) => scan.findings.filter(pred);
+
+  const explainLayer = (chainId: string): Explanation => {
+    const l = layers.get(chainId);
+    const because: string[] = [];
+    const owners = refs.live.get(chainId) ?? [];
+    for (const o of owners) {
+      if (o.kind === 'image') {
+        const i = o.image.chainIds.indexOf(chainId);
+        because.push(i >= 0 ? `${describeOwner(o)} uses it as layer ${i + 1} of ${o.image.chainIds.length}` : `${describeOwner(o)} uses a layer above it`);
+      } else because.push(`${describeOwner(o)} ${o.kind === 'mount' ? 'runs on it (its mount parent chain)' : 'holds it'}`);
+    }
+    if (l?.cacheId) because.push(`its data is driver dir ${store.driver.dirOf(l.cacheId)} (cache-id)`);
+    if (!l) because.push('it has no entry in the layer store');
+    const fs = touching((f) => f.layer === chainId || (!!l && f.paths.includes(l.dir)));
+    return { target, type: 'layer', subject: `layer ${chainId}`, status: statusOf(fs, owners.length > 0), because, findings: fs };
+  };
+
+  const explainDriverId = (id: string): Explanation => {
+    const claims = refs.claims.get(id) ?? [];
+    const because: string[] = [];
+    for (const c of claims) {
+      if (c.kind === 'layer') {
+        because.push(`it is the cache-id of ${describeClaim({ refs }, c)}`);
+        for (const o of refs.live.get(c.chainId) ?? []) because.push(`  which ${describeOwner(o)} keeps`);
+      } else because.push(`it is named by ${describeClaim({ refs }, c)}`);
+    }
+    const fs = touching((f) => f.cacheId === id || f.paths.includes(store.driver.dirOf(id)));
+    const live = claims.some((c) => c.kind === 'mount' || c.kind === 'buildkit' || (c.kind === 'layer' && c.live));
+    if (!claims.length && !fs.length && refs.buildkitUnknown) because.push("BuildKit's database could not be read, so it is kept");
+    return { target, type: 'driver-dir', subject: `driver dir ${store.driver.dirOf(id)}`, status: statusOf(fs, live), because, findings: fs };
+  };
+
+  const chain = normalizeChainId(target);
+  if (chain && layers.has(chain)) return explainLayer(chain);
+  if (refs.claims.has(target) || store.driverEntries.some((e) => e.id === target)) return explainDriverId(target);
+  if (chain && refs.live.has(chain)) return explainLayer(chain);
+  // a unique prefix of a chain ID
+  if (/^(sha256:)?[a-f0-9]{6,63}$/.test(target)) {
+    const hex = target.replace(/^sha256:/, '');
+    const hits = [...layers.keys()].filter((k) => k.slice(7).startsWith(hex));
+    if (hits.length === 1) return explainLayer(hits[0]);
+  }
+
+  const path = target.startsWith('/') ? target.replace(/\/+$/, '') : `${process.cwd()}/${target}`.replace(/\/+$/, '');
+  const root = store.loc.dataRoot;
+  if (path !== root && !path.startsWith(`${root}/`)) return null;
+  const sha = `${store.loc.layerdb}/sha256/`;
+  if (path.startsWith(sha)) {
+    const name = path.slice(sha.length).split('/')[0];
+    const hex = name.split('-')[0];
+    if (name.endsWith('-removing') || !layers.has(`sha256:${hex}`)) {
+      const fs = touching((f) => f.paths.some((p) => p === `${sha}${name}`));
+      return { target, type: 'path', subject: `${sha}${name}`, status: statusOf(fs, false), because: [`it is the layer store entry of ${short(hex)} being removed`], findings: fs };
+    }
+    return explainLayer(`sha256:${hex}`);
+  }
+  const mounts = `${store.loc.layerdb}/mounts/`;
+  if (path.startsWith(mounts)) {
+    const name = path.slice(mounts.length).split('/')[0];
+    const m = store.layerdb.mounts.find((x) => x.name === name);
+    const c = refs.containerByMount.get(name);
+    const fs = touching((f) => f.paths.includes(`${mounts}${name}`));
+    const because = [c ? `it is the layer mount of container ${c.name}` : `no container ${name} exists`];
+    if (m?.parent) because.push(`it sits on layer ${short(m.parent)}`);
+    return { target, type: 'mount', subject: `mount ${name}`, status: statusOf(fs, !!c), because, findings: fs };
+  }
+  const home = `${store.loc.driverHome}/`;
+  if (path.startsWith(home)) {
+    const first = path.slice(home.length).split('/')[0];
+    const id = first.endsWith(STAGED_SUFFIX) ? first.slice(0, -STAGED_SUFFIX.length) : first;
+    if (id === 'l') {
+      const fs = touching((f) => f.paths.includes(path));
+      return { target, type: 'path', subject: path, status: statusOf(fs, !fs.length), because: ['it is an overlay2 short link'], findings: fs };
+    }
+    return explainDriverId(id);
+  }
+  const fs = touching((f) => f.paths.some((p) => p === path || path.startsWith(`${p}/`)));
+  const img = store.images.images.find((i) => i.path === path);
+  const because = img ? [`it is the config of image ${imageLabel(img)}`] : [];
+  return { target, type: 'path', subject: path, status: statusOf(fs, !!img), because, findings: fs };
+}

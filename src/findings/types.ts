@@ -1,0 +1,69 @@
+// A finding: one thing wrong in the store, why, what it costs and what it breaks. Kind names are
+// part of layergc's interface (README, docs/scan.schema.json).
+import type { Store } from '../store/model.js';
+import type { References } from '../store/references.js';
+import type { SizeAccounting } from '../fsx/size.js';
+
+export const FINDING_KINDS = [
+  'removing-orphan',
+  'stale-write-set',
+  'unreferenced-driver-dir',
+  'dangling-link',
+  'unreferenced-layer',
+  'missing-driver-data',
+  'invalid-layer-metadata',
+  'missing-parent',
+  'chain-id-mismatch',
+  'driver-data-damaged',
+  'broken-mount',
+  'image-missing-layers',
+  'invalid-image',
+  'unsafe-path',
+  'content-mismatch',
+  'tar-split-missing',
+  'tar-split-corrupt',
+  'sparse-unverifiable',
+] as const;
+
+export type FindingKind = (typeof FINDING_KINDS)[number];
+
+/** Garbage that `layergc purge` removes by default. */
+export const GARBAGE_KINDS: readonly FindingKind[] = ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link'];
+
+export interface Affects { images: string[]; containers: string[] }
+
+/** How purge removes a finding's data; never part of the JSON. */
+export type RemovalPlan =
+  | { type: 'driver-dir'; driverId: string }
+  | { type: 'link'; path: string }
+  | { type: 'entry'; dir: string; driverId?: string }; // a layerdb entry and the driver dir it names, driver first
+
+export interface Finding {
+  kind: FindingKind;
+  severity: 'error' | 'warning';
+  layer?: string;
+  cacheId?: string;
+  paths: string[];
+  bytes: number;
+  reclaimable: boolean;
+  reason: string;
+  affects: Affects;
+  /** verify: the files that differ, are missing, or are shorter or longer than recorded. */
+  files?: { name: string; problem: string; detail?: string }[];
+  /** Internal: how to remove it, how recently it was written, mounts inside it. */
+  removal?: RemovalPlan;
+  newestMs?: number;
+  mountsInside?: string[];
+}
+
+export interface ScanContext {
+  store: Store;
+  refs: References;
+  sizes: SizeAccounting;
+  /** Driver IDs whose bytes a finding already counted, so a dir shared by two findings counts once. */
+  counted: Set<string>;
+}
+
+export type FindingModule = (ctx: ScanContext) => Promise<Finding[]>;
+
+export const noAffects = (): Affects => ({ images: [], containers: [] });

@@ -1,0 +1,42 @@
+// unreferenced-driver-dir: a dir in the driver home that no layer's cache-id, no mount's
+// mount-id or init-id and no BuildKit snapshot owns (moby#45939: prune never sees these).
+import { MOUNT_ID } from '../store/layerdb.js';
+import { mightBeBuildkit } from '../store/references.js';
+import { measure } from './measure.js';
+import { noAffects, type Finding, type FindingModule } from './types.js';
+
+function origin(id: string): string {
+  if (/^[a-f0-9]{64}-init$/.test(id)) return 'the init layer of a container that no longer exists (a failed create or removal)';
+  if (MOUNT_ID.test(id)) return 'most likely a layer whose registration was interrupted (killed pull or load, crash) or a failed container create';
+  if (/^[0-9a-z]{25}$/.test(id)) return 'a BuildKit snapshot that BuildKit no longer records';
+  return 'not a name moby or BuildKit gives a layer';
+}
+
+export const unreferencedDriverDirs: FindingModule = async (ctx) => {
+  const out: Finding[] = [];
+  const { driver } = ctx.store;
+  for (const e of ctx.store.driverEntries) {
+    if (e.stat.isSymbolicLink()) continue; // unsafe-path reports it
+    if (ctx.refs.claims.has(e.id)) continue; // owned, or part of another finding
+    if (ctx.refs.buildkitUnknown && mightBeBuildkit(e.id)) continue;
+    const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
+    const m = measure(ctx, paths);
+    const reason = e.staged
+      ? 'an interrupted layergc purge renamed this dir for removal; the next purge finishes it'
+      : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}`;
+    out.push({
+      kind: 'unreferenced-driver-dir',
+      severity: 'warning',
+      cacheId: e.id,
+      paths,
+      bytes: m.bytes,
+      reclaimable: driver.removal !== 'report-only',
+      reason: driver.removal === 'report-only' ? `${reason} (${driver.removalNote ?? 'report-only driver'})` : reason,
+      affects: noAffects(),
+      removal: { type: 'driver-dir', driverId: e.id },
+      newestMs: m.newestMs,
+      mountsInside: m.mountsInside,
+    });
+  }
+  return out;
+};

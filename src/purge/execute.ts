@@ -1,0 +1,71 @@
+// Carrying out a plan, item by item: journal the intent, stage (rename), remove the driver data,
+// remove the metadata, check that it is gone, journal the outcome. An item that fails keeps its
+// staged name, so the next run takes it up; one failure never stops the others.
+import { randomBytes } from 'node:crypto';
+import { RemovalFailed, MountInside, type Remover } from '../fsx/remove.js';
+import { OutsideDataRoot } from '../fsx/contain.js';
+import { lstatOrNull } from '../fsx/read.js';
+import { faultPoint } from '../fsx/fault.js';
+import type { DriverAdapter } from '../drivers/types.js';
+import type { Journal } from './journal.js';
+import type { Action } from './plan.js';
+
+export interface ExecuteContext { driver: DriverAdapter; rm: Remover; journal: Journal; onAction?: (a: Action) => void }
+
+async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
+  const { driver, rm } = ctx;
+  const r = a.finding.removal;
+  if (!r) throw new Error(`finding ${a.finding.kind} has no removal plan`);
+  switch (r.type) {
+    case 'link':
+      await driver.removeLink(r.path, rm);
+      return [r.path];
+    case 'driver-dir':
+      await driver.remove(r.driverId, rm);
+      return a.finding.paths;
+    case 'entry': {
+      let dir = r.dir;
+      const name = dir.slice(dir.lastIndexOf('/') + 1);
+      if (/^[a-f0-9]{64}$/.test(name)) {
+        // a live-looking layerdb entry: rename it as moby's deleteLayer does, so the daemon's own
+        // shutdown GC also recognises it if this run dies here
+        const staged = `${dir}-${randomBytes(32).toString('hex')}-removing`;
+        await rm.rename(dir, staged);
+        if (!rm.dryRun) dir = staged;
+      }
+      faultPoint('after-stage');
+      if (r.driverId) await driver.remove(r.driverId, rm);
+      faultPoint('after-driver');
+      await rm.removeTree(dir);
+      faultPoint('after-metadata');
+      return [...a.finding.paths, dir];
+    }
+  }
+}
+
+export async function executePlan(actions: Action[], ctx: ExecuteContext): Promise<void> {
+  for (const a of actions) {
+    if (a.status !== 'planned') {
+      ctx.onAction?.(a);
+      continue;
+    }
+    const f = a.finding;
+    try {
+      await ctx.journal.write({ event: 'intent', kind: f.kind, paths: f.paths, bytes: f.bytes });
+      faultPoint('after-intent');
+      const touched = await removeItem(a, ctx);
+      if (!ctx.rm.dryRun) {
+        const left: string[] = [];
+        for (const p of new Set(touched)) if (await lstatOrNull(p)) left.push(p);
+        if (left.length) throw new Error(`still there after removal: ${left.join(', ')}`);
+        a.status = 'removed';
+        await ctx.journal.write({ event: 'removed', kind: f.kind, paths: f.paths, bytes: f.bytes });
+      }
+    } catch (err) {
+      a.status = 'failed';
+      a.reason = err instanceof RemovalFailed || err instanceof MountInside || err instanceof OutsideDataRoot ? err.message : `${(err as Error).message}`;
+      await ctx.journal.write({ event: 'failed', kind: f.kind, paths: f.paths, reason: a.reason }).catch(() => undefined);
+    }
+    ctx.onAction?.(a);
+  }
+}

@@ -1,0 +1,95 @@
+// One layergc at a time per data root: <root>/layergc/lock holds {pid, host, since}. A lock whose
+// holder is dead (same host, pid gone or reused) is taken over; one from another host is honoured.
+import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { fs, errCode } from '../fsx/fs.js';
+import { ExitCode, LayergcError } from '../errors.js';
+
+export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string }
+
+export const stateDir = (root: string) => `${root}/layergc`;
+export const lockPath = (root: string) => `${stateDir(root)}/lock`;
+
+/** Field 22 of /proc/<pid>/stat: tells a live holder from a new process that reused its pid. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function holderAlive(h: LockHolder, host = hostname()): boolean {
+  if (h.host !== host) return true;
+  try {
+    process.kill(h.pid, 0);
+  } catch (err) {
+    if (errCode(err) === 'ESRCH') return false;
+  }
+  const st = processStartTime(h.pid);
+  return st === undefined || h.startTime === undefined || st === h.startTime;
+}
+
+export interface Lock { path: string; ino: number; release(): Promise<void>; takenOver?: LockHolder }
+
+export async function acquireLock(root: string, command: string): Promise<Lock> {
+  await fs.mkdir(stateDir(root), { recursive: true, mode: 0o700 });
+  const path = lockPath(root);
+  const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), startTime: processStartTime(process.pid), command };
+  let takenOver: LockHolder | undefined;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    // create it whole under a private name, then link it into place: link fails if a lock exists
+    const tmp = `${path}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, `${JSON.stringify(me)}\n`, { mode: 0o644 });
+    try {
+      await fs.link(tmp, path);
+      const ino = (await fs.lstat(path)).ino;
+      await fs.unlink(tmp);
+      return {
+        path,
+        ino,
+        takenOver,
+        release: async () => {
+          try {
+            if ((await fs.lstat(path)).ino === ino) await fs.unlink(path);
+          } catch { /* already gone */ }
+        },
+      };
+    } catch (err) {
+      await fs.unlink(tmp).catch(() => undefined);
+      if (errCode(err) !== 'EEXIST') throw err;
+    }
+    let holder: LockHolder;
+    let ino: number;
+    try {
+      ino = (await fs.lstat(path)).ino;
+      holder = JSON.parse((await fs.readFile(path)).toString('utf8')) as LockHolder;
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') continue; // released meanwhile: try again
+      holder = { pid: 0, host: hostname(), since: 'unknown' }; // unreadable lock: treat as dead
+      ino = -1;
+    }
+    if (holderAlive(holder)) {
+      throw new LayergcError(`another layergc holds ${root}: pid ${holder.pid} on ${holder.host}, since ${holder.since}${holder.command ? ` (${holder.command})` : ''}; lock file ${path}`, ExitCode.LOCKED);
+    }
+    // take over: move the dead holder's lock aside, and make sure what was moved is that lock
+    const aside = `${path}.stale.${process.pid}`;
+    try {
+      await fs.rename(path, aside);
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') continue;
+      throw err;
+    }
+    const movedIno = (await fs.lstat(aside)).ino;
+    if (ino !== -1 && movedIno !== ino) {
+      // a live layergc took it over first: put its lock back and report it
+      await fs.link(aside, path).catch(() => undefined);
+      await fs.unlink(aside).catch(() => undefined);
+      continue;
+    }
+    await fs.unlink(aside).catch(() => undefined);
+    takenOver = holder;
+  }
+  throw new LayergcError(`could not take the lock ${path}: it changed hands repeatedly`, ExitCode.LOCKED);
+}

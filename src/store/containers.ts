@@ -1,0 +1,37 @@
+// Containers (containers/<id>/config.v2.json): only what names them and ties them to a driver.
+import { listDir, readSmallFile } from '../fsx/read.js';
+import type { Unsafe } from './model.js';
+
+export interface ContainerRecord {
+  id: string;
+  name: string;        // without the leading "/"
+  image?: string;      // image ID, "sha256:<hex>"
+  driver?: string;
+  problem?: string;
+}
+
+export async function readContainers(dataRoot: string, unsafe: Unsafe[]): Promise<ContainerRecord[]> {
+  const out: ContainerRecord[] = [];
+  for (const e of await listDir(`${dataRoot}/containers`)) {
+    if (e.stat.isSymbolicLink()) {
+      unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a container directory; it is never followed' });
+      continue;
+    }
+    if (!e.stat.isDirectory()) continue;
+    const rec: ContainerRecord = { id: e.name, name: e.name.slice(0, 12) };
+    const f = await readSmallFile(`${e.path}/config.v2.json`);
+    if (f.state !== 'ok') rec.problem = `config.v2.json is ${f.state}`;
+    else {
+      try {
+        const j = JSON.parse(f.text) as { ID?: string; Name?: string; Image?: string; Driver?: string };
+        if (j.Name) rec.name = j.Name.replace(/^\//, '');
+        rec.image = j.Image;
+        rec.driver = j.Driver;
+      } catch {
+        rec.problem = 'config.v2.json is not valid JSON';
+      }
+    }
+    out.push(rec);
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+// Digests and chain IDs, parsed and computed exactly as moby does (go-digest, image-spec identity).
+import { createHash } from 'node:crypto';
+
+const ALGO_HEX_LEN: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+
+export const HEX64 = /^[a-f0-9]{64}$/;
+
+/** go-digest's Parse: "<algo>:<lowercase hex of the algo's length>". Returns null when invalid. */
+export function parseDigest(s: string): string | null {
+  const i = s.indexOf(':');
+  if (i <= 0) return null;
+  const algo = s.slice(0, i);
+  const hex = s.slice(i + 1);
+  const len = ALGO_HEX_LEN[algo];
+  if (len === undefined || hex.length !== len || !/^[a-f0-9]+$/.test(hex)) return null;
+  return s;
+}
+
+/** Go's strings.TrimSpace for the ASCII whitespace moby's files can carry. */
+export function trimSpace(s: string): string {
+  return s.replace(/^[\s\u0085\u00a0]+|[\s\u0085\u00a0]+$/g, '');
+}
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** identity.ChainID step: sha256(parent + " " + diff) as "sha256:<hex>". */
+export function chainIdOf(parent: string | undefined, diffId: string): string {
+  return parent ? `sha256:${sha256Hex(`${parent} ${diffId}`)}` : diffId;
+}
+
+/** Every prefix chain ID of an ordered list of diff IDs, bottom to top. */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  let parent: string | undefined;
+  for (const d of diffIds) {
+    parent = chainIdOf(parent, d);
+    out.push(parent);
+  }
+  return out;
+}
+
+export function hexOf(digest: string): string {
+  const i = digest.indexOf(':');
+  return i < 0 ? digest : digest.slice(i + 1);
+}
+
+export function short(id: string): string {
+  return hexOf(id).slice(0, 12);
+}
+
+/** Accept a chain ID with or without "sha256:"; null when neither form is valid. */
+export function normalizeChainId(s: string): string | null {
+  if (HEX64.test(s)) return `sha256:${s}`;
+  return s.startsWith('sha256:') && HEX64.test(s.slice(7)) ? s : null;
+}

@@ -1,0 +1,26 @@
+// Opening a store: locate it, then read every part of it once.
+import { locate, type LocateOptions } from './locate.js';
+import { readLayerDb } from './layerdb.js';
+import { readImages } from './images.js';
+import { readContainers } from './containers.js';
+import { readBuildkitOwnership } from './buildkit.js';
+import { findDaemons } from './daemon.js';
+import { createDriver } from '../drivers/index.js';
+import type { Store, Unsafe } from './model.js';
+
+export async function openStore(opts: LocateOptions): Promise<Store> {
+  const loc = await locate(opts);
+  const unsafe: Unsafe[] = [];
+  const driver = createDriver(loc.driver, loc.driverHome);
+  const [layerdb, images, containers, buildkit, driverEntries] = await Promise.all([
+    readLayerDb(loc.layerdb),
+    readImages(loc.imageDir, unsafe),
+    readContainers(loc.dataRoot, unsafe),
+    readBuildkitOwnership(loc.dataRoot),
+    driver.listEntries(),
+  ]);
+  unsafe.push(...layerdb.unsafe);
+  return { loc, layerdb, images, containers, buildkit, driver, driverEntries, daemon: findDaemons(loc.dataRoot), unsafe };
+}
+
+export type { Store } from './model.js';

@@ -1,0 +1,219 @@
+// The layer database, read the way moby's fileMetadataStore reads it (layer/filestore.go):
+// layerdb/sha256/<chain hex>/, layerdb/sha256/<chain hex>-<random>-removing/,
+// layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
+import { HEX64, parseDigest, trimSpace } from './digest.js';
+import { listDir, lstatOrNull, readSmallFile, type SmallFile } from '../fsx/read.js';
+import type { Unsafe } from './model.js';
+
+export interface LayerRecord {
+  chainId: string;        // "sha256:<hex>", from the directory name
+  dir: string;
+  diffId?: string;
+  size?: number;
+  cacheId?: string;
+  parent?: string;        // chain ID of the parent, when the file exists and parses
+  hasTarSplit: boolean;
+  /** Why the daemon's loadLayer fails on this entry's own files; empty when it loads. */
+  problems: string[];
+  mtimeMs: number;
+}
+
+export interface RemovingRecord {
+  name: string;
+  dir: string;
+  chainId: string;        // from the part before the first '-'
+  cacheId?: string;       // undefined: missing or empty, so moby skips it forever
+  cacheIdProblem?: string;
+  mtimeMs: number;
+}
+
+export interface WriteSetRecord { name: string; dir: string; cacheId?: string; mtimeMs: number }
+
+export interface MountRecord {
+  name: string;
+  dir: string;
+  mountId?: string;
+  initId?: string;
+  parent?: string;
+  problems: string[];
+  mtimeMs: number;
+}
+
+export interface LayerDb {
+  root: string;
+  layers: Map<string, LayerRecord>;
+  removing: RemovingRecord[];
+  writeSets: WriteSetRecord[];
+  mounts: MountRecord[];
+  unsafe: Unsafe[];
+}
+
+export const layerdbPaths = (layerdb: string) => ({
+  sha256: `${layerdb}/sha256`,
+  mounts: `${layerdb}/mounts`,
+  tmp: `${layerdb}/tmp`,
+});
+
+/** moby's isValidID for mount-id and init-id. */
+export const MOUNT_ID = /^[a-f0-9]{64}(-init)?$/;
+
+/** A driver ID is used as one path component under the driver home: never a separator or dot-dir. */
+export function unsafeDriverId(id: string): string | null {
+  if (id.includes('/') || id.includes('\0')) return 'contains a path separator or NUL';
+  if (id === '.' || id === '..') return 'is a relative directory name';
+  return null;
+}
+
+export async function readLayerDb(layerdb: string): Promise<LayerDb> {
+  const p = layerdbPaths(layerdb);
+  const db: LayerDb = { root: layerdb, layers: new Map(), removing: [], writeSets: [], mounts: [], unsafe: [] };
+
+  for (const e of await listDir(p.sha256)) {
+    const isRemoving = e.name.endsWith('-removing');
+    const hexName = HEX64.test(e.name);
+    if (!isRemoving && !hexName) continue; // moby's List() ignores every other name
+    if (e.stat.isSymbolicLink()) {
+      db.unsafe.push({ path: e.path, reason: `is a symlink where moby keeps a layer directory; it is never followed` });
+      continue;
+    }
+    if (!e.stat.isDirectory()) continue;
+    if (isRemoving) {
+      const hex = e.name.split('-')[0];
+      if (!HEX64.test(hex)) continue; // getOrphan skips names whose first part is not a digest
+      const rec: RemovingRecord = { name: e.name, dir: e.path, chainId: `sha256:${hex}`, mtimeMs: e.stat.mtimeMs };
+      const cid = await readSmallFile(`${e.path}/cache-id`);
+      const v = cacheIdValue(cid);
+      if (v.value !== undefined) {
+        const bad = unsafeDriverId(v.value);
+        if (bad) {
+          db.unsafe.push({ path: `${e.path}/cache-id`, reason: `cache-id "${v.value}" ${bad}; it would lead out of the driver home` });
+          rec.cacheIdProblem = `its cache-id "${v.value}" ${bad}`;
+        } else rec.cacheId = v.value;
+      } else rec.cacheIdProblem = v.problem;
+      db.removing.push(rec);
+    } else {
+      db.layers.set(`sha256:${e.name}`, await readLayer(e.name, e.path, e.stat.mtimeMs, db.unsafe));
+    }
+  }
+
+  for (const e of await listDir(p.mounts)) {
+    if (e.stat.isSymbolicLink()) {
+      db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a mount directory; it is never followed' });
+      continue;
+    }
+    if (e.stat.isDirectory()) db.mounts.push(await readMount(e.name, e.path, e.stat.mtimeMs, db.unsafe));
+  }
+
+  for (const e of await listDir(p.tmp)) {
+    if (!e.name.startsWith('write-set-')) continue;
+    if (e.stat.isSymbolicLink()) {
+      db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a write-set directory; it is never followed' });
+      continue;
+    }
+    if (!e.stat.isDirectory()) continue;
+    const v = cacheIdValue(await readSmallFile(`${e.path}/cache-id`));
+    db.writeSets.push({ name: e.name, dir: e.path, mtimeMs: e.stat.mtimeMs, cacheId: v.value && !unsafeDriverId(v.value) ? v.value : undefined });
+  }
+  return db;
+}
+
+function cacheIdValue(f: SmallFile): { value?: string; problem?: string } {
+  const r = fileText(f, 'cache-id');
+  if (r.problem) return { problem: r.problem };
+  const v = trimSpace(r.text!);
+  return v ? { value: v } : { problem: 'cache-id is empty' };
+}
+
+/** Text of a metadata file, or the problem that stops moby from reading it. */
+function fileText(f: SmallFile, name: string): { text?: string; problem?: string } {
+  switch (f.state) {
+    case 'ok': return { text: f.text };
+    case 'missing': return { problem: `${name} is missing` };
+    case 'symlink': return { problem: `${name} is a symlink (to ${f.target}), not a file` };
+    case 'not-a-file': return { problem: `${name} is not a regular file` };
+    case 'unreadable': return { problem: `${name} cannot be read (${f.error})` };
+  }
+}
+
+async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<LayerRecord> {
+  const rec: LayerRecord = { chainId: `sha256:${hex}`, dir, hasTarSplit: false, problems: [], mtimeMs };
+  const [diff, size, cacheId, parent, descriptor, tarSplit] = await Promise.all(
+    ['diff', 'size', 'cache-id', 'parent', 'descriptor.json', 'tar-split.json.gz'].map((n) => readSmallFileOrStat(`${dir}/${n}`, n)),
+  );
+  for (const [f, name] of [[diff, 'diff'], [size, 'size'], [cacheId, 'cache-id'], [parent, 'parent'], [descriptor, 'descriptor.json'], [tarSplit, 'tar-split.json.gz']] as const) {
+    if (f.state === 'symlink') unsafe.push({ path: `${dir}/${name}`, reason: `is a symlink (to ${f.target}) where moby keeps a file; it is never followed` });
+  }
+
+  const d = fileText(diff, 'diff');
+  if (d.problem) rec.problems.push(d.problem);
+  else if (!parseDigest(trimSpace(d.text!))) rec.problems.push(`diff is not a digest: ${JSON.stringify(d.text!.slice(0, 80))}`);
+  else rec.diffId = trimSpace(d.text!);
+
+  const s = fileText(size, 'size');
+  if (s.problem) rec.problems.push(s.problem);
+  else if (!/^[+-]?\d+$/.test(s.text!) || !Number.isSafeInteger(Number(s.text))) {
+    // strconv.ParseInt without TrimSpace: a trailing newline makes the layer unloadable
+    rec.problems.push(`size is not a decimal integer: ${JSON.stringify(s.text!.slice(0, 40))}`);
+  } else rec.size = Number(s.text);
+
+  const c = cacheIdValue(cacheId);
+  if (c.problem) rec.problems.push(c.problem);
+  else {
+    const bad = unsafeDriverId(c.value!);
+    if (bad) {
+      unsafe.push({ path: `${dir}/cache-id`, reason: `cache-id "${c.value}" ${bad}; it would lead out of the driver home` });
+      rec.problems.push(`cache-id "${c.value}" ${bad}`);
+    } else rec.cacheId = c.value;
+  }
+
+  if (parent.state !== 'missing') {
+    const pt = fileText(parent, 'parent');
+    if (pt.problem) rec.problems.push(pt.problem);
+    else if (!parseDigest(trimSpace(pt.text!))) rec.problems.push(`parent is not a digest: ${JSON.stringify(pt.text!.slice(0, 80))}`);
+    else rec.parent = trimSpace(pt.text!);
+  }
+
+  if (descriptor.state !== 'missing') {
+    const dt = fileText(descriptor, 'descriptor.json');
+    if (dt.problem) rec.problems.push(dt.problem);
+    else {
+      try { JSON.parse(dt.text!); } catch { rec.problems.push('descriptor.json is not valid JSON'); }
+    }
+  }
+  rec.hasTarSplit = tarSplit.state === 'ok';
+  return rec;
+}
+
+/** tar-split.json.gz can be large: only its existence matters here. */
+async function readSmallFileOrStat(path: string, name: string): Promise<SmallFile> {
+  if (name !== 'tar-split.json.gz') return readSmallFile(path);
+  const st = await lstatOrNull(path);
+  if (!st) return { state: 'missing' };
+  if (st.isSymbolicLink()) return { state: 'symlink', target: '?' };
+  return st.isFile() ? { state: 'ok', text: '', stat: st } : { state: 'not-a-file', stat: st };
+}
+
+async function readMount(name: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<MountRecord> {
+  const rec: MountRecord = { name, dir, problems: [], mtimeMs };
+  const [mountId, initId, parent] = await Promise.all(['mount-id', 'init-id', 'parent'].map((n) => readSmallFile(`${dir}/${n}`)));
+  for (const [f, n] of [[mountId, 'mount-id'], [initId, 'init-id'], [parent, 'parent']] as const) {
+    if (f.state === 'symlink') unsafe.push({ path: `${dir}/${n}`, reason: `is a symlink (to ${f.target}) where moby keeps a file; it is never followed` });
+  }
+  const m = fileText(mountId, 'mount-id');
+  if (m.problem) rec.problems.push(m.problem);
+  else if (!MOUNT_ID.test(trimSpace(m.text!))) rec.problems.push(`mount-id is not a valid ID: ${JSON.stringify(m.text!.slice(0, 80))}`);
+  else rec.mountId = trimSpace(m.text!);
+  if (initId.state !== 'missing') {
+    const t = fileText(initId, 'init-id');
+    if (t.problem) rec.problems.push(t.problem);
+    else if (!MOUNT_ID.test(trimSpace(t.text!))) rec.problems.push(`init-id is not a valid ID: ${JSON.stringify(t.text!.slice(0, 80))}`);
+    else rec.initId = trimSpace(t.text!);
+  }
+  if (parent.state !== 'missing') {
+    const t = fileText(parent, 'parent');
+    if (t.problem) rec.problems.push(t.problem);
+    else if (!parseDigest(trimSpace(t.text!))) rec.problems.push(`parent is not a digest: ${JSON.stringify(t.text!.slice(0, 80))}`);
+    else rec.parent = trimSpace(t.text!);
+  }
+  return rec;
+}

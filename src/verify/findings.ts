@@ -1,0 +1,72 @@
+// From a store to verify targets, and from verify results to findings (content-mismatch,
+// tar-split-missing, tar-split-corrupt, sparse-unverifiable).
+import { computeReferences } from '../store/references.js';
+import { normalizeChainId } from '../store/digest.js';
+import { LayergcError } from '../errors.js';
+import { affectedBy } from '../findings/affects.js';
+import { SizeAccounting } from '../fsx/size.js';
+import { MountTable } from '../fsx/mounts.js';
+import type { Store } from '../store/model.js';
+import type { Finding, ScanContext } from '../findings/types.js';
+import { verifyLayers, type VerifyResult, type VerifyTarget } from './index.js';
+import { progressBar } from './progress.js';
+
+export interface VerifyRun { findings: Finding[]; results: VerifyResult[]; skipped: { chainId: string; reason: string }[]; bytes: number }
+
+export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: boolean; concurrency?: number } = {}): Promise<VerifyRun> {
+  const { layers } = store.layerdb;
+  let ids = [...layers.keys()];
+  if (opts.layers?.length) {
+    ids = opts.layers.map((raw) => {
+      const c = normalizeChainId(raw);
+      if (!c) throw new LayergcError(`${raw} is not a chain ID (64 hex digits, with or without sha256:)`);
+      if (!layers.has(c)) throw new LayergcError(`layer ${c} is not in the layer store ${store.loc.layerdb}`);
+      return c;
+    });
+  }
+  const targets: VerifyTarget[] = [];
+  const skipped: VerifyRun['skipped'] = [];
+  for (const id of ids) {
+    const l = layers.get(id)!;
+    if (!l.diffId || !l.cacheId) {
+      skipped.push({ chainId: id, reason: 'its metadata does not load (see layergc scan)' });
+      continue;
+    }
+    const roots = await store.driver.contentRoots(l.cacheId);
+    if (!roots.length) {
+      skipped.push({ chainId: id, reason: `the ${store.driver.name} driver's files cannot be read offline` });
+      continue;
+    }
+    targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: `${l.dir}/tar-split.json.gz`, contentRoots: roots });
+  }
+  const bar = opts.progress ? progressBar(targets.length) : undefined;
+  const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });
+  bar?.done();
+
+  const refs = computeReferences(store);
+  const ctx = { store, refs, sizes: new SizeAccounting(new MountTable([])), counted: new Set() } as ScanContext;
+  const findings: Finding[] = [];
+  for (const r of results) {
+    if (r.ok || !r.kind) continue;
+    const l = layers.get(r.chainId)!;
+    const t = targets.find((x) => x.chainId === r.chainId)!;
+    findings.push({
+      kind: r.kind,
+      severity: r.kind === 'sparse-unverifiable' ? 'warning' : 'error',
+      layer: r.chainId,
+      cacheId: l.cacheId,
+      paths: r.kind === 'content-mismatch' ? [l.dir, t.contentRoots[0]] : [t.tarSplitPath],
+      bytes: 0,
+      reclaimable: false,
+      reason: r.reason ?? r.kind,
+      affects: affectedBy(ctx, [r.chainId]),
+      ...(r.files.length ? { files: r.files.map((f) => ({ name: f.name, problem: f.problem, ...(f.detail ? { detail: f.detail } : {}) })) } : {}),
+    });
+  }
+  return { findings, results, skipped, bytes: results.reduce((s, r) => s + r.bytes, 0) };
+}
+
+/** scan --deep */
+export async function verifyFindings(store: Store, opts: { progress?: boolean }): Promise<Finding[]> {
+  return (await verifyStore(store, opts)).findings;
+}
