@@ -1,6 +1,7 @@
 // The only code in layergc that deletes or renames. Every call is checked for containment in the
 // data root and for mounts; with dryRun it checks everything and changes nothing.
 import { spawnSync } from 'node:child_process';
+import type { Dirent } from 'node:fs';
 import { fs, errCode, isNotFound } from './fs.js';
 import { assertContained } from './contain.js';
 import type { MountTable } from './mounts.js';
@@ -76,7 +77,7 @@ export class Remover {
     }
     faultPoint('remove-tree');
     const failures: RemoveFailure[] = [];
-    removeSync(path, st.dev, failures);
+    removeDirSync(path, st.dev, failures);
     if (failures.length) throw new RemovalFailed(withHints(failures));
   }
 
@@ -86,7 +87,8 @@ export class Remover {
   }
 }
 
-function removeSync(path: string, dev: number, failures: RemoveFailure[]): boolean {
+/** Remove a directory tree. Entry types come from readdir (d_type): only directories are lstat'ed. */
+function removeDirSync(path: string, dev: number, failures: RemoveFailure[]): boolean {
   let st;
   try {
     st = fs.lstatSync(path);
@@ -95,36 +97,43 @@ function removeSync(path: string, dev: number, failures: RemoveFailure[]): boole
     failures.push(failureOf(path, err));
     return false;
   }
-  if (st.isDirectory()) {
-    if (st.dev !== dev) {
-      failures.push({ path, code: 'EXDEV', message: 'is on another filesystem; layergc never crosses into one' });
-      return false;
-    }
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(path) as string[];
-    } catch (err) {
-      if (isNotFound(err)) return true;
-      failures.push(failureOf(path, err));
-      return false;
-    }
-    let all = true;
-    for (const n of names) all = removeSync(`${path}/${n}`, dev, failures) && all;
-    try {
-      fs.rmdirSync(path);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return true;
-      // a child that could not go already names the cause; the parent dir is its consequence
-      if (all || errCode(err) !== 'ENOTEMPTY') failures.push(failureOf(path, err));
-      return false;
-    }
+  if (!st.isDirectory()) return unlinkSync(path, dev, failures);
+  if (st.dev !== dev) {
+    failures.push({ path, code: 'EXDEV', message: 'is on another filesystem; layergc never crosses into one' });
+    return false;
   }
+  let entries: Dirent[] = [];
+  try {
+    entries = fs.readdirSync(path, { withFileTypes: true });
+  } catch (err) {
+    if (isNotFound(err)) return true;
+    failures.push(failureOf(path, err));
+    return false;
+  }
+  let all = true;
+  for (const e of entries) {
+    const child = `${path}/${e.name}`;
+    all = (e.isDirectory() ? removeDirSync(child, dev, failures) : unlinkSync(child, dev, failures)) && all;
+  }
+  try {
+    fs.rmdirSync(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return true;
+    // a child that could not go already names the cause; the parent dir is its consequence
+    if (all || errCode(err) !== 'ENOTEMPTY') failures.push(failureOf(path, err));
+    return false;
+  }
+}
+
+function unlinkSync(path: string, dev: number, failures: RemoveFailure[]): boolean {
   try {
     fs.unlinkSync(path);
     return true;
   } catch (err) {
     if (isNotFound(err)) return true;
+    // it became a directory since readdir looked: take the directory path
+    if (errCode(err) === 'EISDIR') return removeDirSync(path, dev, failures);
     failures.push(failureOf(path, err));
     return false;
   }
