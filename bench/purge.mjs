@@ -1,0 +1,62 @@
+// Benchmark: `layergc purge --yes` removing an unreferenced overlay2 dir of N files, against
+// `rm -rf` of an identical copy, in the same run. Whole processes, wall clock.
+// N: LAYERGC_BENCH_FILES (default 1,000,000). Bar: layergc <= 1.3x rm -rf.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, symlinkSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { makeTree } from './mktree.mjs';
+
+const N = Number(process.env.LAYERGC_BENCH_FILES ?? 1_000_000);
+const bin = new URL('../bin/layergc.js', import.meta.url).pathname;
+const base = mkdtempSync('/var/tmp/layergc-bench-purge-');
+
+/** A minimal valid overlay2 data root: one image of one layer, plus one leaked driver dir. */
+function makeRoot(root) {
+  const diff = `sha256:${createHash('sha256').update('layer').digest('hex')}`;
+  const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] } }));
+  const imgId = createHash('sha256').update(cfg).digest('hex');
+  const ldb = `${root}/image/overlay2/layerdb/sha256/${diff.slice(7)}`;
+  mkdirSync(ldb, { recursive: true });
+  writeFileSync(`${ldb}/diff`, diff);
+  writeFileSync(`${ldb}/size`, '0');
+  writeFileSync(`${ldb}/cache-id`, 'a'.repeat(64));
+  mkdirSync(`${root}/image/overlay2/imagedb/content/sha256`, { recursive: true });
+  writeFileSync(`${root}/image/overlay2/imagedb/content/sha256/${imgId}`, cfg);
+  mkdirSync(`${root}/overlay2/${'a'.repeat(64)}/diff`, { recursive: true });
+  writeFileSync(`${root}/overlay2/${'a'.repeat(64)}/link`, 'AAAAAAAAAAAAAAAAAAAAAAAAAA');
+  mkdirSync(`${root}/overlay2/l`, { recursive: true });
+  symlinkSync(`../${'a'.repeat(64)}/diff`, `${root}/overlay2/l/AAAAAAAAAAAAAAAAAAAAAAAAAA`);
+  const leaked = randomBytes(32).toString('hex');
+  makeTree(`${root}/overlay2/${leaked}/diff`, N);
+  return `${root}/overlay2/${leaked}`;
+}
+
+function time(cmd, args) {
+  execFileSync('sync');
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+try {
+  console.error(`making two identical trees of ${N} files under ${base} ...`);
+  const rootA = `${base}/a`;
+  const rootB = `${base}/b`;
+  const leakedA = makeRoot(rootA);
+  makeRoot(rootB);
+  const rmMs = time('rm', ['-rf', leakedA]);
+  const lgMs = time(process.execPath, [bin, 'purge', '--yes', '--quiet', '--data-root', rootB]);
+  const left = spawnSync(process.execPath, [bin, 'scan', '--json', '--data-root', rootB], { encoding: 'utf8' });
+  const clean = JSON.parse(left.stdout).findings.length === 0;
+  const ratio = lgMs / rmMs;
+  console.log(`files      ${N}`);
+  console.log(`rm -rf     ${(rmMs / 1000).toFixed(2)} s`);
+  console.log(`layergc    ${(lgMs / 1000).toFixed(2)} s  (purge --yes: scan, size walk, plan, removal, check)`);
+  console.log(`ratio      ${ratio.toFixed(2)}x  (bar: <= 1.30x)  clean after: ${clean}`);
+  console.log(JSON.stringify({ bench: 'purge', files: N, rmMs, layergcMs: lgMs, ratio, pass: ratio <= 1.3 && clean }));
+  process.exitCode = ratio <= 1.3 && clean ? 0 : 1;
+} finally {
+  rmSync(base, { recursive: true, force: true });
+}

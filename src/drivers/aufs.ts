@@ -1,0 +1,121 @@
+// aufs (Docker <= 23): home/diff/<id>/ holds the layer's own files with aufs whiteouts on disk,
+// home/mnt/<id>/ is its mount point, home/layers/<id> lists its parent IDs, direct parent first.
+// Layout facts: daemon/graphdriver/aufs/{aufs.go,dirs.go}.
+import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
+import type { Remover } from '../fsx/remove.js';
+import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
+
+/** aufs's own staging name (atomicRemove); aufs deletes diff/*-removing and mnt/*-removing at startup. */
+const REMOVING = '-removing';
+
+/** A name that can only be one path component. */
+const SAFE_NAME = /^(?!\.\.?$)[^/\0]+$/;
+
+export class AufsDriver implements DriverAdapter {
+  readonly name = 'aufs';
+  readonly removal = 'files' as const;
+  readonly diff: string;
+  readonly mnt: string;
+  readonly layers: string;
+
+  constructor(readonly home: string) {
+    this.diff = `${home}/diff`;
+    this.mnt = `${home}/mnt`;
+    this.layers = `${home}/layers`;
+  }
+
+  /**
+   * One entry per ID found in diff/, layers/ or mnt/ (its path is the first of these that exists),
+   * and one staged entry per ID with diff/<id>-removing or mnt/<id>-removing.
+   */
+  async listEntries(): Promise<DriverEntry[]> {
+    const live = new Map<string, DriverEntry>();
+    const staged = new Map<string, DriverEntry>();
+    for (const [dir, wantDir] of [[this.diff, true], [this.layers, false], [this.mnt, true]] as const) {
+      for (const e of await listDir(dir)) {
+        const isStaged = dir !== this.layers && e.name.endsWith(REMOVING);
+        if (!e.stat.isSymbolicLink() && e.stat.isDirectory() !== wantDir && !isStaged) continue;
+        if (isStaged) {
+          const id = e.name.slice(0, -REMOVING.length);
+          if (!staged.has(id)) staged.set(id, { id, path: e.path, stat: e.stat, staged: true });
+        } else if (!live.has(e.name)) {
+          live.set(e.name, { id: e.name, path: e.path, stat: e.stat, staged: false });
+        }
+      }
+    }
+    return [...live.values(), ...staged.values()];
+  }
+
+  dirOf(id: string): string {
+    return `${this.diff}/${id}`;
+  }
+
+  async pathsOf(id: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const p of [this.dirOf(id), `${this.mnt}/${id}`, `${this.layers}/${id}`]) if (await lstatOrNull(p)) out.push(p);
+    return out;
+  }
+
+  async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
+    const problems: string[] = [];
+    const st = await lstatOrNull(this.dirOf(id));
+    if (!st) problems.push(`diff/${id} is missing`);
+    else if (st.isSymbolicLink()) problems.push(`diff/${id} is a symlink, not a directory`);
+    else if (!st.isDirectory()) problems.push(`diff/${id} is not a directory`);
+    const layers = await readSmallFile(`${this.layers}/${id}`);
+    if (layers.state === 'missing') {
+      problems.push(`layers/${id} is missing (moby#38051: registering a child of this layer fails)`);
+    } else if (layers.state !== 'ok') {
+      problems.push(`layers/${id} is not readable (${layers.state === 'unreadable' ? layers.error : layers.state})`);
+    } else {
+      // bufio.Scanner lines, empty ones skipped, as aufs's getParentIDs reads them
+      const parents = layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
+      if (!parents.length && opts.hasParent) problems.push(`layers/${id} lists no parent although the layer has one`);
+      for (const p of parents) {
+        if (!SAFE_NAME.test(p)) {
+          problems.push(`layers/${id} names ${JSON.stringify(p.slice(0, 80))}, not a layer ID`);
+          continue;
+        }
+        const pst = await lstatOrNull(`${this.diff}/${p}`);
+        if (!pst?.isDirectory()) problems.push(`layers/${id} names parent ${p}, whose diff/${p} ${pst ? 'is not a directory' : 'is missing'}`);
+      }
+    }
+    return problems;
+  }
+
+  async danglingLinks(): Promise<DanglingLink[]> {
+    return [];
+  }
+
+  /** diff/<id> holds only the layer's own files (aufs has a native DiffGetter reading from there). */
+  async contentRoots(id: string): Promise<string[]> {
+    return [this.dirOf(id)];
+  }
+
+  /** What aufs's Remove does, unmount aside: layers/<id>, then diff/<id>, then mnt/<id>. */
+  async remove(id: string, rm: Remover): Promise<void> {
+    const layers = `${this.layers}/${id}`;
+    const lst = await lstatOrNull(layers);
+    if (lst?.isDirectory()) await rm.removeTree(layers);
+    else if (lst) await rm.unlink(layers);
+    await this.atomicRemove(`${this.diff}/${id}`, rm);
+    await this.atomicRemove(`${this.mnt}/${id}`, rm);
+  }
+
+  async removeLink(path: string, rm: Remover): Promise<void> {
+    await rm.unlink(path);
+  }
+
+  /** Rename to <path>-removing, then delete the tree; a leftover -removing is finished first. */
+  private async atomicRemove(path: string, rm: Remover): Promise<void> {
+    const staged = `${path}${REMOVING}`;
+    const st = await lstatOrNull(path);
+    if (st && !st.isDirectory()) {
+      await rm.unlink(path); // a stray file or symlink: the entry itself goes, never its target
+    } else if (st) {
+      if (await lstatOrNull(staged)) await rm.removeTree(staged);
+      await rm.rename(path, staged);
+    }
+    if ((st && st.isDirectory()) || (await lstatOrNull(staged))) await rm.removeTree(staged);
+  }
+}

@@ -1,0 +1,221 @@
+// btrfs: home/subvolumes/<id> is a btrfs subvolume (a child layer is a snapshot of its parent, so
+// it holds the whole tree); home/quotas/<id> holds a size limit when one was set.
+// Layout facts: daemon/graphdriver/btrfs/btrfs.go.
+import { execFile } from 'node:child_process';
+import { statfs } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { fs } from '../fsx/fs.js';
+import { listDir, lstatOrNull } from '../fsx/read.js';
+import { assertContained } from '../fsx/contain.js';
+import { faultPoint } from '../fsx/fault.js';
+import { MountInside, RemovalFailed, type Remover } from '../fsx/remove.js';
+import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+import type { Stats } from 'node:fs';
+
+const run = promisify(execFile);
+
+const BTRFS_SUPER_MAGIC = 0x9123683e;
+/** A subvolume's root directory always has this inode number (BTRFS_FIRST_FREE_OBJECTID). */
+const SUBVOL_ROOT_INO = 256;
+
+const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** The first executable `name` on PATH (then the usual sbin dirs), or null. */
+export async function findTool(name: string): Promise<string | null> {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), ...SEARCH_PATH];
+  for (const d of dirs) {
+    try {
+      const st = await fs.stat(`${d}/${name}`);
+      if (st.isFile() && st.mode & 0o111) return `${d}/${name}`;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+export interface BtrfsOptions {
+  /** Path of the btrfs CLI; null means "act as if it is not installed". Found on PATH when absent. */
+  btrfsCli?: string | null;
+}
+
+export class BtrfsDriver implements DriverAdapter {
+  readonly name = 'btrfs';
+  readonly removal = 'tool' as const;
+  readonly removalNote =
+    'btrfs layers are subvolumes: layergc deletes them with `btrfs subvolume delete` (btrfs-progs), or file by file and an rmdir of the emptied subvolume (Linux >= 4.18) when the CLI is missing, which cannot get past a nested subvolume; the qgroup of a size limit is left (`btrfs qgroup clear-stale <mount>` drops it)';
+  readonly subvolumes: string;
+  readonly quotas: string;
+  private cli: Promise<string | null> | undefined;
+
+  constructor(readonly home: string, private readonly opts: BtrfsOptions = {}) {
+    this.subvolumes = `${home}/subvolumes`;
+    this.quotas = `${home}/quotas`;
+  }
+
+  private btrfsCli(): Promise<string | null> {
+    if (this.opts.btrfsCli !== undefined) return Promise.resolve(this.opts.btrfsCli);
+    return (this.cli ??= findTool('btrfs'));
+  }
+
+  /** Subvolumes, then quota files whose subvolume is gone (leftovers of an interrupted Remove). */
+  async listEntries(): Promise<DriverEntry[]> {
+    const out: DriverEntry[] = [];
+    const seen = new Set<string>();
+    for (const e of await listDir(this.subvolumes)) {
+      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
+      const staged = e.name.endsWith(STAGED_SUFFIX);
+      const id = staged ? e.name.slice(0, -STAGED_SUFFIX.length) : e.name;
+      if (!staged) seen.add(id);
+      out.push({ id, path: e.path, stat: e.stat, staged });
+    }
+    for (const e of await listDir(this.quotas)) {
+      if (!seen.has(e.name)) out.push({ id: e.name, path: e.path, stat: e.stat, staged: false });
+    }
+    return out;
+  }
+
+  dirOf(id: string): string {
+    return `${this.subvolumes}/${id}`;
+  }
+
+  async pathsOf(id: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const p of [this.dirOf(id), `${this.quotas}/${id}`]) if (await lstatOrNull(p)) out.push(p);
+    return out;
+  }
+
+  async checkLayer(id: string): Promise<string[]> {
+    const dir = this.dirOf(id);
+    const st = await lstatOrNull(dir);
+    if (!st) return [`subvolumes/${id} is missing`];
+    if (st.isSymbolicLink()) return [`subvolumes/${id} is a symlink, not a subvolume`];
+    if (!st.isDirectory()) return [`subvolumes/${id} is not a directory`];
+    if ((await onBtrfs(dir)) && st.ino !== SUBVOL_ROOT_INO) {
+      return [`subvolumes/${id} is a plain directory, not a btrfs subvolume (snapshots of it, that is child layers and containers, cannot be created)`];
+    }
+    return [];
+  }
+
+  async danglingLinks(): Promise<DanglingLink[]> {
+    return [];
+  }
+
+  /** A snapshot holds the whole tree of the layer, parents' files included. */
+  async contentRoots(id: string): Promise<string[]> {
+    return [this.dirOf(id)];
+  }
+
+  async remove(id: string, rm: Remover): Promise<void> {
+    const dir = this.dirOf(id);
+    const staged = `${dir}${STAGED_SUFFIX}`;
+    const st = await lstatOrNull(dir);
+    if (st && !st.isDirectory()) {
+      await rm.unlink(dir); // a stray file or symlink: the entry itself goes, never its target
+    } else if (st) {
+      // a staged subvolume left by an interrupted run goes first, or the rename would meet it
+      const old = await lstatOrNull(staged);
+      if (old) await this.deleteStaged(staged, old, rm);
+      await rm.rename(dir, staged); // rename(2) moves a subvolume like a directory
+    }
+    // like moby, the quota file goes before the subvolume
+    const quota = `${this.quotas}/${id}`;
+    const qst = await lstatOrNull(quota);
+    if (qst?.isDirectory()) await rm.removeTree(quota);
+    else if (qst) await rm.unlink(quota);
+    const sst = await lstatOrNull(staged);
+    if (sst) await this.deleteStaged(staged, sst, rm);
+    else if (rm.dryRun && st?.isDirectory()) await this.deleteStaged(staged, st, rm);
+  }
+
+  async removeLink(path: string, rm: Remover): Promise<void> {
+    await rm.unlink(path);
+  }
+
+  private async deleteStaged(path: string, st: Stats, rm: Remover): Promise<void> {
+    if (!st.isDirectory()) return rm.removeTree(path); // removeTree unlinks a non-directory itself
+    const cli = await this.btrfsCli();
+    if (!cli || st.ino !== SUBVOL_ROOT_INO || !(await onBtrfs(path, rm.dryRun))) return rm.removeTree(path);
+    await this.deleteSubvolume(cli, path, rm);
+  }
+
+  /**
+   * `btrfs subvolume delete`, with the checks Remover makes: contained, no mount inside, never a
+   * symlink. A subvolume with subvolumes nested inside cannot be destroyed ("Directory not empty"):
+   * those go first, deepest first, as moby's subvolDelete does.
+   */
+  private async deleteSubvolume(cli: string, path: string, rm: Remover): Promise<void> {
+    assertContained(rm.root, path);
+    const inside = rm.mounts.under(path);
+    if (inside.length) throw new MountInside(path, inside);
+    rm.ops.push({ op: 'remove-tree', path });
+    if (rm.dryRun) return;
+    const st = await lstatOrNull(path);
+    if (!st) return;
+    if (!st.isDirectory()) throw new RemovalFailed([{ path, code: 'ENOTDIR', message: 'is no longer a directory; not deleted' }]);
+    faultPoint('remove-tree');
+    let err = await this.runDelete(cli, path);
+    if (err && /not empty/i.test(err)) {
+      for (const nested of nestedSubvolumes(path, st.dev)) await this.deleteSubvolume(cli, nested, rm);
+      err = await this.runDelete(cli, path);
+    }
+    if (err) throw new RemovalFailed([{ path, code: 'BTRFS', message: `btrfs subvolume delete failed: ${err}` }]);
+  }
+
+  private async runDelete(cli: string, path: string): Promise<string | null> {
+    try {
+      await run(cli, ['subvolume', 'delete', path], { timeout: 120_000 });
+      return null;
+    } catch (err) {
+      const e = err as { stderr?: string; message?: string };
+      return (e.stderr || e.message || String(err)).trim().replace(/^ERROR: /, '');
+    }
+  }
+}
+
+async function onBtrfs(path: string, orParent = false): Promise<boolean> {
+  try {
+    return (await statfs(path)).type === BTRFS_SUPER_MAGIC;
+  } catch {
+    if (!orParent) return false;
+    try {
+      return (await statfs(path.slice(0, path.lastIndexOf('/')))).type === BTRFS_SUPER_MAGIC;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Subvolume roots nested anywhere below `root` (whose st_dev is `dev`), each reported once and not
+ * descended into, since deleting it takes what is below. Never follows a symlink.
+ */
+function nestedSubvolumes(root: string, dev: number): string[] {
+  const out: string[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir) as string[];
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const p = `${dir}/${n}`;
+      let st;
+      try {
+        st = fs.lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (!st.isDirectory()) continue;
+      if (st.dev !== dev) {
+        if (st.ino === SUBVOL_ROOT_INO) out.push(p);
+        continue; // anything else on another device is a mount; Remover refused those already
+      }
+      stack.push(p);
+    }
+  }
+  return out;
+}

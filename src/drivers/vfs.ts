@@ -1,0 +1,71 @@
+// vfs: home/dir/<id>/ is a full copy of the parent plus the layer (CopyDir); there is no other
+// metadata. Layout facts: daemon/graphdriver/vfs/driver.go.
+import { listDir, lstatOrNull } from '../fsx/read.js';
+import type { Remover } from '../fsx/remove.js';
+import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+
+export class VfsDriver implements DriverAdapter {
+  readonly name = 'vfs';
+  readonly removal = 'files' as const;
+  readonly dirs: string;
+
+  constructor(readonly home: string) {
+    this.dirs = `${home}/dir`;
+  }
+
+  async listEntries(): Promise<DriverEntry[]> {
+    const out: DriverEntry[] = [];
+    for (const e of await listDir(this.dirs)) {
+      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
+      const staged = e.name.endsWith(STAGED_SUFFIX);
+      out.push({ id: staged ? e.name.slice(0, -STAGED_SUFFIX.length) : e.name, path: e.path, stat: e.stat, staged });
+    }
+    return out;
+  }
+
+  dirOf(id: string): string {
+    return `${this.dirs}/${id}`;
+  }
+
+  async pathsOf(id: string): Promise<string[]> {
+    const dir = this.dirOf(id);
+    return (await lstatOrNull(dir)) ? [dir] : [];
+  }
+
+  async checkLayer(id: string): Promise<string[]> {
+    const st = await lstatOrNull(this.dirOf(id));
+    if (!st) return [`dir/${id} is missing`];
+    if (st.isSymbolicLink()) return [`dir/${id} is a symlink, not a directory`];
+    if (!st.isDirectory()) return [`dir/${id} is not a directory`];
+    return [];
+  }
+
+  async danglingLinks(): Promise<DanglingLink[]> {
+    return [];
+  }
+
+  /** A vfs dir is the whole filesystem of the layer (its parents' files too): what driver.Get returns. */
+  async contentRoots(id: string): Promise<string[]> {
+    return [this.dirOf(id)];
+  }
+
+  async remove(id: string, rm: Remover): Promise<void> {
+    const dir = this.dirOf(id);
+    const staged = `${dir}${STAGED_SUFFIX}`;
+    const st = await lstatOrNull(dir);
+    if (st && !st.isDirectory()) {
+      await rm.unlink(dir); // a stray file or symlink: the entry itself goes, never its target
+      return;
+    }
+    if (st) {
+      // a staged copy left by an interrupted run goes first, or the rename would meet it
+      if (await lstatOrNull(staged)) await rm.removeTree(staged);
+      await rm.rename(dir, staged);
+    }
+    if (st || (await lstatOrNull(staged))) await rm.removeTree(staged);
+  }
+
+  async removeLink(path: string, rm: Remover): Promise<void> {
+    await rm.unlink(path);
+  }
+}
