@@ -83,6 +83,12 @@ export class AufsDriver implements DriverAdapter {
     return problems;
   }
 
+  async parentsOf(id: string): Promise<string[]> {
+    const layers = await readSmallFile(`${this.layers}/${id}`);
+    if (layers.state !== 'ok') return [];
+    return layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => SAFE_NAME.test(l));
+  }
+
   async danglingLinks(): Promise<DanglingLink[]> {
     return [];
   }

@@ -3,6 +3,7 @@
 import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
 import { fs } from '../fsx/fs.js';
 import type { Remover } from '../fsx/remove.js';
+import { unsafeDriverId } from '../store/layerdb.js';
 import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
 
 const LID = /^[A-Z2-7]{26}$/;
@@ -47,9 +48,10 @@ export class Overlay2Driver implements DriverAdapter {
   }
 
   async pathsOf(id: string): Promise<string[]> {
+    if (id === 'l') return []; // the link dir is bookkeeping, never a layer's data
     const dir = this.dirOf(id);
     const st = await lstatOrNull(dir);
-    if (!st) return [];
+    if (!st || st.isSymbolicLink()) return []; // a symlink here is unsafe-path, never data
     const link = st.isDirectory() ? await this.ownLink(id, dir) : undefined;
     return link ? [dir, link] : [dir];
   }
@@ -113,29 +115,35 @@ export class Overlay2Driver implements DriverAdapter {
     return out;
   }
 
-  async contentRoots(id: string): Promise<string[]> {
-    const dir = this.dirOf(id);
-    const roots = [`${dir}/diff`];
-    const lower = await readSmallFile(`${dir}/lower`);
-    if (lower.state !== 'ok') return roots;
+  async parentsOf(id: string): Promise<string[]> {
+    const lower = await readSmallFile(`${this.dirOf(id)}/lower`);
+    if (lower.state !== 'ok') return [];
+    const out: string[] = [];
     for (const part of lower.text.trim().split(':').filter(Boolean)) {
       const lp = `${this.home}/${part}`;
       const st = await lstatOrNull(lp);
       if (!st?.isSymbolicLink()) continue;
       const m = /^\.\.\/([^/]+)\/diff$/.exec(await fs.readlink(lp));
-      if (m && m[1] !== '..' && m[1] !== '.') roots.push(`${this.home}/${m[1]}/diff`);
+      if (m && m[1] !== '..' && m[1] !== '.') out.push(m[1]);
     }
-    return roots;
+    return out;
+  }
+
+  async contentRoots(id: string): Promise<string[]> {
+    return [`${this.dirOf(id)}/diff`, ...(await this.parentsOf(id)).map((p) => `${this.dirOf(p)}/diff`)];
   }
 
   async remove(id: string, rm: Remover): Promise<void> {
+    if (id === 'l' || unsafeDriverId(id)) throw new Error(`refusing to remove ${JSON.stringify(id)}: not a layer ID of ${this.home}`);
     const dir = this.dirOf(id);
     const staged = `${dir}${STAGED_SUFFIX}`;
     const st = await lstatOrNull(dir);
     if (st?.isDirectory()) {
       await rm.rename(dir, staged);
+    } else if (st?.isSymbolicLink()) {
+      throw new Error(`${dir} is a symlink; layergc never follows or removes one in the driver home`);
     } else if (st) {
-      await rm.unlink(dir); // a stray file or symlink in the home: remove the entry itself
+      await rm.unlink(dir); // a stray file in the home: remove the entry itself
       return;
     }
     // the l/ link names ../<id>/diff; after the rename it points nowhere, and it goes first

@@ -35,6 +35,11 @@ export interface DriverAdapter {
   checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]>;
   /** Driver bookkeeping that points nowhere (overlay2 l/<LID> links). */
   danglingLinks(): Promise<DanglingLink[]>;
+  /**
+   * Driver IDs whose data `id` reads through (overlay2 `lower`, aufs `layers/<id>`): a dir a live
+   * one stacks on is in use even when no layerdb entry names it any more.
+   */
+  parentsOf?(id: string): Promise<string[]>;
   /** Roots a layer's files are read from for verify: its own first, then fallbacks (nearest lower first). */
   contentRoots(id: string): Promise<string[]>;
   /** Remove a layer's data: stage (rename) first, then delete, so an interrupted run is finished later. */

@@ -39,9 +39,16 @@ const MODULES: FindingModule[] = [
 
 export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable }
 
-export async function scanStore(store: Store, mounts = MountTable.read()): Promise<ScanResult> {
+export interface ScanOptions {
+  mounts?: MountTable;
+  /** Walk every finding's tree for bytes and age (default). A purge that needs neither skips it. */
+  sizes?: boolean;
+}
+
+export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<ScanResult> {
+  const mounts = opts.mounts ?? MountTable.read();
   const refs = computeReferences(store);
-  const ctx: ScanContext = { store, refs, sizes: new SizeAccounting(mounts), counted: new Set() };
+  const ctx: ScanContext = { store, refs, sizes: new SizeAccounting(mounts, opts.sizes !== false), counted: new Set() };
   const findings: Finding[] = [];
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);

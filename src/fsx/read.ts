@@ -46,8 +46,19 @@ export async function readSmallFile(path: string): Promise<SmallFile> {
 
 export interface DirEntryInfo { name: string; path: string; stat: Stats }
 
-/** Entries of a directory with their lstat; [] when the directory does not exist. */
-export async function listDir(dir: string): Promise<DirEntryInfo[]> {
+/**
+ * Entries of a directory with their lstat; [] when it does not exist. A directory that is itself a
+ * symlink is not listed (its contents are outside what layergc may touch): `onSymlink` hears of it.
+ */
+export async function listDir(dir: string, onSymlink?: (path: string, target: string) => void): Promise<DirEntryInfo[]> {
+  const self = await lstatOrNull(dir);
+  if (!self) return [];
+  if (self.isSymbolicLink()) {
+    let target = '?';
+    try { target = await fs.readlink(dir); } catch { /* keep ? */ }
+    onSymlink?.(dir, target);
+    return [];
+  }
   let names: string[];
   try {
     names = await fs.readdir(dir);

@@ -32,6 +32,8 @@ export interface RemoveOp { op: 'rename' | 'unlink' | 'remove-tree'; path: strin
 export class Remover {
   /** What was done, or with dryRun what would have been. */
   readonly ops: RemoveOp[] = [];
+  /** Bytes the removals so far freed: blocks of what went, counted as it went. */
+  freed = 0;
 
   constructor(readonly root: string, readonly mounts: MountTable, readonly dryRun: boolean) {}
 
@@ -52,7 +54,9 @@ export class Remover {
     this.ops.push({ op: 'unlink', path });
     if (this.dryRun) return;
     try {
+      const st = await fs.lstat(path);
       await fs.unlink(path);
+      if (st.nlink === 1) this.freed += st.blocks * 512;
     } catch (err) {
       if (isNotFound(err)) return;
       throw new RemovalFailed([failureOf(path, err)]);
@@ -76,9 +80,10 @@ export class Remover {
       throw new RemovalFailed([failureOf(path, err)]);
     }
     faultPoint('remove-tree');
-    const failures: RemoveFailure[] = [];
-    removeDirSync(path, st.dev, failures);
-    if (failures.length) throw new RemovalFailed(withHints(failures));
+    const t = new TreeRemoval(st.dev);
+    t.dir(path);
+    this.freed += t.freed;
+    if (t.failures.length) throw new RemovalFailed(withHints(t.failures));
   }
 
   private checkMounts(path: string): void {
@@ -87,54 +92,66 @@ export class Remover {
   }
 }
 
-/** Remove a directory tree. Entry types come from readdir (d_type): only directories are lstat'ed. */
-function removeDirSync(path: string, dev: number, failures: RemoveFailure[]): boolean {
-  let st;
-  try {
-    st = fs.lstatSync(path);
-  } catch (err) {
-    if (isNotFound(err)) return true;
-    failures.push(failureOf(path, err));
-    return false;
-  }
-  if (!st.isDirectory()) return unlinkSync(path, dev, failures);
-  if (st.dev !== dev) {
-    failures.push({ path, code: 'EXDEV', message: 'is on another filesystem; layergc never crosses into one' });
-    return false;
-  }
-  let entries: Dirent[] = [];
-  try {
-    entries = fs.readdirSync(path, { withFileTypes: true });
-  } catch (err) {
-    if (isNotFound(err)) return true;
-    failures.push(failureOf(path, err));
-    return false;
-  }
-  let all = true;
-  for (const e of entries) {
-    const child = `${path}/${e.name}`;
-    all = (e.isDirectory() ? removeDirSync(child, dev, failures) : unlinkSync(child, dev, failures)) && all;
-  }
-  try {
-    fs.rmdirSync(path);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return true;
-    // a child that could not go already names the cause; the parent dir is its consequence
-    if (all || errCode(err) !== 'ENOTEMPTY') failures.push(failureOf(path, err));
-    return false;
-  }
-}
+/**
+ * One tree's removal. Entry types come from readdir (d_type), and each entry is lstat'ed once,
+ * just before it goes: that keeps it on one filesystem and counts the blocks its removal frees (a
+ * file's only when its last link goes), so no separate size walk is needed.
+ */
+class TreeRemoval {
+  readonly failures: RemoveFailure[] = [];
+  freed = 0;
+  constructor(private readonly dev: number) {}
 
-function unlinkSync(path: string, dev: number, failures: RemoveFailure[]): boolean {
-  try {
-    fs.unlinkSync(path);
-    return true;
-  } catch (err) {
+  dir(path: string): boolean {
+    let st;
+    try {
+      st = fs.lstatSync(path);
+    } catch (err) {
+      return this.fail(path, err);
+    }
+    if (!st.isDirectory()) return this.file(path);
+    if (st.dev !== this.dev) {
+      this.failures.push({ path, code: 'EXDEV', message: 'is on another filesystem; layergc never crosses into one' });
+      return false;
+    }
+    let entries: Dirent[] = [];
+    try {
+      entries = fs.readdirSync(path, { withFileTypes: true });
+    } catch (err) {
+      return this.fail(path, err);
+    }
+    let all = true;
+    for (const e of entries) {
+      const child = `${path}/${e.name}`;
+      all = (e.isDirectory() ? this.dir(child) : this.file(child)) && all;
+    }
+    try {
+      fs.rmdirSync(path);
+      this.freed += st.blocks * 512;
+      return true;
+    } catch (err) {
+      // a child that could not go already names the cause; the parent dir is its consequence
+      if (!all && errCode(err) === 'ENOTEMPTY') return false;
+      return this.fail(path, err);
+    }
+  }
+
+  file(path: string): boolean {
+    try {
+      const st = fs.lstatSync(path);
+      if (st.isDirectory()) return this.dir(path); // it became a directory since readdir looked
+      fs.unlinkSync(path);
+      if (st.nlink === 1) this.freed += st.blocks * 512;
+      return true;
+    } catch (err) {
+      return this.fail(path, err);
+    }
+  }
+
+  /** ENOENT is success: removal is idempotent, and something else removing it too is fine. */
+  private fail(path: string, err: unknown): boolean {
     if (isNotFound(err)) return true;
-    // it became a directory since readdir looked: take the directory path
-    if (errCode(err) === 'EISDIR') return removeDirSync(path, dev, failures);
-    failures.push(failureOf(path, err));
+    this.failures.push(failureOf(path, err));
     return false;
   }
 }

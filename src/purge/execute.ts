@@ -2,6 +2,7 @@
 // remove the metadata, check that it is gone, journal the outcome. An item that fails keeps its
 // staged name, so the next run takes it up; one failure never stops the others.
 import { randomBytes } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import { RemovalFailed, MountInside, type Remover } from '../fsx/remove.js';
 import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
@@ -9,6 +10,16 @@ import { faultPoint } from '../fsx/fault.js';
 import type { DriverAdapter } from '../drivers/types.js';
 import type { Journal } from './journal.js';
 import type { Action } from './plan.js';
+
+/** Free bytes of the filesystem holding `path`: the run's measured gain is reported beside the count. */
+export function freeBytes(path: string): number {
+  try {
+    const s = statfsSync(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return 0;
+  }
+}
 
 export interface ExecuteContext { driver: DriverAdapter; rm: Remover; journal: Journal; onAction?: (a: Action) => void }
 
@@ -50,6 +61,7 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
       continue;
     }
     const f = a.finding;
+    const freedBefore = ctx.rm.freed;
     try {
       await ctx.journal.write({ event: 'intent', kind: f.kind, paths: f.paths, bytes: f.bytes });
       faultPoint('after-intent');
@@ -59,13 +71,14 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
         for (const p of new Set(touched)) if (await lstatOrNull(p)) left.push(p);
         if (left.length) throw new Error(`still there after removal: ${left.join(', ')}`);
         a.status = 'removed';
-        await ctx.journal.write({ event: 'removed', kind: f.kind, paths: f.paths, bytes: f.bytes });
+        await ctx.journal.write({ event: 'removed', kind: f.kind, paths: f.paths, bytes: ctx.rm.freed - freedBefore });
       }
     } catch (err) {
       a.status = 'failed';
       a.reason = err instanceof RemovalFailed || err instanceof MountInside || err instanceof OutsideDataRoot ? err.message : `${(err as Error).message}`;
       await ctx.journal.write({ event: 'failed', kind: f.kind, paths: f.paths, reason: a.reason }).catch(() => undefined);
     }
+    if (!ctx.rm.dryRun) a.freedBytes = ctx.rm.freed - freedBefore;
     ctx.onAction?.(a);
   }
 }

@@ -1,5 +1,6 @@
 // The purge journal, <root>/layergc/journal.jsonl: an intent line before an item's first change and
 // an outcome line after, each fsynced, so an interrupted run is visible and auditable.
+import { constants } from 'node:fs';
 import { fs } from '../fsx/fs.js';
 import { stateDir } from './lock.js';
 
@@ -24,7 +25,7 @@ export class Journal {
   async write(e: Omit<JournalEntry, 'time' | 'run'>): Promise<void> {
     if (this.dryRun) return;
     const line = `${JSON.stringify({ time: new Date().toISOString(), run: this.run, ...e })}\n`;
-    const fh = await fs.open(this.path, 'a', 0o600);
+    const fh = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       await fh.write(line);
       await fh.sync();

@@ -1,11 +1,11 @@
 // One layergc at a time per data root: <root>/layergc/lock holds {pid, host, since}. A lock whose
 // holder is dead (same host, pid gone or reused) is taken over; one from another host is honoured.
 import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { ExitCode, LayergcError } from '../errors.js';
 
-export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string }
+export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string; bootId?: string; pidNs?: string }
 
 export const stateDir = (root: string) => `${root}/layergc`;
 export const lockPath = (root: string) => `${stateDir(root)}/lock`;
@@ -21,7 +21,11 @@ export function processStartTime(pid: number): string | undefined {
 }
 
 export function holderAlive(h: LockHolder, host = hostname()): boolean {
-  if (h.host !== host) return true;
+  if (h.bootId && h.pidNs) {
+    // the same kernel can be seen under other host names (a pod's hostname is the pod's name)
+    if (h.bootId !== bootId()) return h.host !== host; // this host rebooted since: dead
+    if (h.pidNs !== pidNs()) return true;
+  } else if (h.host !== host) return true;
   try {
     process.kill(h.pid, 0);
   } catch (err) {
@@ -31,17 +35,36 @@ export function holderAlive(h: LockHolder, host = hostname()): boolean {
   return st === undefined || h.startTime === undefined || st === h.startTime;
 }
 
+/** <root>/layergc, made if missing; refused unless it is a real directory (never a symlink out). */
+export async function ensureStateDir(root: string): Promise<string> {
+  const dir = stateDir(root);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fs.lstat(dir);
+  if (!st.isDirectory()) throw new LayergcError(`${dir} is not a directory (a symlink?); layergc keeps its lock and journal there and never follows a link out of the data root`);
+  return dir;
+}
+
+/** Boot and PID namespace of this process: a lock from another boot is dead; one from another
+ * PID namespace (a container) cannot be checked by pid, so it is honoured. */
+function bootId(): string | undefined {
+  try { return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { return undefined; }
+}
+function pidNs(): string | undefined {
+  try { return readlinkSync('/proc/self/ns/pid'); } catch { return undefined; }
+}
+
 export interface Lock { path: string; ino: number; release(): Promise<void>; takenOver?: LockHolder }
 
 export async function acquireLock(root: string, command: string): Promise<Lock> {
-  await fs.mkdir(stateDir(root), { recursive: true, mode: 0o700 });
+  await ensureStateDir(root);
   const path = lockPath(root);
-  const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), startTime: processStartTime(process.pid), command };
+  const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), startTime: processStartTime(process.pid), command, bootId: bootId(), pidNs: pidNs() };
   let takenOver: LockHolder | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     // create it whole under a private name, then link it into place: link fails if a lock exists
     const tmp = `${path}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, `${JSON.stringify(me)}\n`, { mode: 0o644 });
+    await fs.unlink(tmp).catch(() => undefined);
+    await fs.writeFile(tmp, `${JSON.stringify(me)}\n`, { mode: 0o644, flag: 'wx' }); // O_EXCL: never through a planted link
     try {
       await fs.link(tmp, path);
       const ino = (await fs.lstat(path)).ino;

@@ -10,6 +10,8 @@ export interface Action {
   reason?: string;
   /** Depth in the layer chain, for children-before-parents order of unreferenced layers. */
   depth: number;
+  /** Bytes its removal freed, counted as it went (a real run only). */
+  freedBytes?: number;
 }
 
 /** Kinds `--include` may add to the default garbage. Broken layers need the repair command. */

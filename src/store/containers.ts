@@ -12,7 +12,7 @@ export interface ContainerRecord {
 
 export async function readContainers(dataRoot: string, unsafe: Unsafe[]): Promise<ContainerRecord[]> {
   const out: ContainerRecord[] = [];
-  for (const e of await listDir(`${dataRoot}/containers`)) {
+  for (const e of await listDir(`${dataRoot}/containers`, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps containers; it is never followed` }))) {
     if (e.stat.isSymbolicLink()) {
       unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a container directory; it is never followed' });
       continue;

@@ -44,7 +44,7 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
 
   const images: ImageRecord[] = [];
   const contentDir = `${imageDir}/imagedb/content/sha256`;
-  for (const e of await listDir(contentDir)) {
+  for (const e of await listDir(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
     if (e.stat.isSymbolicLink()) {
       unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps an image config; it is never followed' });

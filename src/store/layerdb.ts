@@ -67,8 +67,9 @@ export function unsafeDriverId(id: string): string | null {
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   const p = layerdbPaths(layerdb);
   const db: LayerDb = { root: layerdb, layers: new Map(), removing: [], writeSets: [], mounts: [], unsafe: [] };
+  const linked = (path: string, target: string) => db.unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps a directory; it is never followed` });
 
-  for (const e of await listDir(p.sha256)) {
+  for (const e of await listDir(p.sha256, linked)) {
     const isRemoving = e.name.endsWith('-removing');
     const hexName = HEX64.test(e.name);
     if (!isRemoving && !hexName) continue; // moby's List() ignores every other name
@@ -96,7 +97,7 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
     }
   }
 
-  for (const e of await listDir(p.mounts)) {
+  for (const e of await listDir(p.mounts, linked)) {
     if (e.stat.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a mount directory; it is never followed' });
       continue;
@@ -104,7 +105,7 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
     if (e.stat.isDirectory()) db.mounts.push(await readMount(e.name, e.path, e.stat.mtimeMs, db.unsafe));
   }
 
-  for (const e of await listDir(p.tmp)) {
+  for (const e of await listDir(p.tmp, linked)) {
     if (!e.name.startsWith('write-set-')) continue;
     if (e.stat.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a write-set directory; it is never followed' });

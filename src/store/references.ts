@@ -102,8 +102,12 @@ export function computeReferences(store: Store): References {
   };
   for (const l of layers.values()) claim(l.cacheId, { kind: 'layer', chainId: l.chainId, live: live.has(l.chainId), loadable: loadable.get(l.chainId) ?? false });
   for (const m of store.layerdb.mounts) {
-    claim(m.mountId, { kind: 'mount', mount: m, role: 'mount-id', container: containerByMount.get(m.name) });
-    claim(m.initId, { kind: 'mount', mount: m, role: 'init-id', container: containerByMount.get(m.name) });
+    // both files are written without fsync: one may be empty after a crash, so each also claims
+    // the other's dir (init-id is always <mount-id>-init)
+    const mountId = m.mountId ?? m.initId?.replace(/-init$/, '');
+    const initId = m.initId ?? (m.mountId ? `${m.mountId}-init` : undefined);
+    claim(mountId, { kind: 'mount', mount: m, role: 'mount-id', container: containerByMount.get(m.name) });
+    claim(initId, { kind: 'mount', mount: m, role: 'init-id', container: containerByMount.get(m.name) });
   }
   for (const id of store.buildkit.driverIds) claim(id, { kind: 'buildkit' });
   for (const r of store.layerdb.removing) claim(r.cacheId, { kind: 'removing', dir: r.dir });

@@ -2,7 +2,6 @@
 // resumably. --dry-run runs the same plan and skips only the removal.
 import { Command, Option } from 'commander';
 import { createInterface } from 'node:readline/promises';
-import { statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { locate } from '../../store/locate.js';
 import { openStore } from '../../store/index.js';
@@ -11,10 +10,13 @@ import { GARBAGE_KINDS, type FindingKind } from '../../findings/types.js';
 import { ancestors } from '../../store/references.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { Remover } from '../../fsx/remove.js';
+import { SizeAccounting } from '../../fsx/size.js';
 import { acquireLock } from '../../purge/lock.js';
-import { Journal } from '../../purge/journal.js';
+import { Journal, type JournalEntry } from '../../purge/journal.js';
+import { lstatOrNull } from '../../fsx/read.js';
+import { STAGED_SUFFIX } from '../../drivers/types.js';
 import { INCLUDABLE_KINDS, parseDuration, planPurge, type Action } from '../../purge/plan.js';
-import { executePlan } from '../../purge/execute.js';
+import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
@@ -22,12 +24,11 @@ import { buildkitNote } from '../notes.js';
 
 interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string }
 
-async function freeBytes(path: string): Promise<number | undefined> {
-  try {
-    const s = await statfs(path);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
+/** Close the journal entries of items an interrupted run began that are now gone, staged names included. */
+async function closeFinished(unfinished: JournalEntry[], journal: Journal): Promise<void> {
+  for (const e of unfinished) {
+    const left = await Promise.all(e.paths.flatMap((p) => [p, `${p}${STAGED_SUFFIX}`]).map((p) => lstatOrNull(p)));
+    if (left.every((st) => !st)) await journal.write({ event: 'finished-interrupted', kind: e.kind, paths: e.paths });
   }
 }
 
@@ -68,11 +69,18 @@ export function purgeCommand(): Command {
         if (unfinished.length) log.info(`finishing ${unfinished.length} item(s) an interrupted purge left`, { event: 'resume', items: unfinished.length });
         await journal.rotate();
 
-        const scan = await scanStore(store);
+        // sizes and ages matter for a plan shown to a person, and for the policy while a daemon runs;
+        // otherwise the removal itself counts what it frees, and the trees are walked once, not twice
+        const measureFirst = dryRun || store.daemon.running;
+        const scan = await scanStore(store, { sizes: measureFirst });
         const depthOf = (f: { layer?: string }) => (f.layer ? ancestors(store.layerdb.layers, f.layer).length : 0);
         const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs, now: Date.now() }, depthOf);
         const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
 
+        if (!measureFirst) {
+          const sizes = new SizeAccounting(scan.mounts);
+          for (const a of actions) if (a.status === 'skipped') a.finding.bytes = a.finding.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
+        }
         let doRun = !dryRun;
         if (interactive) {
           out.out(renderPurgeHuman(out, header, actions, { dryRun: true }));
@@ -87,7 +95,7 @@ export function purgeCommand(): Command {
           }
         }
         const format = formatOf(opts);
-        const freeBefore = await freeBytes(loc.dataRoot);
+        const freeBefore = freeBytes(loc.dataRoot);
         const rm = new Remover(loc.dataRoot, scan.mounts, !doRun);
         await executePlan(actions, {
           driver: store.driver,
@@ -98,8 +106,16 @@ export function purgeCommand(): Command {
             else if (a.status === 'removed' && opts.logFormat === 'json') log.info(`removed ${a.finding.kind} ${a.finding.paths[0]}`, { event: 'removed', kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes });
           },
         });
-        const freeAfter = await freeBytes(loc.dataRoot);
-        const measured = doRun && freeBefore !== undefined && freeAfter !== undefined ? freeAfter - freeBefore : undefined;
+        const freeAfter = freeBytes(loc.dataRoot);
+        if (doRun) await closeFinished(unfinished, new Journal(loc.dataRoot, run, false));
+        if (!measureFirst && (opts.metricsFile || formatOf(opts) === 'prometheus')) {
+          // metrics report every kind's bytes, also of findings this purge left alone
+          const acted = new Set(actions.map((a) => a.finding));
+          const sizes = new SizeAccounting(scan.mounts);
+          for (const f of scan.findings) if (!acted.has(f)) f.bytes = f.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
+        }
+        if (!measureFirst) for (const a of actions) if (a.freedBytes !== undefined) a.finding.bytes = a.freedBytes;
+        const measured = doRun ? freeAfter - freeBefore : undefined;
         const totals = purgeTotals(actions, !doRun);
         const metrics = () => purgeMetrics(header, scan.findings, { ...totals, dryRun: !doRun }, { started, finished: Date.now() });
         if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());

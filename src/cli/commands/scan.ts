@@ -27,9 +27,10 @@ export function scanCommand(): Command {
       const format = formatOf(opts);
       const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
       if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
-      if (format === 'json') out.out(JSON.stringify(scanJson(header, findings), null, 2));
+      const notes = [buildkitNote(store)].filter((n): n is string => !!n);
+      if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
       else if (format === 'prometheus') out.out(metrics());
-      else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, [buildkitNote(store)].filter((n): n is string => !!n)));
+      else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
       return findings.length ? ExitCode.FOUND : ExitCode.OK;
     }));
 }

@@ -7,6 +7,7 @@ import { action, formatOf, withStoreOptions, type CommonOptions } from '../commo
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { human } from '../output.js';
+import { buildkitNote } from '../notes.js';
 
 interface VerifyOptions extends CommonOptions { jobs?: string }
 
@@ -22,7 +23,7 @@ export function verifyCommand(): Command {
       const run = await verifyStore(store, { layers: args, progress: out.isTTY && format === 'human' && !opts.quiet, concurrency: opts.jobs ? Number(opts.jobs) : undefined });
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
       if (format === 'json') {
-        const j = scanJson(header, run.findings);
+        const j = scanJson(header, run.findings, [buildkitNote(store)].filter((n): n is string => !!n));
         const summary = j.summary as Record<string, unknown>;
         summary.layersVerified = run.results.length;
         summary.layersOk = run.results.filter((r) => r.ok).length;

@@ -1,22 +1,37 @@
-// Prometheus text exposition for node_exporter's textfile collector: every kind is always present
-// (0 when clean) so alerts can tell "clean" from "not run".
-import { writeFile, rename, unlink } from 'node:fs/promises';
+// Prometheus text exposition for node_exporter's textfile collector. Every kind is always present
+// (0 when clean) so alerts can tell "clean" from "not run"; every sample carries data_root, so two
+// data roots on one host (system and rootless dockerd) can write two files without colliding.
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
+import { LayergcError } from '../../errors.js';
 import type { ScanHeader } from './scan-human.js';
 import { VERSION } from '../version.js';
 
 export interface RunTimes { started: number; finished: number }
-export interface PurgeTotals { removed: number; failed: number; skipped: number; reclaimedBytes: number; dryRun: boolean }
+export interface PurgeTotals {
+  removed: number;
+  failed: number;
+  skipped: number;
+  /** dry run: items that would be removed */
+  planned?: number;
+  reclaimedBytes: number;
+  dryRun: boolean;
+}
 
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+type Labels = Record<string, string>;
+
+// label values: \ " and newline escaped; HELP text: \ and newline (the exposition format's rules)
+const escLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const escHelp = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 
 class Exposition {
   private readonly lines: string[] = [];
-  metric(name: string, help: string, type: 'gauge' | 'counter', samples: [Record<string, string>, number][]): this {
-    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) {
-      const l = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`).join(',');
+  constructor(private readonly base: Labels) {}
+  metric(name: string, help: string, type: 'gauge' | 'counter', samples: [Labels, number][]): this {
+    this.lines.push(`# HELP ${name} ${escHelp(help)}`, `# TYPE ${name} ${type}`);
+    for (const [own, value] of samples) {
+      const l = Object.entries({ ...this.base, ...own }).map(([k, v]) => `${k}="${escLabel(v)}"`).join(',');
       this.lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
     }
     return this;
@@ -26,45 +41,72 @@ class Exposition {
   }
 }
 
-function common(e: Exposition, h: ScanHeader, t: RunTimes): void {
-  e.metric('layergc_info', 'layergc version, data root and storage driver of the last run.', 'gauge', [[{ version: VERSION, data_root: h.dataRoot, driver: h.driver }, 1]])
-    .metric('layergc_daemon_running', 'Whether a dockerd was running on the data root during the last run.', 'gauge', [[{}, h.daemonRunning ? 1 : 0]])
+const sum = (fs: readonly Finding[]) => fs.reduce((s, f) => s + f.bytes, 0);
+
+function common(h: ScanHeader, t: RunTimes, command: 'scan' | 'purge'): Exposition {
+  const e = new Exposition({ data_root: h.dataRoot });
+  return e
+    .metric('layergc_info', 'layergc version, storage driver and command of the last run on this data root.', 'gauge', [[{ version: VERSION, driver: h.driver, command }, 1]])
+    .metric('layergc_daemon_running', 'Whether a dockerd was running on the data root during the last run (1) or not (0).', 'gauge', [[{}, h.daemonRunning ? 1 : 0]])
     .metric('layergc_last_run_timestamp_seconds', 'Unix time the last run finished.', 'gauge', [[{}, Math.round(t.finished / 1000)]])
-    .metric('layergc_last_run_duration_seconds', 'How long the last run took.', 'gauge', [[{}, (t.finished - t.started) / 1000]]);
+    .metric('layergc_last_run_duration_seconds', 'How long the last run took.', 'gauge', [[{}, Math.max(0, t.finished - t.started) / 1000]]);
 }
 
-function findingMetrics(e: Exposition, findings: Finding[]): void {
-  const count = (k: string) => findings.filter((f) => f.kind === k).length;
-  const bytes = (k: string) => findings.filter((f) => f.kind === k).reduce((s, f) => s + f.bytes, 0);
-  e.metric('layergc_findings', 'Findings of the last scan, by kind.', 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, count(k)]))
-    .metric('layergc_finding_bytes', 'Bytes held by the findings of the last scan, by kind.', 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, bytes(k)]))
-    .metric('layergc_reclaimable_bytes', 'Bytes a purge would free.', 'gauge', [[{}, findings.filter((f) => f.reclaimable).reduce((s, f) => s + f.bytes, 0)]]);
+function findingMetrics(e: Exposition, findings: readonly Finding[], bytesHelp: string): void {
+  const of = (k: string) => findings.filter((f) => f.kind === k);
+  e.metric('layergc_findings', 'Findings of the last run, by kind (a purge counts them before removing anything).', 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, of(k).length]))
+    .metric('layergc_finding_bytes', bytesHelp, 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, sum(of(k))]));
 }
 
 export function scanMetrics(h: ScanHeader, findings: Finding[], t: RunTimes): string {
-  const e = new Exposition();
-  common(e, h, t);
-  findingMetrics(e, findings);
+  const e = common(h, t, 'scan');
+  findingMetrics(e, findings, 'Bytes held by the findings of the last scan, by kind.');
+  e.metric('layergc_reclaimable_bytes', 'Bytes a purge would free now.', 'gauge', [[{}, sum(findings.filter((f) => f.reclaimable))]]);
   return e.toString();
 }
 
+/**
+ * After a purge, layergc_reclaimable_bytes is what is still left to reclaim (skipped, failed, or
+ * a dry run): the findings' reclaimable bytes less what the purge freed. So "reclaimable for a
+ * day" alerts stay quiet on hosts whose daily purge works.
+ */
 export function purgeMetrics(h: ScanHeader, findings: Finding[], p: PurgeTotals, t: RunTimes): string {
-  const e = new Exposition();
-  common(e, h, t);
-  findingMetrics(e, findings);
-  e.metric('layergc_purge_items', 'Items of the last purge, by outcome.', 'gauge', [[{ status: 'removed' }, p.removed], [{ status: 'failed' }, p.failed], [{ status: 'skipped' }, p.skipped]])
-    .metric('layergc_reclaimed_bytes', 'Bytes the last purge freed (0 on a dry run).', 'gauge', [[{}, p.dryRun ? 0 : p.reclaimedBytes]]);
+  const e = common(h, t, 'purge');
+  // purge measures what it removes as it goes (free space before and after each item) and may
+  // leave the trees of kinds it does not remove unwalked: their bytes are then 0
+  findingMetrics(e, findings, 'Bytes of the findings of the last purge, by kind: freed for what it removed, measured for what it skipped; 0 for kinds it did not measure.');
+  const reclaimable = sum(findings.filter((f) => f.reclaimable));
+  const left = p.dryRun ? reclaimable : Math.max(0, reclaimable - p.reclaimedBytes);
+  e.metric('layergc_reclaimable_bytes', 'Bytes a purge would free now (after a purge: what it left, skipped or could not remove).', 'gauge', [[{}, left]])
+    .metric('layergc_purge_items', 'Items of the last purge, by outcome (planned: a dry run would remove them).', 'gauge', [
+      [{ status: 'removed' }, p.removed],
+      [{ status: 'failed' }, p.failed],
+      [{ status: 'skipped' }, p.skipped],
+      [{ status: 'planned' }, p.dryRun ? (p.planned ?? 0) : 0],
+    ])
+    .metric('layergc_reclaimed_bytes', 'Bytes the last purge freed (0 on a dry run).', 'gauge', [[{}, p.dryRun ? 0 : p.reclaimedBytes]])
+    .metric('layergc_purge_dry_run', 'Whether the last purge was a dry run (1) or removed things (0).', 'gauge', [[{}, p.dryRun ? 1 : 0]]);
   return e.toString();
 }
 
-/** Write atomically: a temporary file in the same directory, then rename (node_exporter's rule). */
+/**
+ * Write atomically, as node_exporter asks: a temporary file in the same directory whose name does
+ * not end in .prom (the collector reads only *.prom), flushed to disk, then renamed over the
+ * target. A reader sees the old file or the new one, never half of one.
+ */
 export async function writeMetricsFile(path: string, text: string): Promise<void> {
   const tmp = `${dirname(path)}/.${basename(path)}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, text, { mode: 0o644 });
+    const fh = await open(tmp, 'w', 0o644);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    throw err;
+    throw new LayergcError(`cannot write the metrics file ${path}: ${(err as Error).message}`);
   }
 }

@@ -5,10 +5,14 @@ import { human, type Output } from '../output.js';
 import type { ScanHeader } from './scan-human.js';
 import { SCHEMA_VERSION } from './scan-json.js';
 
+/** What an action's line reports: bytes freed when it ran, else the scan's estimate. */
+export const actionBytes = (a: Action) => a.freedBytes ?? a.finding.bytes;
+
 export function purgeTotals(actions: Action[], dryRun: boolean) {
   const n = (s: Action['status']) => actions.filter((a) => a.status === s).length;
-  const bytes = (s: Action['status']) => actions.filter((a) => a.status === s).reduce((t, a) => t + a.finding.bytes, 0);
-  return { removed: n('removed'), failed: n('failed'), skipped: n('skipped'), planned: n('planned'), reclaimedBytes: dryRun ? 0 : bytes('removed'), plannedBytes: bytes('planned') };
+  const planned = actions.filter((a) => a.status === 'planned').reduce((t, a) => t + a.finding.bytes, 0);
+  const freed = actions.reduce((t, a) => t + (a.freedBytes ?? 0), 0);
+  return { removed: n('removed'), failed: n('failed'), skipped: n('skipped'), planned: n('planned'), reclaimedBytes: dryRun ? 0 : freed, plannedBytes: planned };
 }
 
 export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, measuredFreedBytes?: number): Record<string, unknown> {
@@ -19,7 +23,7 @@ export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, mea
     driver: h.driver,
     dryRun,
     daemonRunning: h.daemonRunning,
-    actions: actions.map((a) => ({ kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes, status: a.status, ...(a.reason ? { reason: a.reason } : {}) })),
+    actions: actions.map((a) => ({ kind: a.finding.kind, paths: a.finding.paths, bytes: actionBytes(a), status: a.status, ...(a.reason ? { reason: a.reason } : {}) })),
     summary: {
       removed: t.removed,
       failed: t.failed,
@@ -43,7 +47,7 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], op
   for (const a of actions) {
     const f = a.finding;
     const name = f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId}` : f.paths[0];
-    lines.push(`${word[a.status]}  ${f.kind}  ${name}  ${human(f.bytes)}`);
+    lines.push(`${word[a.status]}  ${f.kind}  ${name}  ${human(actionBytes(a))}`);
     for (const p of f.paths) lines.push(c.dim(`    ${p}`));
     if (a.reason) lines.push(`    ${a.status === 'failed' ? c.red('why:') : 'why:'} ${a.reason}`);
   }

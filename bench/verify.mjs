@@ -1,0 +1,332 @@
+// Benchmark: `layergc verify` on a real 128 MiB layer, against `openssl dgst -sha256` over the same file
+// contents and `docker save` of the same image, in the same run. Run after `npm run build`.
+//
+//   (a) in-process: verifyLayer() time (process start-up excluded) vs `openssl dgst -sha256 <file>` on a
+//       temp file holding the concatenation of the layer's file contents (openssl's own start-up, measured
+//       on /dev/null, subtracted). Throughputs compared: bytes hashed / second.      Bar: >= 0.80x
+//   (b) whole processes: `node bin/layergc.js verify --data-root D <chain>` vs the whole pipeline
+//       `xargs -0 cat <files> | openssl dgst -sha256`.                               Bar: >= 0.60x
+//   (c) `docker save <image> > /dev/null` (informational; needs a daemon on the root).
+//
+// Data: a private dockerd (root, no network) builds an image with one layer of 128 MiB of random files
+// (64 x 1 MiB, 512 x 64 KiB, 2,048 x 16 KiB). Or LAYERGC_BENCH_ROOT=<data root> uses the largest layer of an
+// existing, stopped root; (c) then runs only with LAYERGC_BENCH_DOCKER_HOST and LAYERGC_BENCH_IMAGE.
+// LAYERGC_BENCH_ROUNDS (default 9): interleaved rounds; the best of each side is compared, the median is
+// printed too (other work on the machine makes single rounds noisy).
+// The last line of stdout is the result as JSON. Exit 1 when a bar is missed, 2 when the bench cannot run.
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const DOCKERD = '/usr/sbin/dockerd';
+const DOCKER = '/usr/bin/docker'; // Debian's 20.10 client; /usr/local/bin/docker is a different one
+const ROUNDS = Number(process.env.LAYERGC_BENCH_ROUNDS ?? 9);
+const repo = new URL('..', import.meta.url).pathname;
+const distIndex = join(repo, 'dist/verify/index.js');
+const bin = join(repo, 'bin/layergc.js');
+
+function fail(msg, code = 2) {
+  console.error(`bench/verify: ${msg}`);
+  process.exit(code);
+}
+
+if (!fs.existsSync(distIndex)) fail('dist/verify/index.js is missing: run `npm run build` first');
+const { verifyLayer, readTarSplit } = await import(distIndex);
+
+const log = (s) => console.error(s);
+const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+const TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+/** CPU time (user + system) of a whole process, ms, via /usr/bin/time; undefined without it. */
+function cpuOfProcess(cmd, args) {
+  if (!TIME) return undefined;
+  const r = spawnSync(TIME, ['-f', '%U %S', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const [u, s] = r.stderr.toString().trim().split('\n').pop().split(' ').map(Number);
+  return (u + s) * 1000;
+}
+
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** Wall time of a whole process, ms. */
+function timeProcess(cmd, args, opts = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'], maxBuffer: 64 << 20, ...opts });
+  const t = ms(t0);
+  if (r.status !== 0 && !(opts.okCodes ?? [0]).includes(r.status)) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.toString().slice(-2000)}`);
+  }
+  return t;
+}
+
+const best = (xs) => Math.min(...xs);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// ---------------------------------------------------------------------------------------------------------
+// A private daemon and the 128 MiB image
+
+const DOCKERFILE = `FROM base:1
+RUN mkdir -p /r/m /r/k /r/s \\
+ && i=0; while [ $i -lt 64 ]; do head -c 1048576 /dev/urandom > /r/m/$i; i=$((i+1)); done \\
+ && i=0; while [ $i -lt 512 ]; do head -c 65536 /dev/urandom > /r/k/$i; i=$((i+1)); done \\
+ && i=0; while [ $i -lt 2048 ]; do head -c 16384 /dev/urandom > /r/s/$i; i=$((i+1)); done
+`;
+
+async function startDaemon(dir) {
+  const root = join(dir, 'root');
+  const sock = join(dir, 'docker.sock');
+  fs.mkdirSync(root, { recursive: true });
+  const logFd = fs.openSync(join(dir, 'dockerd.log'), 'a');
+  // `unshare --net` execs dockerd: proc.pid is the daemon's pid, the only one this bench ever signals
+  const proc = spawn(
+    'unshare',
+    ['--net', DOCKERD, '--data-root', root, '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'docker.pid'),
+      '-H', `unix://${sock}`, '--iptables=false', '--ip-masq=false', '--bridge=none', '--storage-driver', 'overlay2'],
+    { stdio: ['ignore', logFd, logFd] },
+  );
+  fs.closeSync(logFd);
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const d = { dir, root, sock, proc, exited, host: `unix://${sock}` };
+  for (let i = 0; ; i++) {
+    if (spawnSync(DOCKER, ['-H', d.host, 'version'], { stdio: 'ignore' }).status === 0) return d;
+    if (i > 300 || proc.exitCode !== null) throw new Error(`dockerd did not start: ${fs.readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopDaemon(d) {
+  if (d.proc.exitCode === null && d.proc.signalCode === null) {
+    d.proc.kill('SIGTERM');
+    const t = setTimeout(() => d.proc.kill('SIGKILL'), 30_000);
+    await d.exited;
+    clearTimeout(t);
+  }
+  unmountUnder(d.dir);
+}
+
+function unmountUnder(dir) {
+  const points = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4])
+    .filter((p) => p && (p === dir || p.startsWith(dir + '/'))).sort((a, b) => b.length - a.length);
+  for (const p of points) if (spawnSync('umount', [p]).status !== 0) spawnSync('umount', ['-l', p]);
+}
+
+function buildImage(d) {
+  const rootfs = join(d.dir, 'rootfs');
+  fs.mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  fs.copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+  fs.chmodSync(join(rootfs, 'bin/busybox'), 0o755);
+  execFileSync('chroot', [rootfs, '/bin/busybox', '--install', '-s', '/bin']);
+  fs.mkdirSync(join(rootfs, 'tmp'));
+  const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 });
+  execFileSync(DOCKER, ['-H', d.host, 'import', '-', 'base:1'], { input: tar, stdio: ['pipe', 'ignore', 'pipe'] });
+  const ctx = join(d.dir, 'ctx');
+  fs.mkdirSync(ctx);
+  fs.writeFileSync(join(ctx, 'Dockerfile'), DOCKERFILE);
+  execFileSync(DOCKER, ['-H', d.host, 'build', '-q', '-t', 'lgc-bench:128m', ctx], {
+    env: { ...process.env, DOCKER_BUILDKIT: '0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return 'lgc-bench:128m';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The layer as a verify target
+
+function detectDriver(root) {
+  for (const d of ['overlay2', 'vfs']) if (fs.existsSync(join(root, 'image', d, 'layerdb')) && fs.existsSync(join(root, d))) return d;
+  fail(`no overlay2 or vfs layer store under ${root}`);
+}
+
+/** The layer with the largest `size`, with its content roots as the driver reads them. */
+function largestLayer(root, driver) {
+  const ldb = join(root, 'image', driver, 'layerdb', 'sha256');
+  let pick;
+  for (const hex of fs.readdirSync(ldb)) {
+    if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+    const size = Number(fs.readFileSync(join(ldb, hex, 'size'), 'utf8'));
+    if (!pick || size > pick.size) pick = { hex, size };
+  }
+  if (!pick) fail(`no layers in ${ldb}`);
+  const dir = join(ldb, pick.hex);
+  const cacheId = fs.readFileSync(join(dir, 'cache-id'), 'utf8').trim();
+  const home = join(root, driver);
+  const contentRoots = driver === 'vfs' ? [join(home, 'dir', cacheId)] : [join(home, cacheId, 'diff')];
+  if (driver === 'overlay2') {
+    let lower = '';
+    try {
+      lower = fs.readFileSync(join(home, cacheId, 'lower'), 'utf8').trim();
+    } catch {}
+    for (const l of lower ? lower.split(':') : []) contentRoots.push(join(home, 'l', fs.readlinkSync(join(home, l))));
+  }
+  return {
+    size: pick.size,
+    target: { chainId: `sha256:${pick.hex}`, diffId: fs.readFileSync(join(dir, 'diff'), 'utf8').trim(), tarSplitPath: join(dir, 'tar-split.json.gz'), contentRoots },
+  };
+}
+
+/** The layer's file contents, in stream order: a NUL-separated list and one concatenated temp file. */
+async function concatenation(target, work) {
+  const names = [];
+  for await (const e of readTarSplit(target.tarSplitPath)) {
+    if (e.type !== 1 || e.size === 0) continue;
+    const rel = e.nameBytes.toString('latin1').replace(/^\.?\/+/, '');
+    names.push(Buffer.from(join(target.contentRoots[0], rel), 'latin1'));
+  }
+  const list = join(work, 'files.nul');
+  fs.writeFileSync(list, Buffer.concat(names.flatMap((n) => [n, Buffer.from([0])])));
+  const concat = join(work, 'concat.bin');
+  const out = fs.openSync(concat, 'w');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  for (const n of names) {
+    const fd = fs.openSync(n, 'r');
+    let k;
+    while ((k = fs.readSync(fd, buf)) > 0) {
+      fs.writeSync(out, buf, 0, k);
+      bytes += k;
+    }
+    fs.closeSync(fd);
+  }
+  fs.closeSync(out);
+  return { list, concat, files: names.length, bytes };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+const work = fs.mkdtempSync(join(tmpdir(), 'lgc-vf-bench-'));
+let daemon;
+let exitCode = 2;
+try {
+  let dataRoot = process.env.LAYERGC_BENCH_ROOT;
+  let host = process.env.LAYERGC_BENCH_DOCKER_HOST;
+  let image = process.env.LAYERGC_BENCH_IMAGE;
+  const saveMs = [];
+  if (!dataRoot) {
+    if (process.getuid?.() !== 0 || !fs.existsSync(DOCKERD) || !fs.existsSync(DOCKER)) {
+      fail('needs root and Debian\'s docker.io (/usr/sbin/dockerd, /usr/bin/docker) to build the layer, or LAYERGC_BENCH_ROOT');
+    }
+    log('starting a private dockerd and building a 128 MiB layer ...');
+    daemon = await startDaemon(fs.mkdtempSync('/tmp/lgc-vf-bench-d-'));
+    image = buildImage(daemon);
+    host = daemon.host;
+    dataRoot = daemon.root;
+  }
+  // (c) docker save, while a daemon is up
+  if (host && image) {
+    timeProcess(DOCKER, ['-H', host, 'save', image], { stdout: 'ignore' }); // warm
+    for (let i = 0; i < 3; i++) saveMs.push(timeProcess(DOCKER, ['-H', host, 'save', image], { stdout: 'ignore' }));
+  }
+  if (daemon) await stopDaemon(daemon);
+
+  const driver = detectDriver(dataRoot);
+  const { target, size } = largestLayer(dataRoot, driver);
+  const c = await concatenation(target, work);
+  log(`layer ${target.chainId} (${driver}): ${c.files} files, ${(c.bytes / 2 ** 20).toFixed(1)} MiB of content, size ${size}`);
+
+  // (b) setup: the CLI if it can verify this root, else a fresh node process calling verifyLayer
+  let procCmd = [bin, 'verify', '--data-root', dataRoot, '--quiet', target.chainId];
+  let procWhat = 'node bin/layergc.js verify --data-root D --quiet <chain>';
+  const probe = spawnSync(process.execPath, procCmd, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (probe.status !== 0) {
+    log(`the CLI cannot be used (exit ${probe.status}: ${probe.stderr.toString().trim().split('\n').pop()}); timing a node script calling verifyLayer instead`);
+    const script = join(work, 'verify-one.mjs');
+    fs.writeFileSync(script, `const { verifyLayer } = await import(${JSON.stringify(distIndex)});
+const r = await verifyLayer(JSON.parse(process.argv[2]));
+process.exitCode = r.ok ? 0 : 1;\n`);
+    procCmd = [script, JSON.stringify(target)];
+    procWhat = 'node <script calling verifyLayer> (fresh process)';
+  }
+
+  const loadBefore = loadavg();
+  const first = process.hrtime.bigint();
+  const r0 = await verifyLayer(target); // warm: page cache, JIT, the hashing worker
+  const firstMs = ms(first);
+  if (!r0.ok) fail(`the layer does not verify: ${r0.kind} ${r0.reason}`);
+  const inproc = [];
+  const inprocCpu = [];
+  const osslCpu = [];
+  const ossl = [];
+  const osslStart = [];
+  const layergcProc = [];
+  const pipeline = [];
+  const osslProc = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const c0 = process.cpuUsage(); // this thread and the hashing worker
+    const t0 = process.hrtime.bigint();
+    const r = await verifyLayer(target);
+    inproc.push(ms(t0));
+    const cu = process.cpuUsage(c0);
+    inprocCpu.push((cu.user + cu.system) / 1000);
+    const oc = cpuOfProcess('openssl', ['dgst', '-sha256', c.concat]);
+    if (oc !== undefined) osslCpu.push(oc);
+    if (!r.ok) fail(`round ${i}: ${r.kind} ${r.reason}`);
+    osslStart.push(timeProcess('openssl', ['dgst', '-sha256', '/dev/null']));
+    osslProc.push(timeProcess('openssl', ['dgst', '-sha256', c.concat]));
+    layergcProc.push(timeProcess(process.execPath, procCmd));
+    pipeline.push(timeProcess('sh', ['-c', `xargs -0 cat < '${c.list}' | openssl dgst -sha256`]));
+  }
+  const startup = best(osslStart);
+  for (const t of osslProc) ossl.push(Math.max(0.001, t - startup));
+  const MBs = (bytes, t) => bytes / 1e6 / (t / 1e3);
+  const a = { layergc: MBs(r0.bytes, best(inproc)), openssl: MBs(c.bytes, best(ossl)) };
+  const aMed = { layergc: MBs(r0.bytes, median(inproc)), openssl: MBs(c.bytes, median(ossl)) };
+  const ratioA = a.layergc / a.openssl;
+  const ratioAMedian = aMed.layergc / aMed.openssl;
+  const ratioB = best(pipeline) / best(layergcProc);
+  const ratioBMedian = median(pipeline) / median(layergcProc);
+  const ratioBFile = best(osslProc) / best(layergcProc);
+  const ratioC = saveMs.length ? best(saveMs) / best(layergcProc) : undefined;
+  const loadAfter = loadavg();
+  const cpuRatio = osslCpu.length ? MBs(r0.bytes, median(inprocCpu)) / MBs(c.bytes, median(osslCpu)) : undefined;
+
+  const row = (what, t, mbs) => `${what.padEnd(62)} ${t.toFixed(1).padStart(8)} ms ${mbs === undefined ? '' : `${mbs.toFixed(0).padStart(6)} MB/s`}`;
+  console.log(`layer ${target.chainId}: ${c.files} files, ${(c.bytes / 2 ** 20).toFixed(1)} MiB content, ${r0.bytes} bytes of tar stream`);
+  console.log(`best of ${ROUNDS} interleaved rounds (median in brackets)\n`);
+  console.log(row('(a) layergc verifyLayer, in process', best(inproc), a.layergc) + `   [${median(inproc).toFixed(1)} ms]`);
+  console.log(row('    first call in this process (cold worker)', firstMs, MBs(r0.bytes, firstMs)));
+  console.log(row('(a) openssl dgst -sha256 concat-file, start-up subtracted', best(ossl), a.openssl) + `   [${median(ossl).toFixed(1)} ms]`);
+  console.log(row('    openssl start-up (dgst /dev/null)', startup));
+  console.log(row(`(b) ${procWhat.slice(0, 58)}`, best(layergcProc), MBs(r0.bytes, best(layergcProc))) + `   [${median(layergcProc).toFixed(1)} ms]`);
+  console.log(row('(b) xargs -0 cat <files> | openssl dgst -sha256, whole', best(pipeline), MBs(c.bytes, best(pipeline))) + `   [${median(pipeline).toFixed(1)} ms]`);
+  console.log(row('    openssl dgst -sha256 concat-file, whole process', best(osslProc), MBs(c.bytes, best(osslProc))));
+  if (saveMs.length) console.log(row(`(c) docker save ${image} > /dev/null (whole image)`, best(saveMs)));
+  else console.log('(c) docker save: skipped (no daemon; set LAYERGC_BENCH_DOCKER_HOST and LAYERGC_BENCH_IMAGE)');
+  console.log(`load average before/after: ${loadBefore} / ${loadAfter} on ${os.availableParallelism()} CPUs (other work on the machine slows the two-thread pipeline first)`);
+  if (cpuRatio !== undefined) {
+    console.log(`CPU time per round (median): layergc ${median(inprocCpu).toFixed(0)} ms (both threads), openssl ${median(osslCpu).toFixed(0)} ms; bytes per CPU-second ratio ${cpuRatio.toFixed(2)}x (informational)`);
+  }
+  console.log('');
+  console.log(`(a) throughput ratio layergc/openssl       ${ratioA.toFixed(2)}x  [median ${ratioAMedian.toFixed(2)}x]  bar >= 0.80`);
+  console.log(`(b) whole-process ratio pipeline/layergc   ${ratioB.toFixed(2)}x  [median ${ratioBMedian.toFixed(2)}x]  bar >= 0.60  (vs openssl on the concat file: ${ratioBFile.toFixed(2)}x)`);
+  if (ratioC !== undefined) console.log(`(c) docker save / layergc process          ${ratioC.toFixed(2)}x`);
+  const pass = ratioA >= 0.8 && ratioB >= 0.6;
+  exitCode = pass ? 0 : 1;
+  console.log(
+    JSON.stringify({
+      bench: 'verify',
+      layer: target.chainId,
+      driver,
+      files: c.files,
+      contentBytes: c.bytes,
+      streamBytes: r0.bytes,
+      rounds: ROUNDS,
+      a: { layergcMs: best(inproc), layergcMBs: a.layergc, opensslMs: best(ossl), opensslMBs: a.openssl, opensslStartupMs: startup, ratio: ratioA, ratioMedian: ratioAMedian, reference: 'openssl dgst -sha256 <concatenated temp file>, start-up subtracted' },
+      b: { layergcMs: best(layergcProc), command: procWhat, pipelineMs: best(pipeline), ratio: ratioB, ratioMedian: ratioBMedian, opensslConcatFileMs: best(osslProc), ratioVsConcatFile: ratioBFile, reference: 'xargs -0 cat <files> | openssl dgst -sha256' },
+      c: saveMs.length ? { dockerSaveMs: best(saveMs), image, ratio: ratioC } : null,
+      firstCallMs: firstMs,
+      cpu: cpuRatio === undefined ? null : { layergcMs: median(inprocCpu), opensslMs: median(osslCpu), ratio: cpuRatio },
+      loadavg: { before: loadBefore, after: loadAfter, cpus: os.availableParallelism() },
+      pass,
+    }),
+  );
+} finally {
+  if (daemon) {
+    await stopDaemon(daemon);
+    fs.rmSync(daemon.dir, { recursive: true, force: true });
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+process.exitCode = exitCode;
