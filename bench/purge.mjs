@@ -2,34 +2,12 @@
 // `rm -rf` of an identical copy, in the same run. Whole processes, wall clock.
 // N: LAYERGC_BENCH_FILES (default 1,000,000). Bar: layergc <= 1.3x rm -rf.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, symlinkSync, rmSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
-import { makeTree } from './mktree.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { makeRoot } from './root.mjs';
 
 const N = Number(process.env.LAYERGC_BENCH_FILES ?? 1_000_000);
 const bin = new URL('../bin/layergc.js', import.meta.url).pathname;
 const base = mkdtempSync('/var/tmp/layergc-bench-purge-');
-
-/** A minimal valid overlay2 data root: one image of one layer, plus one leaked driver dir. */
-function makeRoot(root) {
-  const diff = `sha256:${createHash('sha256').update('layer').digest('hex')}`;
-  const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] } }));
-  const imgId = createHash('sha256').update(cfg).digest('hex');
-  const ldb = `${root}/image/overlay2/layerdb/sha256/${diff.slice(7)}`;
-  mkdirSync(ldb, { recursive: true });
-  writeFileSync(`${ldb}/diff`, diff);
-  writeFileSync(`${ldb}/size`, '0');
-  writeFileSync(`${ldb}/cache-id`, 'a'.repeat(64));
-  mkdirSync(`${root}/image/overlay2/imagedb/content/sha256`, { recursive: true });
-  writeFileSync(`${root}/image/overlay2/imagedb/content/sha256/${imgId}`, cfg);
-  mkdirSync(`${root}/overlay2/${'a'.repeat(64)}/diff`, { recursive: true });
-  writeFileSync(`${root}/overlay2/${'a'.repeat(64)}/link`, 'AAAAAAAAAAAAAAAAAAAAAAAAAA');
-  mkdirSync(`${root}/overlay2/l`, { recursive: true });
-  symlinkSync(`../${'a'.repeat(64)}/diff`, `${root}/overlay2/l/AAAAAAAAAAAAAAAAAAAAAAAAAA`);
-  const leaked = randomBytes(32).toString('hex');
-  makeTree(`${root}/overlay2/${leaked}/diff`, N);
-  return `${root}/overlay2/${leaked}`;
-}
 
 function time(cmd, args) {
   execFileSync('sync');
@@ -49,8 +27,8 @@ try {
     console.error(`round ${round + 1}/${ROUNDS}: making two identical trees of ${N} files under ${base} ...`);
     const rootA = `${base}/a${round}`;
     const rootB = `${base}/b${round}`;
-    const leakedA = makeRoot(rootA);
-    makeRoot(rootB);
+    const leakedA = makeRoot(rootA, N);
+    makeRoot(rootB, N);
     // alternate which goes first, so neither always meets the warmer cache
     const runs = [() => (rmMs += time('rm', ['-rf', leakedA])), () => (lgMs += time(process.execPath, [bin, 'purge', '--yes', '--quiet', '--data-root', rootB]))];
     if (round % 2) runs.reverse();

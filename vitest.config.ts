@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 300_000,
+    // real-daemon files each start dockerds and move hundreds of MB: on a 2-core machine they
+    // run one file at a time, so no test's timing depends on another's load
+    fileParallelism: false,
+    reporters: ['default'],
+  },
+});
