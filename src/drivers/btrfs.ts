@@ -10,6 +10,7 @@ import { assertContained } from '../fsx/contain.js';
 import { faultPoint } from '../fsx/fault.js';
 import { MountInside, RemovalFailed, type Remover } from '../fsx/remove.js';
 import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+import { stageAndDelete } from './stage.js';
 import type { Stats } from 'node:fs';
 
 const run = promisify(execFile);
@@ -107,25 +108,13 @@ export class BtrfsDriver implements DriverAdapter {
   }
 
   async remove(id: string, rm: Remover): Promise<void> {
-    const dir = this.dirOf(id);
-    const staged = `${dir}${STAGED_SUFFIX}`;
-    const st = await lstatOrNull(dir);
-    if (st && !st.isDirectory()) {
-      await rm.unlink(dir); // a stray file or symlink: the entry itself goes, never its target
-    } else if (st) {
-      // a staged subvolume left by an interrupted run goes first, or the rename would meet it
-      const old = await lstatOrNull(staged);
-      if (old) await this.deleteStaged(staged, old, rm);
-      await rm.rename(dir, staged); // rename(2) moves a subvolume like a directory
-    }
     // like moby, the quota file goes before the subvolume
     const quota = `${this.quotas}/${id}`;
     const qst = await lstatOrNull(quota);
     if (qst?.isDirectory()) await rm.removeTree(quota);
     else if (qst) await rm.unlink(quota);
-    const sst = await lstatOrNull(staged);
-    if (sst) await this.deleteStaged(staged, sst, rm);
-    else if (rm.dryRun && st?.isDirectory()) await this.deleteStaged(staged, st, rm);
+    // rename(2) moves a subvolume like a directory
+    await stageAndDelete(this.dirOf(id), rm, (p, st) => this.deleteStaged(p, st, rm));
   }
 
   async removeLink(path: string, rm: Remover): Promise<void> {

@@ -2,6 +2,7 @@
 // metadata. Layout facts: daemon/graphdriver/vfs/driver.go.
 import { listDir, lstatOrNull } from '../fsx/read.js';
 import type { Remover } from '../fsx/remove.js';
+import { stageAndDelete } from './stage.js';
 import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
 
 export class VfsDriver implements DriverAdapter {
@@ -50,19 +51,7 @@ export class VfsDriver implements DriverAdapter {
   }
 
   async remove(id: string, rm: Remover): Promise<void> {
-    const dir = this.dirOf(id);
-    const staged = `${dir}${STAGED_SUFFIX}`;
-    const st = await lstatOrNull(dir);
-    if (st && !st.isDirectory()) {
-      await rm.unlink(dir); // a stray file or symlink: the entry itself goes, never its target
-      return;
-    }
-    if (st) {
-      // a staged copy left by an interrupted run goes first, or the rename would meet it
-      if (await lstatOrNull(staged)) await rm.removeTree(staged);
-      await rm.rename(dir, staged);
-    }
-    if (st || (await lstatOrNull(staged))) await rm.removeTree(staged);
+    await stageAndDelete(this.dirOf(id), rm);
   }
 
   async removeLink(path: string, rm: Remover): Promise<void> {

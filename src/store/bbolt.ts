@@ -98,6 +98,16 @@ const MAX_TREE_DEPTH = 64;
 /** Nesting of buckets inside buckets. */
 const MAX_BUCKET_NESTING = 128;
 
+/** Open, use and always close a database. */
+export async function withDb<T>(path: string, fn: (db: BboltDb) => Promise<T>): Promise<T> {
+  const db = await openBbolt(path);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
 // ---- helpers -----------------------------------------------------------------------------------
 
 const FNV64_OFFSET = 0xcbf29ce484222325n;

@@ -44,7 +44,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BboltError, openBbolt, type BboltBucket, type BboltDb } from './bbolt.js';
+import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
 
 export interface BuildkitSource {
   /** file name inside `<data-root>/buildkit/` */
@@ -106,14 +106,6 @@ class Budget {
   }
 }
 
-async function withDb<T>(path: string, fn: (db: BboltDb) => Promise<T>): Promise<T> {
-  const db = await openBbolt(path);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
 /** snapshots.db holds something moby never writes: a sign of damage bbolt cannot detect itself. */
 class SnapshotsDataError extends Error {

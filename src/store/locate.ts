@@ -86,21 +86,19 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
     throw new LayergcError(`${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb, and layergc does not handle that layout`, ExitCode.UNSUPPORTED);
   }
 
-  let readable = true;
-  let withLayerdb: string[] = [];
+  const withLayerdb: string[] = [];
   try {
     await fs.readdir(real);
     for (const e of await listDir(`${real}/image`)) {
       if (e.stat.isDirectory() && (await lstatOrNull(`${e.path}/layerdb`))?.isDirectory()) withLayerdb.push(e.name);
     }
   } catch (err) {
-    readable = false;
     throw new LayergcError(`${real} cannot be read: ${(err as Error).message}`);
   }
-  withLayerdb = withLayerdb.sort();
+  withLayerdb.sort();
   const containerdStore = !!(await lstatOrNull(`${real}/containerd/daemon`))?.isDirectory();
 
-  if (withLayerdb.length === 0 && readable) {
+  if (withLayerdb.length === 0) {
     if (containerdStore) {
       throw new LayergcError(`${real} uses the containerd image store (containerd/daemon, no image/<driver>/layerdb), as Docker 29 does on new installs; layergc handles only the graph-driver layer store`, ExitCode.UNSUPPORTED);
     }

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BboltError, openBbolt, walkAll, type BboltBucket, type BboltDb } from '../../src/store/bbolt.js';
+import { BboltError, openBbolt, walkAll, withDb, type BboltBucket, type BboltDb } from '../../src/store/bbolt.js';
 import { bucket, synthBbolt, writeMeta } from '../helpers/bbolt-synth.js';
 
 const FIX = fileURLToPath(new URL('../../fixtures/bbolt/', import.meta.url));
@@ -45,14 +45,6 @@ async function walkCount(path: string): Promise<number> {
   }
 }
 
-async function withDb<T>(path: string, fn: (db: BboltDb) => Promise<T>): Promise<T> {
-  const db = await openBbolt(path);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
 function expectBboltError(p: Promise<unknown>, re?: RegExp): Promise<void> {
   return p.then(

@@ -305,7 +305,7 @@ describe('btrfs (synthetic, not on btrfs)', () => {
     await drv.remove(B, rm);
     expect(exists(join(home, 'subvolumes', B))).toBe(false);
     expect(exists(join(home, 'quotas', B))).toBe(false);
-    expect(rm.ops.map((o) => o.op)).toEqual(['rename', 'unlink', 'remove-tree']);
+    expect(rm.ops.map((o) => o.op)).toEqual(['unlink', 'rename', 'remove-tree']);
     const again = remover();
     await drv.remove(B, again);
     expect(again.ops).toEqual([]);
@@ -395,7 +395,7 @@ describe.skipIf(!btrfsReal)('btrfs (real, loop-mounted)', () => {
     const dry = remover(true);
     await drv.remove(B, dry);
     expect(snapshot(mnt)).toEqual(before);
-    expect(dry.ops.map((o) => o.op)).toEqual(['rename', 'unlink', 'remove-tree']);
+    expect(dry.ops.map((o) => o.op)).toEqual(['unlink', 'rename', 'remove-tree']);
 
     await drv.remove(B, remover());
     expect(exists(join(sub, B))).toBe(false);
