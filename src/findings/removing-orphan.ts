@@ -2,6 +2,7 @@
 // driver.Remove failed (EPERM, EBUSY, an immutable file) and retries only at a clean shutdown.
 import { keepingClaims } from '../store/references.js';
 import { short } from '../store/digest.js';
+import { STAGED_SUFFIX } from '../drivers/types.js';
 import { describeClaim } from './describe.js';
 import { measure } from './measure.js';
 import { driverPaths } from './driver-paths.js';
@@ -14,6 +15,7 @@ export const removingOrphans: FindingModule = async (ctx) => {
     const paths = [r.dir];
     let reason = `layer ${short(r.chainId)} was renamed for removal but its driver data was not removed; moby retries only at a clean daemon shutdown`;
     let driverId: string | undefined;
+    let reportOnly = false;
     if (!r.cacheId) {
       reason = `layer ${short(r.chainId)} was renamed for removal and ${r.cacheIdProblem ?? 'has no cache-id'}, so moby skips it forever`;
     } else {
@@ -23,9 +25,13 @@ export const removingOrphans: FindingModule = async (ctx) => {
       else if (!dataPaths.length) reason += `; its driver data (${driver.dirOf(r.cacheId)}) is already gone`;
       else if (ctx.counted.has(r.cacheId)) reason += `; its driver dir is shared with another -removing entry`;
       else {
-        reason += `; its driver dir ${driver.dirOf(r.cacheId)} is left ${dataPaths.length === 1 && driver.name.includes('overlay') ? 'half deleted' : 'behind'}`;
-        if (driver.removal === 'report-only') reason += ` (${driver.removalNote ?? 'this driver is report-only'})`;
-        else driverId = r.cacheId;
+        const state = dataPaths.some((p) => p.endsWith(STAGED_SUFFIX)) ? 'staged for removal by an interrupted layergc purge' : 'left behind';
+        reason += `; its driver dir ${driver.dirOf(r.cacheId)} is ${state}`;
+        if (driver.removal === 'report-only') {
+          // the metadata is what ties the driver dir to the layer: both stay for the driver's own tools
+          reason += ` (${driver.removalNote ?? 'this driver is report-only'})`;
+          reportOnly = true;
+        } else driverId = r.cacheId;
         paths.push(...dataPaths);
         ctx.counted.add(r.cacheId);
       }
@@ -38,7 +44,7 @@ export const removingOrphans: FindingModule = async (ctx) => {
       cacheId: r.cacheId,
       paths,
       bytes: m.bytes,
-      reclaimable: true,
+      reclaimable: !reportOnly,
       reason,
       affects: noAffects(),
       removal: { type: 'entry', dir: r.dir, driverId },

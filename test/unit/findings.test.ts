@@ -112,7 +112,7 @@ describe('garbage', () => {
     const gone = s.makeRemovingOrphan({ driverData: 'none' });
     const base = { kind: 'removing-orphan', severity: 'warning', bytes: 'some', reclaimable: true } as const;
     expectFindings(await scan(s.root), [
-      { ...base, layer: half.chainId, cacheId: half.cacheId, paths: [half.dir, half.driverDir], reason: ['renamed for removal', 'moby retries only at a clean daemon shutdown', `driver dir ${half.driverDir} is left half deleted`] },
+      { ...base, layer: half.chainId, cacheId: half.cacheId, paths: [half.dir, half.driverDir], reason: ['renamed for removal', 'moby retries only at a clean daemon shutdown', `driver dir ${half.driverDir} is left behind`] },
       // moby's getOrphan skips these forever; only the entry itself is layergc's to remove
       { ...base, layer: noCid.chainId, paths: [noCid.dir], reason: ['renamed for removal and cache-id is missing, so moby skips it forever'] },
       { ...base, layer: emptyCid.chainId, paths: [emptyCid.dir], reason: ['renamed for removal and cache-id is empty, so moby skips it forever'] },
