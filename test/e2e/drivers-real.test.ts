@@ -134,6 +134,26 @@ function realDriverSuite(driverName: 'vfs' | 'btrfs', enabled: boolean): void {
       if (driverName === 'btrfs') for (const id of named) expect(fs.statSync(drv.dirOf(id)).ino).toBe(256);
     }, LONG);
 
+    it('the CLI on this root: scan flags nothing healthy, and verify proves every layer against its DiffID', async () => {
+      const cli = (args: string[]) => {
+        try {
+          return { code: 0, stdout: execFileSync(process.execPath, [path.resolve('bin/layergc.js'), ...args, '--data-root', d.dataRoot, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } }) };
+        } catch (err) {
+          const e = err as { status: number; stdout: string };
+          return { code: e.status, stdout: e.stdout };
+        }
+      };
+      const scan = cli(['scan']);
+      expect(JSON.parse(scan.stdout).findings).toEqual([]);
+      expect(scan.code).toBe(0);
+      const verify = cli(['verify']);
+      const v = JSON.parse(verify.stdout);
+      expect(v.findings).toEqual([]);
+      expect(v.summary.layersVerified).toBe(storeIds(d).layers.length);
+      expect(v.summary.layersOk).toBe(storeIds(d).layers.length);
+      expect(verify.code).toBe(0);
+    }, LONG);
+
     it('removes a leaked driver dir through the adapter, and the daemon still runs its images', async () => {
       const leak = drv.dirOf(LEAK);
       if (driverName === 'vfs') {
