@@ -83,7 +83,7 @@ export function purgeCommand(): Command {
         }
         let doRun = !dryRun;
         if (interactive) {
-          out.out(renderPurgeHuman(out, header, actions, { dryRun: true }));
+          out.out(renderPurgeHuman(out, header, actions, { dryRun: true, asking: true }));
           if (!actions.some((a) => a.status === 'planned')) return ExitCode.OK;
           const rl = createInterface({ input: process.stdin, output: process.stdout });
           const answer = await rl.question('Remove the planned items? [y/N] ');

@@ -36,9 +36,9 @@ export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, mea
   };
 }
 
-export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], opts: { dryRun: boolean; measuredFreed?: number }): string {
+export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], opts: { dryRun: boolean; asking?: boolean; measuredFreed?: number }): string {
   const { c } = o;
-  const lines = [`${c.bold(`layergc purge${opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`];
+  const lines = [`${c.bold(`layergc purge${opts.asking ? ': the plan' : opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`];
   if (!actions.length) {
     lines.push(c.green('Nothing to remove.'));
     return lines.join('\n');
@@ -53,7 +53,7 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], op
   }
   const t = purgeTotals(actions, opts.dryRun);
   lines.push('');
-  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}; ${t.skipped} skipped. Nothing was changed. Run with --yes to remove.`);
+  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}; ${t.skipped} skipped.${opts.asking ? '' : ' Nothing was changed. Run with --yes to remove.'}`);
   else {
     const measured = opts.measuredFreed !== undefined ? ` (free space on the data root's filesystem grew by ${human(Math.max(0, opts.measuredFreed))})` : '';
     lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${measured}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}, ${t.skipped} skipped.`);
