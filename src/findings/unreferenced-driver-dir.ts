@@ -28,6 +28,10 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
   const lowers = await stackedOn(ctx);
+  const lost = [...ctx.store.layerdb.layers.values()].filter((l) => !l.cacheId).length;
+  const lostNote = lost
+    ? `; ${lost} layer store ${lost === 1 ? 'entry has' : 'entries have'} lost ${lost === 1 ? 'its' : 'their'} cache-id (invalid-layer-metadata), so this may be the data of one of them, unusable without it`
+    : '';
   for (const e of ctx.store.driverEntries) {
     if (e.stat.isSymbolicLink()) continue; // unsafe-path reports it
     if (ctx.refs.claims.has(e.id) || lowers.has(e.id)) continue; // owned, or part of another finding
@@ -36,7 +40,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
     const m = measure(ctx, paths);
     const reason = e.staged
       ? 'an interrupted layergc purge renamed this dir for removal; the next purge finishes it'
-      : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}`;
+      : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}${MOUNT_ID.test(e.id) && !e.id.endsWith('-init') ? lostNote : ''}`;
     out.push({
       kind: 'unreferenced-driver-dir',
       severity: 'warning',

@@ -41,7 +41,7 @@ interface JsonFinding {
 const inside = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
 
 describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (version) => {
-  describe.skipIf(!dockerAvailable(version))('', () => {
+  describe.skipIf(!dockerAvailable(version))('overlay2', () => {
     let s: Scenario;
     let before: Map<string, string>;
     let findings: JsonFinding[] = [];
@@ -63,9 +63,9 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       console.log(`[scan-real ${version}] times (ms): ${JSON.stringify(times)}`);
     }, LONG);
 
-    it('scan --json: exit 1, exactly the damage, sizes equal to du', () => {
-      const r = timed(times, 'scan --json', () => cli(['scan', '--json']));
-      return r.then((r) => {
+    it('scan --json: exit 1, exactly the damage, sizes equal to du', async () => {
+      const r = await timed(times, 'scan --json', () => cli(['scan', '--json']));
+      {
         expect(r.stderr).toBe('');
         expect(r.code).toBe(1);
         // runCli validated it against docs/scan.schema.json (expectValid)
@@ -136,7 +136,7 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
 
         const reclaimable = findings.filter((f) => f.reclaimable).reduce((t, f) => t + f.bytes, 0);
         expect(r.json.summary.reclaimableBytes).toBe(reclaimable);
-      });
+      }
     }, LONG);
 
     it('flags nothing healthy: image layers, container RW and -init dirs, BuildKit dirs, live links', () => {
