@@ -25,7 +25,7 @@ export const removingOrphans: FindingModule = async (ctx) => {
       else if (!dataPaths.length) reason += `; its driver data (${driver.dirOf(r.cacheId)}) is already gone`;
       else if (ctx.counted.has(r.cacheId)) reason += `; its driver dir is shared with another -removing entry`;
       else {
-        const state = dataPaths.some((p) => p.endsWith(STAGED_SUFFIX)) ? 'staged for removal by an interrupted layergc purge' : 'left behind';
+        const state = dataPaths.some((p) => p.endsWith(STAGED_SUFFIX)) ? 'staged for removal by an earlier layergc purge that did not finish' : 'left behind';
         reason += `; its driver dir ${driver.dirOf(r.cacheId)} is ${state}`;
         if (driver.removal === 'report-only') {
           // the metadata is what ties the driver dir to the layer: both stay for the driver's own tools

@@ -54,6 +54,8 @@ export interface Finding {
   removal?: RemovalPlan;
   newestMs?: number;
   mountsInside?: string[];
+  /** Renamed for removal by an earlier purge that did not finish: finished first. */
+  staged?: boolean;
 }
 
 export interface ScanContext {

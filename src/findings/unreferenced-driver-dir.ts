@@ -39,7 +39,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
     const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
     const m = measure(ctx, paths);
     const reason = e.staged
-      ? 'an interrupted layergc purge renamed this dir for removal; the next purge finishes it'
+      ? 'an earlier layergc purge that did not finish (interrupted, or stopped by a file it could not remove) renamed this dir for removal; the next purge finishes it'
       : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}${MOUNT_ID.test(e.id) && !e.id.endsWith('-init') ? lostNote : ''}`;
     out.push({
       kind: 'unreferenced-driver-dir',
@@ -51,6 +51,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
       reason: driver.removal === 'report-only' ? `${reason} (${driver.removalNote ?? 'report-only driver'})` : reason,
       affects: noAffects(),
       removal: { type: 'driver-dir', driverId: e.id },
+      staged: e.staged,
       newestMs: m.newestMs,
       mountsInside: m.mountsInside,
     });

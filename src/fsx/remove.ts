@@ -44,7 +44,11 @@ export class Remover {
     this.ops.push({ op: 'rename', path: from, to });
     if (this.dryRun) return;
     faultPoint('before-rename');
-    await fs.rename(from, to);
+    try {
+      await fs.rename(from, to);
+    } catch (err) {
+      throw new RemovalFailed(withHints([failureOf(from, err)])); // an immutable dir says so here too
+    }
     faultPoint('after-rename');
   }
 

@@ -57,7 +57,7 @@ export function planPurge(findings: Finding[], policy: Policy, depthOf: (f: Find
     actions.push(a);
   }
   // staged leftovers of an interrupted run first, then children before parents
-  const staged = (a: Action) => (a.finding.reason.startsWith('an interrupted layergc purge') ? 0 : 1);
+  const staged = (a: Action) => (a.finding.staged ? 0 : 1);
   return actions.sort((x, y) => staged(x) - staged(y) || y.depth - x.depth);
 }
 
