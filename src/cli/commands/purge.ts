@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { locate } from '../../store/locate.js';
 import { openStore } from '../../store/index.js';
 import { scanStore } from '../../findings/index.js';
-import { GARBAGE_KINDS, type FindingKind } from '../../findings/types.js';
+import { GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
+import type { MountTable } from '../../fsx/mounts.js';
 import { ancestors } from '../../store/references.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { Remover } from '../../fsx/remove.js';
@@ -29,6 +30,21 @@ async function closeFinished(unfinished: JournalEntry[], journal: Journal): Prom
   for (const e of unfinished) {
     const left = await Promise.all(e.paths.flatMap((p) => [p, `${p}${STAGED_SUFFIX}`]).map((p) => lstatOrNull(p)));
     if (left.every((st) => !st)) await journal.write({ event: 'finished-interrupted', kind: e.kind, paths: e.paths });
+  }
+}
+
+/** Sizes of findings the scan did not measure (a purge measures only what it needs). */
+function measureNow(findings: Finding[], mounts: MountTable): void {
+  const sizes = new SizeAccounting(mounts);
+  for (const f of findings) f.bytes = f.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
   }
 }
 
@@ -64,7 +80,7 @@ export function purgeCommand(): Command {
           throw new LayergcError(`a dockerd (pid ${store.daemon.processes.map((p) => p.pid).join(', ')}) runs on ${loc.dataRoot}; removing unreferenced layers needs it stopped`, ExitCode.DAEMON_RUNNING);
         }
         const run = randomBytes(6).toString('hex');
-        const journal = new Journal(loc.dataRoot, run, !!opts.dryRun);
+        const journal = new Journal(loc.dataRoot, run, !!opts.dryRun); // an interactive run that goes ahead is not a dry one
         const unfinished = opts.dryRun ? [] : await journal.unfinished();
         if (unfinished.length) log.info(`finishing ${unfinished.length} item(s) an interrupted purge left`, { event: 'resume', items: unfinished.length });
         await journal.rotate();
@@ -77,18 +93,11 @@ export function purgeCommand(): Command {
         const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs, now: Date.now() }, depthOf);
         const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
 
-        if (!measureFirst) {
-          const sizes = new SizeAccounting(scan.mounts);
-          for (const a of actions) if (a.status === 'skipped') a.finding.bytes = a.finding.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
-        }
+        if (!measureFirst) measureNow(actions.filter((a) => a.status === 'skipped').map((a) => a.finding), scan.mounts);
         let doRun = !dryRun;
         if (interactive) {
           out.out(renderPurgeHuman(out, header, actions, { dryRun: true, asking: true }));
-          if (!actions.some((a) => a.status === 'planned')) return ExitCode.OK;
-          const rl = createInterface({ input: process.stdin, output: process.stdout });
-          const answer = await rl.question('Remove the planned items? [y/N] ');
-          rl.close();
-          doRun = /^y(es)?$/i.test(answer.trim());
+          doRun = actions.some((a) => a.status === 'planned') && (await confirm('Remove the planned items? [y/N] '));
           if (!doRun) {
             out.out('Nothing removed.');
             return ExitCode.OK;
@@ -100,19 +109,18 @@ export function purgeCommand(): Command {
         await executePlan(actions, {
           driver: store.driver,
           rm,
-          journal: new Journal(loc.dataRoot, run, !doRun),
+          journal,
           onAction: (a: Action) => {
             if (a.status === 'failed' && (format !== 'human' || opts.logFormat === 'json')) log.warn(`could not remove ${a.finding.kind} ${a.finding.paths[0]}: ${a.reason}`, { event: 'failed', kind: a.finding.kind, paths: a.finding.paths, reason: a.reason });
             else if (a.status === 'removed' && opts.logFormat === 'json') log.info(`removed ${a.finding.kind} ${a.finding.paths[0]}`, { event: 'removed', kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes });
           },
         });
         const freeAfter = freeBytes(loc.dataRoot);
-        if (doRun) await closeFinished(unfinished, new Journal(loc.dataRoot, run, false));
-        if (!measureFirst && (opts.metricsFile || formatOf(opts) === 'prometheus')) {
+        if (doRun) await closeFinished(unfinished, journal);
+        if (!measureFirst && (opts.metricsFile || format === 'prometheus')) {
           // metrics report every kind's bytes, also of findings this purge left alone
           const acted = new Set(actions.map((a) => a.finding));
-          const sizes = new SizeAccounting(scan.mounts);
-          for (const f of scan.findings) if (!acted.has(f)) f.bytes = f.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
+          measureNow(scan.findings.filter((f) => !acted.has(f)), scan.mounts);
         }
         if (!measureFirst) for (const a of actions) if (a.freedBytes !== undefined) a.finding.bytes = a.freedBytes;
         const measured = doRun ? freeAfter - freeBefore : undefined;
