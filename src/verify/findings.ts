@@ -3,6 +3,7 @@
 import { computeReferences } from '../store/references.js';
 import { normalizeChainId } from '../store/digest.js';
 import { LayergcError } from '../errors.js';
+import { lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from '../findings/affects.js';
 import { SizeAccounting } from '../fsx/size.js';
 import { MountTable } from '../fsx/mounts.js';
@@ -30,6 +31,10 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
     const l = layers.get(id)!;
     if (!l.diffId || !l.cacheId) {
       skipped.push({ chainId: id, reason: 'its metadata does not load (see layergc scan)' });
+      continue;
+    }
+    if (!(await lstatOrNull(store.driver.dirOf(l.cacheId))) && store.driver.removal !== 'report-only') {
+      skipped.push({ chainId: id, reason: `its driver data ${store.driver.dirOf(l.cacheId)} is gone (see layergc scan: missing-driver-data)` });
       continue;
     }
     const roots = await store.driver.contentRoots(l.cacheId);

@@ -218,6 +218,17 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       expect(leakHuman.stdout.split('\n')[0]).toBe(`driver dir ${s.kl.leakedDriverDir}: garbage`);
     });
 
+    it('verify: every healthy layer rebuilds its DiffID; the layer whose driver data is gone is skipped, not called damaged', async () => {
+      const r = await timed(times, 'verify --json', () => cli(['verify', '--json']));
+      expect(r.json.findings).toEqual([]);
+      expect(r.code).toBe(0);
+      const healthy = new Set(HEALTHY_TAGS.flatMap((t) => s.images[t].chainIds));
+      expect(r.json.summary.layersOk).toBe(r.json.summary.layersVerified);
+      expect(r.json.summary.layersVerified).toBeGreaterThanOrEqual(healthy.size);
+      expect(r.json.skipped.map((x: { chainId: string }) => x.chainId)).toContain(s.victim.chainId);
+      expect(r.json.skipped.find((x: { chainId: string }) => x.chainId === s.victim.chainId).reason).toContain('is gone');
+    }, LONG);
+
     it('exits 2 with a one-line reason for /etc and for a missing path, printing nothing on stdout', async () => {
       for (const root of ['/etc', '/nonexistent']) {
         for (const extra of [['--json'], []]) {
