@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chainIds as chainIdsOf } from '../../src/store/digest.js';
 import { crc64 } from '../../src/verify/crc64.js';
+import { afterAll } from 'vitest';
 import { expectValid, type SchemaKind } from './schema.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -693,4 +694,21 @@ export function runCliAsync(args: string[], opts: CliOptions = {}): Promise<CliR
 /** `scan --data-root <root> --json` */
 export function scan(root: string, extra: string[] = []): Promise<CliResult> {
   return runCliAsync(['scan', '--data-root', root, '--json', ...extra]);
+}
+
+/**
+ * A maker of synthetic roots for one test file: every root it made is removed after the file's
+ * tests. With `populate`, each starts with the healthy sample content.
+ */
+export function rootMaker(defaults: { populate?: boolean } = {}): (opts?: SyntheticOptions) => SyntheticRoot {
+  const made: SyntheticRoot[] = [];
+  afterAll(() => {
+    for (const r of made) r.cleanup();
+  });
+  return (opts = {}) => {
+    const r = new SyntheticRoot(opts);
+    made.push(r);
+    if (defaults.populate) r.populate();
+    return r;
+  };
 }

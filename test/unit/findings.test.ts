@@ -5,20 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FINDING_KINDS } from '../../src/findings/types.js';
-import { randomBuildkitId, randomId, runCliAsync, scan, SyntheticRoot, type CliResult, type SyntheticOptions } from '../helpers/synthetic.js';
+import { randomBuildkitId, randomId, rootMaker, runCliAsync, scan, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
-const roots: SyntheticRoot[] = [];
-afterAll(() => {
-  for (const r of roots) r.cleanup();
-});
-
-function root(opts: SyntheticOptions = {}): SyntheticRoot {
-  const r = new SyntheticRoot(opts);
-  roots.push(r);
-  return r;
-}
+const root = rootMaker();
 
 interface Expect {
   kind: (typeof FINDING_KINDS)[number];

@@ -5,20 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCliAsync, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
+import { describe, expect, it } from 'vitest';
+import { rootMaker, runCliAsync, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
-const roots: SyntheticRoot[] = [];
-afterAll(() => {
-  for (const r of roots) r.cleanup();
-});
-
-function root(): SyntheticRoot {
-  const r = new SyntheticRoot();
-  roots.push(r);
-  r.populate();
-  return r;
-}
+const root = rootMaker({ populate: true });
 
 /** exit code `code`, nothing on stdout, and exactly one line on stderr: `layergc: <reason>` */
 function expectRefusal(r: CliResult, code: number, ...reason: string[]): void {

@@ -9,19 +9,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { diffSnapshots, REPO, runCliAsync, scan, snapshotTree, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
+import { describe, expect, it } from 'vitest';
+import { diffSnapshots, REPO, rootMaker, runCliAsync, scan, snapshotTree, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
-const roots: SyntheticRoot[] = [];
-afterAll(() => {
-  for (const r of roots) r.cleanup();
-});
-
-function root(opts: ConstructorParameters<typeof SyntheticRoot>[0] = {}): SyntheticRoot {
-  const r = new SyntheticRoot(opts);
-  roots.push(r);
-  return r;
-}
+const root = rootMaker();
 
 /** layergc's own state (lock, journal) is not part of the store's tree */
 const STATE = ['layergc'];

@@ -9,22 +9,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FINDING_KINDS } from '../../src/findings/types.js';
 import { INCLUDABLE_KINDS } from '../../src/purge/plan.js';
 import { KNOWN_DRIVERS } from '../../src/drivers/index.js';
 import { expectValid, loadSchema, schemaErrors } from '../helpers/schema.js';
-import { runCliAsync, scan, SyntheticRoot } from '../helpers/synthetic.js';
+import { rootMaker, runCliAsync, scan, SyntheticRoot } from '../helpers/synthetic.js';
 
-const roots: SyntheticRoot[] = [];
-afterAll(() => {
-  for (const r of roots) r.cleanup();
-});
-function root(opts: ConstructorParameters<typeof SyntheticRoot>[0] = {}): SyntheticRoot {
-  const r = new SyntheticRoot(opts);
-  roots.push(r);
-  return r;
-}
+const root = rootMaker();
 
 describe('the schemas themselves', () => {
   it('compile as JSON Schema draft 2020-12 in ajv strict mode', () => {
