@@ -19,7 +19,7 @@
  *   kill() therefore waits for it (and for shims / container processes of this exec root).
  * - Drivers: overlay2 and vfs work on the ext4 /tmp; btrfs runs on a 2 GiB sparse image
  *   loop-mounted at <workDir>/r (kept mounted across stop/kill/restart, unmounted by destroy());
- *   fuse-overlayfs needs the fuse-overlayfs binary (not installed here: start() throws).
+ *   fuse-overlayfs needs the fuse-overlayfs binary and /dev/fuse (.ci/install-deps.sh installs it; start() throws without it).
  * - /usr/bin/docker (the 20.10 client, API 1.41) talks to the 28.5 daemon (API 1.51, min 1.24)
  *   without DOCKER_API_VERSION; BuildKit builds work from that client too (its built-in BuildKit
  *   session; no buildx needed). /usr/local/bin/docker (28.2 client) would need buildx for BuildKit;
