@@ -18,6 +18,7 @@ import { brokenMounts } from './broken-mount.js';
 import { imagesMissingLayers } from './image-missing-layers.js';
 import { invalidImages } from './invalid-image.js';
 import { unsafePaths } from './unsafe-path.js';
+import { inferKept } from './kept.js';
 
 // Order matters for byte accounting: a driver dir goes with the first finding that claims it.
 const MODULES: FindingModule[] = [
@@ -48,7 +49,8 @@ export interface ScanOptions {
 export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<ScanResult> {
   const mounts = opts.mounts ?? MountTable.read();
   const refs = computeReferences(store);
-  const ctx: ScanContext = { store, refs, sizes: new SizeAccounting(mounts, opts.sizes !== false), counted: new Set() };
+  const kept = await inferKept(store, refs);
+  const ctx: ScanContext = { store, refs, kept, sizes: new SizeAccounting(mounts, opts.sizes !== false), counted: new Set() };
   const findings: Finding[] = [];
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);

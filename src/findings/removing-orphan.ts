@@ -20,8 +20,10 @@ export const removingOrphans: FindingModule = async (ctx) => {
       reason = `layer ${short(r.chainId)} was renamed for removal and ${r.cacheIdProblem ?? 'has no cache-id'}, so moby skips it forever`;
     } else {
       const keeping = keepingClaims(ctx.refs.claims.get(r.cacheId));
+      const inferred = ctx.kept.get(r.cacheId);
       const dataPaths = await driverPaths(ctx, r.cacheId);
       if (keeping.length) reason += `; its cache-id ${r.cacheId} is still used by ${describeClaim(ctx, keeping[0])}, so that driver dir is kept`;
+      else if (inferred) reason += `; its driver dir ${r.cacheId} is kept: ${inferred}`;
       else if (!dataPaths.length) reason += `; its driver data (${driver.dirOf(r.cacheId)}) is already gone`;
       else if (ctx.counted.has(r.cacheId)) reason += `; its driver dir is shared with another -removing entry`;
       else {

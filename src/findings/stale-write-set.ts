@@ -1,9 +1,8 @@
 // stale-write-set: layerdb/tmp/write-set-*: a layer registration that never committed (a killed
 // pull or load, a crash). moby never cleans layerdb/tmp.
-import { keepingClaims } from '../store/references.js';
 import { measure } from './measure.js';
 import { driverPaths } from './driver-paths.js';
-import { noAffects, type Finding, type FindingModule } from './types.js';
+import { keptBecause, noAffects, type Finding, type FindingModule } from './types.js';
 
 export const staleWriteSets: FindingModule = async (ctx) => {
   const out: Finding[] = [];
@@ -11,7 +10,7 @@ export const staleWriteSets: FindingModule = async (ctx) => {
     const paths = [w.dir];
     let reason = 'a layer registration that never committed (killed pull or load, crash, power loss) left this transaction dir; moby never cleans layerdb/tmp';
     let driverId: string | undefined;
-    if (w.cacheId && !keepingClaims(ctx.refs.claims.get(w.cacheId)).length && !ctx.counted.has(w.cacheId)) {
+    if (w.cacheId && !keptBecause(ctx, w.cacheId) && !ctx.counted.has(w.cacheId)) {
       const dp = await driverPaths(ctx, w.cacheId);
       if (dp.length && ctx.store.driver.removal !== 'report-only') {
         paths.push(...dp);

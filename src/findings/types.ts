@@ -3,6 +3,8 @@
 import type { Store } from '../store/model.js';
 import type { References } from '../store/references.js';
 import type { SizeAccounting } from '../fsx/size.js';
+import { keepingClaims } from '../store/references.js';
+import type { InferredKeep } from './kept.js';
 
 export const FINDING_KINDS = [
   'removing-orphan',
@@ -61,6 +63,8 @@ export interface Finding {
 export interface ScanContext {
   store: Store;
   refs: References;
+  /** Driver IDs kept although nothing claims them (findings/kept.ts), with why. */
+  kept: InferredKeep;
   sizes: SizeAccounting;
   /** Driver IDs whose bytes a finding already counted, so a dir shared by two findings counts once. */
   counted: Set<string>;
@@ -69,3 +73,10 @@ export interface ScanContext {
 export type FindingModule = (ctx: ScanContext) => Promise<Finding[]>;
 
 export const noAffects = (): Affects => ({ images: [], containers: [] });
+
+/** Why a driver dir must stay although some garbage names it, or undefined when nothing keeps it. */
+export function keptBecause(ctx: ScanContext, id: string): string | undefined {
+  const claim = keepingClaims(ctx.refs.claims.get(id))[0];
+  if (claim) return 'claimed';
+  return ctx.kept.get(id);
+}

@@ -1,9 +1,8 @@
 // unreferenced-driver-dir: a dir in the driver home that no layer's cache-id, no mount's
 // mount-id or init-id and no BuildKit snapshot owns (moby#45939: prune never sees these).
 import { MOUNT_ID } from '../store/layerdb.js';
-import { keepingClaims, mightBeBuildkit } from '../store/references.js';
 import { measure } from './measure.js';
-import { noAffects, type Finding, type FindingModule, type ScanContext } from './types.js';
+import { noAffects, type Finding, type FindingModule } from './types.js';
 
 function origin(id: string): string {
   if (/^[a-f0-9]{64}-init$/.test(id)) return 'the init layer of a container that no longer exists (a failed create or removal)';
@@ -12,30 +11,16 @@ function origin(id: string): string {
   return 'not a name moby or BuildKit gives a layer';
 }
 
-/** Driver IDs that a claimed dir stacks on (its lower chain): in use even with no claim of their own. */
-async function stackedOn(ctx: ScanContext): Promise<Set<string>> {
-  const out = new Set<string>();
-  const { driver } = ctx.store;
-  if (!driver.parentsOf) return out;
-  for (const [id, claims] of ctx.refs.claims) {
-    if (!keepingClaims(claims).length) continue;
-    for (const p of await driver.parentsOf(id)) out.add(p);
-  }
-  return out;
-}
-
 export const unreferencedDriverDirs: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
-  const lowers = await stackedOn(ctx);
   const lost = [...ctx.store.layerdb.layers.values()].filter((l) => !l.cacheId).length;
   const lostNote = lost
     ? `; ${lost} layer store ${lost === 1 ? 'entry has' : 'entries have'} lost ${lost === 1 ? 'its' : 'their'} cache-id (invalid-layer-metadata), so this may be the data of one of them, unusable without it`
     : '';
   for (const e of ctx.store.driverEntries) {
     if (e.stat.isSymbolicLink()) continue; // unsafe-path reports it
-    if (ctx.refs.claims.has(e.id) || lowers.has(e.id)) continue; // owned, or part of another finding
-    if (ctx.refs.buildkitUnknown && mightBeBuildkit(e.id)) continue;
+    if (ctx.refs.claims.has(e.id) || ctx.kept.has(e.id)) continue; // owned, kept, or part of another finding
     const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
     const m = measure(ctx, paths);
     const reason = e.staged

@@ -23,6 +23,7 @@ export const fs = {
   lstatSync: fsSync.lstatSync,
   readdirSync: fsSync.readdirSync,
   unlinkSync: fsSync.unlinkSync,
+  renameSync: fsSync.renameSync,
   rmdirSync: fsSync.rmdirSync,
 };
 

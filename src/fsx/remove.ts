@@ -84,8 +84,11 @@ export class Remover {
       throw new RemovalFailed([failureOf(path, err)]);
     }
     faultPoint('remove-tree');
-    const t = new TreeRemoval(st.dev);
+    const t = new TreeRemoval(st.dev, path);
     t.dir(path);
+    // subtrees moved up for depth go now; then the top, which held them
+    for (let i = 0; i < t.moved.length; i++) t.dir(t.moved[i]);
+    if (t.moved.length) t.dir(path);
     this.freed += t.freed;
     if (t.failures.length) throw new RemovalFailed(withHints(t.failures));
   }
@@ -104,7 +107,9 @@ export class Remover {
 class TreeRemoval {
   readonly failures: RemoveFailure[] = [];
   freed = 0;
-  constructor(private readonly dev: number) {}
+  /** Directories moved up to the top because their paths grew too long to name. */
+  readonly moved: string[] = [];
+  constructor(private readonly dev: number, private readonly top: string) {}
 
   dir(path: string): boolean {
     let st;
@@ -127,15 +132,17 @@ class TreeRemoval {
     let all = true;
     for (const e of entries) {
       const child = `${path}/${e.name}`;
-      all = (e.isDirectory() ? this.dir(child) : this.file(child)) && all;
+      if (e.isDirectory() && child.length > DEEP_PATH) this.moveUp(path, e.name);
+      else all = (e.isDirectory() ? this.dir(child) : this.file(child)) && all;
     }
     try {
       fs.rmdirSync(path);
       this.freed += st.blocks * 512;
       return true;
     } catch (err) {
-      // a child that could not go already names the cause; the parent dir is its consequence
-      if (!all && errCode(err) === 'ENOTEMPTY') return false;
+      // a child that could not go already names the cause; the parent dir is its consequence (and
+      // the top still holds the subtrees moved up into it, which go next)
+      if (errCode(err) === 'ENOTEMPTY' && (!all || (path === this.top && this.moved.length))) return false;
       return this.fail(path, err);
     }
   }
@@ -149,6 +156,26 @@ class TreeRemoval {
       return true;
     } catch (err) {
       return this.fail(path, err);
+    }
+  }
+
+  /**
+   * A tree deeper than PATH_MAX cannot be named whole (moby's RemoveAll works relative to open
+   * dirs). Move such a subtree up under the top, by a short name inside the same staged tree, and
+   * remove it from there. Names are relative to `parent`, which is short enough to chdir into.
+   */
+  private moveUp(parent: string, name: string): boolean {
+    const to = `${this.top}/.layergc-deep-${this.moved.length}`;
+    const cwd = process.cwd();
+    try {
+      process.chdir(parent);
+      fs.renameSync(name, to);
+      this.moved.push(to);
+      return true;
+    } catch (err) {
+      return this.fail(`${parent}/${name}`, err);
+    } finally {
+      process.chdir(cwd);
     }
   }
 
@@ -167,6 +194,8 @@ function failureOf(path: string, err: unknown): RemoveFailure {
 }
 
 const MAX_ATTR_LOOKUPS = 20;
+/** Paths longer than this are moved up before they reach PATH_MAX (4096). */
+const DEEP_PATH = 3000;
 
 /** EPERM on Linux as root almost always means an immutable or append-only attribute: say which. */
 function withHints(failures: RemoveFailure[]): RemoveFailure[] {

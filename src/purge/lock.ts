@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
+import { lstatOrNull } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
 
 export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string; bootId?: string; pidNs?: string }
@@ -21,6 +22,8 @@ export function processStartTime(pid: number): string | undefined {
 }
 
 export function holderAlive(h: LockHolder, host = hostname()): boolean {
+  // an empty or torn lock (the link is not fsynced: power loss) names no process: dead
+  if (!Number.isInteger(h?.pid) || h.pid <= 0) return false;
   if (h.bootId && h.pidNs) {
     // the same kernel can be seen under other host names (a pod's hostname is the pod's name)
     if (h.bootId !== bootId()) return h.host !== host; // this host rebooted since: dead
@@ -38,7 +41,11 @@ export function holderAlive(h: LockHolder, host = hostname()): boolean {
 /** <root>/layergc, made if missing; refused unless it is a real directory (never a symlink out). */
 export async function ensureStateDir(root: string): Promise<string> {
   const dir = stateDir(root);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new LayergcError(`${dir} cannot be made a directory (${(err as Error).message}); layergc keeps its lock and journal there`);
+  }
   const st = await fs.lstat(dir);
   if (!st.isDirectory()) throw new LayergcError(`${dir} is not a directory (a symlink?); layergc keeps its lock and journal there and never follows a link out of the data root`);
   return dir;
@@ -53,6 +60,22 @@ function pidNs(): string | undefined {
   try { return readlinkSync('/proc/self/ns/pid'); } catch { return undefined; }
 }
 
+const TAKEOVER_STALE_MS = 30_000;
+
+/** The takeover mutex, <lock>.takeover; one left by a taker that died is stale after 30 s. */
+async function takeTakeover(path: string): Promise<boolean> {
+  const m = `${path}.takeover`;
+  try {
+    await fs.writeFile(m, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+    return true;
+  } catch (err) {
+    if (errCode(err) !== 'EEXIST') throw err;
+    const st = await lstatOrNull(m);
+    if (st && Date.now() - st.mtimeMs > TAKEOVER_STALE_MS) await fs.unlink(m).catch(() => undefined);
+    return false;
+  }
+}
+
 export interface Lock { path: string; ino: number; release(): Promise<void>; takenOver?: LockHolder }
 
 export async function acquireLock(root: string, command: string): Promise<Lock> {
@@ -60,7 +83,7 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
   const path = lockPath(root);
   const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), startTime: processStartTime(process.pid), command, bootId: bootId(), pidNs: pidNs() };
   let takenOver: LockHolder | undefined;
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; attempt < 50; attempt++) {
     // create it whole under a private name, then link it into place: link fails if a lock exists
     const tmp = `${path}.${process.pid}.tmp`;
     await fs.unlink(tmp).catch(() => undefined);
@@ -83,35 +106,35 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
       await fs.unlink(tmp).catch(() => undefined);
       if (errCode(err) !== 'EEXIST') throw err;
     }
-    let holder: LockHolder;
     let ino: number;
     try {
       ino = (await fs.lstat(path)).ino;
-      holder = JSON.parse((await fs.readFile(path)).toString('utf8')) as LockHolder;
     } catch (err) {
       if (errCode(err) === 'ENOENT') continue; // released meanwhile: try again
-      holder = { pid: 0, host: hostname(), since: 'unknown' }; // unreadable lock: treat as dead
-      ino = -1;
+      throw err;
+    }
+    let holder: LockHolder;
+    try {
+      holder = JSON.parse((await fs.readFile(path)).toString('utf8')) as LockHolder;
+      if (typeof holder !== 'object' || holder === null) throw new Error('not a lock record');
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') continue;
+      holder = { pid: 0, host: hostname(), since: 'unknown' }; // empty or torn: names no live process
     }
     if (holderAlive(holder)) {
       throw new LayergcError(`another layergc holds ${root}: pid ${holder.pid} on ${holder.host}, since ${holder.since}${holder.command ? ` (${holder.command})` : ''}; lock file ${path}`, ExitCode.LOCKED);
     }
-    // take over: move the dead holder's lock aside, and make sure what was moved is that lock
-    const aside = `${path}.stale.${process.pid}`;
-    try {
-      await fs.rename(path, aside);
-    } catch (err) {
-      if (errCode(err) === 'ENOENT') continue;
-      throw err;
-    }
-    const movedIno = (await fs.lstat(aside)).ino;
-    if (ino !== -1 && movedIno !== ino) {
-      // a live layergc took it over first: put its lock back and report it
-      await fs.link(aside, path).catch(() => undefined);
-      await fs.unlink(aside).catch(() => undefined);
+    // Take over, one taker at a time: under <lock>.takeover, remove the dead holder's lock only if
+    // it is still the very file judged dead (same inode), then race for the lock like anyone else.
+    if (!(await takeTakeover(path))) {
+      await new Promise((r) => setTimeout(r, 100));
       continue;
     }
-    await fs.unlink(aside).catch(() => undefined);
+    try {
+      if ((await lstatOrNull(path))?.ino === ino) await fs.unlink(path);
+    } finally {
+      await fs.unlink(`${path}.takeover`).catch(() => undefined);
+    }
     takenOver = holder;
   }
   throw new LayergcError(`could not take the lock ${path}: it changed hands repeatedly`, ExitCode.LOCKED);

@@ -341,12 +341,13 @@ export async function readBuildkitOwnership(dataRoot: string): Promise<BuildkitO
   }
   await run(CONTAINERD_DB, (path) => readContainerdMeta(path, out.driverIds));
 
-  if (!snapshotsPresent) {
-    out.state = 'absent';
-  } else if (problems.length > 0) {
+  if (problems.length > 0) {
+    // any database that is there but cannot be read may be the only record of a dir
     out.state = 'unreadable';
     const text = problems.join('; ');
     out.reason = /[.!?]$/.test(text) ? text : `${text}.`;
+  } else if (!snapshotsPresent) {
+    out.state = 'absent';
   } else {
     out.state = 'read';
   }

@@ -62,7 +62,12 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
   notes.push(opts.dataRoot ? 'data root from --data-root' : config['data-root'] || config.graph ? `data root from ${configFile}` : 'default data root');
   if (!root.startsWith('/')) root = `${process.cwd()}/${root}`;
 
-  const st = await lstatOrNull(root);
+  let st;
+  try {
+    st = await lstatOrNull(root);
+  } catch (err) {
+    throw new LayergcError(`${root} cannot be read: ${(err as Error).message}`);
+  }
   if (!st) throw new LayergcError(`${root} does not exist: not a Docker data root (pass --data-root)`);
   let real: string;
   try {

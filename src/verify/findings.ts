@@ -49,7 +49,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   bar?.done();
 
   const refs = computeReferences(store);
-  const ctx = { store, refs, sizes: new SizeAccounting(new MountTable([])), counted: new Set() } as ScanContext;
+  const ctx: ScanContext = { store, refs, kept: new Map(), sizes: new SizeAccounting(new MountTable([])), counted: new Set() };
   const findings: Finding[] = [];
   for (const r of results) {
     if (r.ok || !r.kind) continue;

@@ -1,7 +1,7 @@
 // layergc verify: prove each layer's content against its DiffID, offline.
 import { Command } from 'commander';
 import { openStore } from '../../store/index.js';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, LayergcError } from '../../errors.js';
 import { verifyStore } from '../../verify/findings.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
@@ -18,6 +18,7 @@ export function verifyCommand(): Command {
     .option('-j, --jobs <n>', 'layers verified at once (default: number of CPUs)')
     .action(action<VerifyOptions>(async ({ out }, opts, args) => {
       const started = Date.now();
+      if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
       const store = await openStore(opts);
       const format = formatOf(opts);
       const run = await verifyStore(store, { layers: args, progress: out.isTTY && format === 'human' && !opts.quiet, concurrency: opts.jobs ? Number(opts.jobs) : undefined });
