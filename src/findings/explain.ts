@@ -56,7 +56,9 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
       } else because.push(`it is named by ${describeClaim({ refs }, c)}`);
     }
     const fs = touching((f) => f.cacheId === id || f.paths.includes(store.driver.dirOf(id)));
-    const live = claims.some((c) => c.kind === 'mount' || c.kind === 'buildkit' || (c.kind === 'layer' && c.live));
+    const inferred = scan.kept.get(id);
+    if (inferred) because.push(`it is kept: ${inferred}`);
+    const live = !!inferred || claims.some((c) => c.kind === 'mount' || c.kind === 'buildkit' || (c.kind === 'layer' && c.live));
     if (!claims.length && !fs.length && refs.buildkitUnknown) because.push("BuildKit's database could not be read, so it is kept");
     return { target, type: 'driver-dir', subject: `driver dir ${store.driver.dirOf(id)}`, status: statusOf(fs, live), because, findings: fs };
   };

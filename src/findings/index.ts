@@ -18,7 +18,7 @@ import { brokenMounts } from './broken-mount.js';
 import { imagesMissingLayers } from './image-missing-layers.js';
 import { invalidImages } from './invalid-image.js';
 import { unsafePaths } from './unsafe-path.js';
-import { inferKept } from './kept.js';
+import { inferKept, type InferredKeep } from './kept.js';
 
 // Order matters for byte accounting: a driver dir goes with the first finding that claims it.
 const MODULES: FindingModule[] = [
@@ -38,7 +38,7 @@ const MODULES: FindingModule[] = [
   invalidImages,
 ];
 
-export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable }
+export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable; kept: InferredKeep }
 
 export interface ScanOptions {
   mounts?: MountTable;
@@ -55,7 +55,7 @@ export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<S
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);
   findings.sort((a, b) => order(a.kind) - order(b.kind) || a.paths[0].localeCompare(b.paths[0]));
-  return { findings, refs, mounts };
+  return { findings, refs, mounts, kept };
 }
 
 export * from './types.js';
