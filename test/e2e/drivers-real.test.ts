@@ -24,7 +24,7 @@ import { VfsDriver } from '../../src/drivers/vfs.js';
 import type { DriverAdapter } from '../../src/drivers/types.js';
 import { MountTable } from '../../src/fsx/mounts.js';
 import { Remover } from '../../src/fsx/remove.js';
-import { TestDaemon, dockerAvailable } from '../helpers/dockerd.js';
+import { TestDaemon, dockerAvailable, type DockerVersion } from '../helpers/dockerd.js';
 
 const LONG = 120_000;
 const LEAK = createHash('sha256').update('layergc leaked driver dir').digest('hex');
@@ -75,8 +75,8 @@ function storeIds(d: TestDaemon): StoreIds {
   return { layers, mounts };
 }
 
-function realDriverSuite(driverName: 'vfs' | 'btrfs', enabled: boolean): void {
-  describe.skipIf(!enabled)(`${driverName} adapter on a real dockerd 20.10`, () => {
+function realDriverSuite(driverName: 'vfs' | 'btrfs', version: DockerVersion, enabled: boolean): void {
+  describe.skipIf(!enabled)(`${driverName} adapter on a real dockerd ${version}`, () => {
     let d: TestDaemon;
     let drv: DriverAdapter;
     let builtTopCache = '';
@@ -91,7 +91,7 @@ function realDriverSuite(driverName: 'vfs' | 'btrfs', enabled: boolean): void {
     };
 
     beforeAll(async () => {
-      d = await timed('start', () => TestDaemon.start({ driver: driverName }));
+      d = await timed('start', () => TestDaemon.start({ driver: driverName, version }));
       await timed('import', () => d.importBusybox('base:1'));
       await timed('build', () => d.build('built:1', 'FROM base:1\nRUN echo hello > /hello && mkdir -p /d && echo x > /d/f\n'));
       // a created container: its RW layer and <mount-id>-init are driver entries too
@@ -199,5 +199,7 @@ function realDriverSuite(driverName: 'vfs' | 'btrfs', enabled: boolean): void {
   });
 }
 
-realDriverSuite('vfs', dockerAvailable('20.10'));
-realDriverSuite('btrfs', dockerAvailable('20.10') && haveBtrfs);
+for (const v of ['20.10', '28.5'] as const) {
+  realDriverSuite('vfs', v, dockerAvailable(v));
+  realDriverSuite('btrfs', v, dockerAvailable(v) && haveBtrfs);
+}
