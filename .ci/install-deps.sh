@@ -4,7 +4,7 @@
 # Debian sid chroot with Docker 28.5 (/opt/sid-docker) only if it is not there and working.
 #
 # - Packages: docker.io (dockerd 20.10 + /usr/bin/docker client), busybox-static, btrfs-progs,
-#   fuse-overlayfs, debootstrap, e2fsprogs (chattr/lsattr), iproute2, util-linux (unshare), prometheus (ships
+#   fuse-overlayfs, attr (getfattr: overlay redirect xattrs), debootstrap, e2fsprogs (chattr/lsattr), iproute2, util-linux (unshare), prometheus (ships
 #   /usr/bin/promtool) and systemd (for systemd-analyze) if systemd-analyze is missing.
 # - No service is started: a policy-rc.d that denies starts is in place during the install, and a
 #   docker/containerd/prometheus service that is running afterwards but was not before is stopped.
@@ -79,7 +79,7 @@ for s in docker containerd prometheus; do
 done
 
 # --- packages ------------------------------------------------------------------------------------
-PKGS=(docker.io busybox-static btrfs-progs fuse-overlayfs debootstrap e2fsprogs iproute2 util-linux prometheus)
+PKGS=(docker.io busybox-static btrfs-progs fuse-overlayfs attr debootstrap e2fsprogs iproute2 util-linux prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || PKGS+=(systemd)
 MISSING=()
 for p in "${PKGS[@]}"; do installed "$p" || MISSING+=("$p"); done

@@ -12,6 +12,7 @@
 // tar-split, opening and reading files on this thread overlap with hashing instead of adding to it.
 
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import type { Stats } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
@@ -206,7 +207,69 @@ export class ContentRoots {
       }
       return { ok: true, fd, stat, root: i, rel };
     }
+    if (from === 0 && this.roots.length > 1) {
+      const redirected = this.openRedirected(rel);
+      if (redirected) return redirected;
+    }
     return { ok: false, problem: 'missing', detail: this.roots.length > 1 ? `in none of ${this.roots.length} content roots` : undefined };
+  }
+
+  /**
+   * A directory renamed through an overlay mount with redirect_dir on is a new dir in the upper
+   * layer carrying `trusted.overlay.redirect` (the old path, absolute from the layer root, or a name
+   * in the same parent); its unchanged files stay in the lower layers under the old path. Map `rel`
+   * layer by layer through the redirects found along its directories, and look in each lower there.
+   */
+  private openRedirected(rel: string): Opened | null {
+    let cur = rel;
+    for (let i = 0; i < this.roots.length - 1; i++) {
+      const next = this.mapThroughRedirects(i, cur);
+      if (next === cur) continue;
+      cur = next;
+      const o = this.open(cur, i + 1);
+      if (o.ok || o.problem !== 'missing') return o;
+    }
+    return null;
+  }
+
+  private readonly redirectCache = new Map<string, string | null>();
+
+  /** `rel` as the layer below root `i` names it, after the redirects of root `i`'s directories. */
+  private mapThroughRedirects(i: number, rel: string): string {
+    const parts = rel.split('/');
+    const out: string[] = [];
+    for (let k = 0; k < parts.length; k++) {
+      out.push(parts[k]);
+      if (k === parts.length - 1) break; // the file itself; redirects are on directories
+      const r = this.redirectOf(i, out.join('/'));
+      if (r === null) continue;
+      // absolute: a path from the layer root; relative: one name in the same parent (overlayfs never
+      // writes anything else, and a value that would lead out of the layer is ignored)
+      if (!r.startsWith('/') && r.includes('/')) continue;
+      const target = r.startsWith('/') ? r.slice(1).split('/').filter(Boolean) : [...out.slice(0, -1), r];
+      if (!target.length || target.some((t) => t === '..' || t === '.')) continue;
+      out.splice(0, out.length, ...target);
+    }
+    return out.join('/');
+  }
+
+  /** The overlay redirect xattr of a directory in root `i`, read with getfattr (Node has no xattr API). */
+  private redirectOf(i: number, dir: string): string | null {
+    const key = `${i}\0${dir}`;
+    const hit = this.redirectCache.get(key);
+    if (hit !== undefined) return hit;
+    if (this.redirectCache.size > 8192) this.redirectCache.clear();
+    let value: string | null = null;
+    const path = Buffer.from(this.roots[i] + '/' + dir, 'latin1');
+    for (const name of ['trusted.overlay.redirect', 'user.overlay.redirect']) {
+      const r = spawnSync('getfattr', ['--absolute-names', '--only-values', '-n', name, '--', path.toString('utf8')], { encoding: 'latin1' });
+      if (r.status === 0 && r.stdout) {
+        value = r.stdout;
+        break;
+      }
+    }
+    this.redirectCache.set(key, value);
+    return value;
   }
 }
 

@@ -256,6 +256,15 @@ function byName(r: VerifyResult) {
 
 // ---------------------------------------------------------------------------------------------------------
 
+const hasGetfattr = (() => {
+  try {
+    execFileSync('which', ['getfattr', 'setfattr'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 describe('test helper: tar-split disassembler', () => {
   it('reassembles to the exact tar (segments + file contents)', () => {
     const l = richLayer();
@@ -513,6 +522,25 @@ describe('verifyLayer', () => {
     expect((await verifyLayer(l.target)).files).toEqual([{ name: 'usr/lib/big.bin', problem: 'missing' }]);
     const r = await verifyLayer({ ...l.target, contentRoots: [l.root, empty, join(l.dir, 'no-such-root'), lower] });
     expect(r.ok).toBe(true);
+  });
+
+  it('follows an overlay redirect_dir rename: a dir renamed in this layer finds its files under the old name in the lower', async () => {
+    if (!isRoot || !hasGetfattr) return;
+    const l = richLayer();
+    const lower = join(l.dir, 'lower');
+    // the layer's tar has usr/lib/big.bin; through the overlay mount, usr/lib was a rename of usr/old
+    // (absolute redirect) whose unchanged file stayed in the lower layer
+    fs.mkdirSync(join(lower, 'usr/old'), { recursive: true });
+    fs.renameSync(join(l.root, 'usr/lib/big.bin'), join(lower, 'usr/old/big.bin'));
+    expect(byName(await verifyLayer({ ...l.target, contentRoots: [l.root, lower] }))).toEqual({ 'usr/lib/big.bin': 'missing' });
+    execFileSync('setfattr', ['-n', 'trusted.overlay.redirect', '-v', '/usr/old', join(l.root, 'usr/lib')]);
+    expect((await verifyLayer({ ...l.target, contentRoots: [l.root, lower] })).ok).toBe(true);
+    // a relative redirect names the old dir in the same parent
+    execFileSync('setfattr', ['-n', 'trusted.overlay.redirect', '-v', 'old', join(l.root, 'usr/lib')]);
+    expect((await verifyLayer({ ...l.target, contentRoots: [l.root, lower] })).ok).toBe(true);
+    // a redirect never leads out of the layer
+    execFileSync('setfattr', ['-n', 'trusted.overlay.redirect', '-v', '../../..', join(l.root, 'usr/lib')]);
+    expect(byName(await verifyLayer({ ...l.target, contentRoots: [l.root, lower] }))).toEqual({ 'usr/lib/big.bin': 'missing' });
   });
 
   it('a hole-only file in the own root (overlay metacopy) takes its data from the lower root that matches', async () => {
