@@ -2,7 +2,7 @@
 // pull or load, a crash). moby never cleans layerdb/tmp.
 import { measure } from './measure.js';
 import { driverPaths } from './driver-paths.js';
-import { keptBecause, noAffects, type Finding, type FindingModule } from './types.js';
+import { driverDirKept, noAffects, type Finding, type FindingModule } from './types.js';
 
 export const staleWriteSets: FindingModule = async (ctx) => {
   const out: Finding[] = [];
@@ -10,7 +10,7 @@ export const staleWriteSets: FindingModule = async (ctx) => {
     const paths = [w.dir];
     let reason = 'a layer registration that never committed (killed pull or load, crash, power loss) left this transaction dir; moby never cleans layerdb/tmp';
     let driverId: string | undefined;
-    if (w.cacheId && !keptBecause(ctx, w.cacheId) && !ctx.counted.has(w.cacheId)) {
+    if (w.cacheId && !driverDirKept(ctx, w.cacheId) && !ctx.counted.has(w.cacheId)) {
       const dp = await driverPaths(ctx, w.cacheId);
       if (dp.length && ctx.store.driver.removal !== 'report-only') {
         paths.push(...dp);

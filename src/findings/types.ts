@@ -74,9 +74,7 @@ export type FindingModule = (ctx: ScanContext) => Promise<Finding[]>;
 
 export const noAffects = (): Affects => ({ images: [], containers: [] });
 
-/** Why a driver dir must stay although some garbage names it, or undefined when nothing keeps it. */
-export function keptBecause(ctx: ScanContext, id: string): string | undefined {
-  const claim = keepingClaims(ctx.refs.claims.get(id))[0];
-  if (claim) return 'claimed';
-  return ctx.kept.get(id);
+/** Whether a driver dir must stay although some garbage names it: claimed, or kept by inference. */
+export function driverDirKept(ctx: ScanContext, id: string): boolean {
+  return keepingClaims(ctx.refs.claims.get(id)).length > 0 || ctx.kept.has(id);
 }
