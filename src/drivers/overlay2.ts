@@ -90,29 +90,40 @@ export class Overlay2Driver implements DriverAdapter {
     return problems;
   }
 
+  /**
+   * Every l/ symlink, read once per adapter (a scan asks twice: for dangling links and for unsafe
+   * ones): its target, and the layer ID it names when it has the ../<id>/diff form.
+   */
+  private linkList?: Promise<{ path: string; target: string; id?: string }[]>;
+  private linkEntries(): Promise<{ path: string; target: string; id?: string }[]> {
+    this.linkList ??= (async () => {
+      const out: { path: string; target: string; id?: string }[] = [];
+      for (const e of await listDir(this.links)) {
+        if (!e.stat.isSymbolicLink()) continue;
+        const target = await fs.readlink(e.path);
+        const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+        out.push({ path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
+      }
+      return out;
+    })();
+    return this.linkList;
+  }
+
   async danglingLinks(): Promise<DanglingLink[]> {
     const out: DanglingLink[] = [];
-    for (const e of await listDir(this.links)) {
-      if (!e.stat.isSymbolicLink()) continue;
-      const target = await fs.readlink(e.path);
-      const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
-      if (!m || m[1] === '..' || m[1] === '.') continue; // links elsewhere are unsafe, reported by the scan
-      const diff = await lstatOrNull(`${this.home}/${m[1]}/diff`);
-      if (!diff?.isDirectory()) out.push({ path: e.path, target, reason: `points to ${target}, which does not exist` });
+    for (const l of await this.linkEntries()) {
+      if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
+      const diff = await lstatOrNull(`${this.home}/${l.id}/diff`);
+      if (!diff?.isDirectory()) out.push({ path: l.path, target: l.target, reason: `points to ${l.target}, which does not exist` });
     }
     return out;
   }
 
   /** l/ entries that point out of the driver home: reported as unsafe, never followed. */
   async unsafeLinks(): Promise<{ path: string; reason: string }[]> {
-    const out: { path: string; reason: string }[] = [];
-    for (const e of await listDir(this.links)) {
-      if (!e.stat.isSymbolicLink()) continue;
-      const target = await fs.readlink(e.path);
-      const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
-      if (!m || m[1] === '..' || m[1] === '.') out.push({ path: e.path, reason: `points to ${target}, outside the layer dirs of ${this.home}; it is never followed` });
-    }
-    return out;
+    return (await this.linkEntries())
+      .filter((l) => !l.id)
+      .map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${this.home}; it is never followed` }));
   }
 
   async parentsOf(id: string): Promise<string[]> {

@@ -4,7 +4,7 @@ import { imageLabel } from '../store/images.js';
 import { ancestors } from '../store/references.js';
 import type { Affects, ScanContext } from './types.js';
 
-export function affectedBy(ctx: ScanContext, chainIds: string[]): Affects {
+export function affectedBy(ctx: Pick<ScanContext, 'store' | 'refs'>, chainIds: string[]): Affects {
   const want = new Set(chainIds);
   const images = new Set<string>();
   const containers = new Set<string>();

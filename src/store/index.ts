@@ -6,10 +6,11 @@ import { readContainers } from './containers.js';
 import { readBuildkitOwnership } from './buildkit.js';
 import { findDaemons } from './daemon.js';
 import { createDriver } from '../drivers/index.js';
-import type { Store, Unsafe } from './model.js';
+import type { Store, StoreLocation, Unsafe } from './model.js';
 
-export async function openStore(opts: LocateOptions): Promise<Store> {
-  const loc = await locate(opts);
+/** Read the store; `located` skips locating again when the caller already did (purge, for its lock). */
+export async function openStore(opts: LocateOptions, located?: StoreLocation): Promise<Store> {
+  const loc = located ?? (await locate(opts));
   const unsafe: Unsafe[] = [];
   const driver = createDriver(loc.driver, loc.driverHome);
   const [layerdb, images, containers, buildkit, driverEntries] = await Promise.all([

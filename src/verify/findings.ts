@@ -1,20 +1,18 @@
 // From a store to verify targets, and from verify results to findings (content-mismatch,
 // tar-split-missing, tar-split-corrupt, sparse-unverifiable).
-import { computeReferences } from '../store/references.js';
+import { computeReferences, type References } from '../store/references.js';
 import { normalizeChainId } from '../store/digest.js';
 import { LayergcError } from '../errors.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from '../findings/affects.js';
-import { SizeAccounting } from '../fsx/size.js';
-import { MountTable } from '../fsx/mounts.js';
 import type { Store } from '../store/model.js';
-import type { Finding, ScanContext } from '../findings/types.js';
+import type { Finding } from '../findings/types.js';
 import { verifyLayers, type VerifyResult, type VerifyTarget } from './index.js';
 import { progressBar } from './progress.js';
 
 export interface VerifyRun { findings: Finding[]; results: VerifyResult[]; skipped: { chainId: string; reason: string }[]; bytes: number }
 
-export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: boolean; concurrency?: number } = {}): Promise<VerifyRun> {
+export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: boolean; concurrency?: number; refs?: References } = {}): Promise<VerifyRun> {
   const { layers } = store.layerdb;
   let ids = [...layers.keys()];
   if (opts.layers?.length) {
@@ -48,13 +46,12 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });
   bar?.done();
 
-  const refs = computeReferences(store);
-  const ctx: ScanContext = { store, refs, kept: new Map(), sizes: new SizeAccounting(new MountTable([])), counted: new Set() };
+  const ctx = { store, refs: opts.refs ?? computeReferences(store) };
   const findings: Finding[] = [];
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     if (r.ok || !r.kind) continue;
     const l = layers.get(r.chainId)!;
-    const t = targets.find((x) => x.chainId === r.chainId)!;
+    const t = targets[i]; // results come in the targets' order
     findings.push({
       kind: r.kind,
       severity: r.kind === 'sparse-unverifiable' ? 'warning' : 'error',
@@ -71,7 +68,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   return { findings, results, skipped, bytes: results.reduce((s, r) => s + r.bytes, 0) };
 }
 
-/** scan --deep */
-export async function verifyFindings(store: Store, opts: { progress?: boolean }): Promise<Finding[]> {
+/** scan --deep, with the references the scan already computed */
+export async function verifyFindings(store: Store, opts: { progress?: boolean; refs?: References }): Promise<Finding[]> {
   return (await verifyStore(store, opts)).findings;
 }

@@ -75,7 +75,7 @@ export function purgeCommand(): Command {
       const lock = opts.dryRun ? undefined : await acquireLock(loc.dataRoot, 'layergc purge');
       try {
         if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
-        const store = await openStore(opts);
+        const store = await openStore(opts, loc);
         if (store.daemon.running && kinds.includes('unreferenced-layer')) {
           throw new LayergcError(`a dockerd (pid ${store.daemon.processes.map((p) => p.pid).join(', ')}) runs on ${loc.dataRoot}; removing unreferenced layers needs it stopped`, ExitCode.DAEMON_RUNNING);
         }

@@ -18,10 +18,10 @@ export function scanCommand(): Command {
     .action(action<ScanOptions>(async ({ out }, opts) => {
       const started = Date.now();
       const store = await openStore(opts);
-      const { findings } = await scanStore(store);
+      const { findings, refs } = await scanStore(store);
       if (opts.deep) {
         const { verifyFindings } = await import('../../verify/findings.js');
-        findings.push(...(await verifyFindings(store, { progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
+        findings.push(...(await verifyFindings(store, { refs, progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
       }
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
       const format = formatOf(opts);
