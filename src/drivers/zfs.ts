@@ -2,7 +2,6 @@
 // mounted on demand at home/graph/<id>. fsname is the zfs.fsname option or, by default, the dataset
 // mounted at the data root. Layout facts: daemon/graphdriver/zfs/{zfs.go,zfs_linux.go}.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Stats } from 'node:fs';
 import { ExitCode, LayergcError } from '../errors.js';
@@ -78,20 +77,10 @@ export class ZfsDriver implements DriverAdapter {
   private async datasetOfRoot(): Promise<string | undefined> {
     const root = await lstatOrNull(parentOf(this.home)).catch(() => null);
     if (!root) return undefined;
-    let text = '';
-    try {
-      text = readFileSync(this.opts.mountinfo ?? '/proc/self/mountinfo', 'utf8');
-    } catch {
-      return undefined;
-    }
-    for (const line of text.split('\n')) {
-      const [pre, post] = line.split(' - ');
-      if (!pre || !post) continue;
-      const [fstype, source] = post.split(' ');
-      if (fstype !== 'zfs' || !source) continue;
-      const point = unescape(pre.split(' ')[4] ?? '');
-      const st = point ? await lstatOrNull(point).catch(() => null) : null;
-      if (st && st.dev === root.dev) return unescape(source);
+    for (const m of MountTable.read(this.opts.mountinfo).entries) {
+      if (m.fstype !== 'zfs' || !m.source) continue;
+      const st = m.point ? await lstatOrNull(m.point).catch(() => null) : null;
+      if (st && st.dev === root.dev) return m.source;
     }
     return undefined;
   }
@@ -161,6 +150,3 @@ function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
 }
 
-function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}

@@ -25,6 +25,9 @@ export const fs = {
   unlinkSync: fsSync.unlinkSync,
   renameSync: fsSync.renameSync,
   rmdirSync: fsSync.rmdirSync,
+  openSync: fsSync.openSync,
+  closeSync: fsSync.closeSync,
+  fstatSync: fsSync.fstatSync,
 };
 
 export type Fs = typeof fs;

@@ -1,11 +1,16 @@
-// The only code in layergc that deletes or renames. Every call is checked for containment in the
-// data root and for mounts; with dryRun it checks everything and changes nothing.
+// The only code in layergc that deletes or renames. It acts on what it opened, never on a path
+// string checked earlier: every directory is opened with O_NOFOLLOW from the data root down, its
+// device, inode and mount id are checked, and its children are removed relative to it (through
+// /proc/self/fd/<fd>/<name>). The mount table is read again at each call, so a mount made after the
+// plan (at the prompt, or while earlier items went) is refused too. With dryRun it checks
+// containment and mounts and changes nothing.
 import { spawnSync } from 'node:child_process';
-import type { Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { fs, errCode, isNotFound } from './fs.js';
-import { assertContained } from './contain.js';
-import type { MountTable } from './mounts.js';
+import { atFd, fdDir, O_DIR, openParent, OutsideDataRoot, relParts } from './contain.js';
+import { MountTable, mountIdOfFd } from './mounts.js';
 import { faultPoint } from './fault.js';
+import { bytesToDisplay, shellQuote } from '../escape.js';
 
 export interface RemoveFailure {
   path: string;
@@ -13,6 +18,8 @@ export interface RemoveFailure {
   message: string;
   /** What to do about it, when layergc can tell (immutable or append-only attribute). */
   hint?: string;
+  /** The name on disk, when `path` shows it with escapes. */
+  raw?: Buffer;
 }
 
 export class RemovalFailed extends Error {
@@ -22,180 +29,355 @@ export class RemovalFailed extends Error {
 }
 
 export class MountInside extends Error {
-  constructor(readonly path: string, readonly mounts: string[]) {
-    super(`${path} has ${mounts.length === 1 ? 'a mount point' : 'mount points'} inside (${mounts.join(', ')}); layergc never crosses a mount point`);
+  constructor(readonly path: string, readonly mounts: string[], why?: string) {
+    super(why ?? `${path} has ${mounts.length === 1 ? 'a mount point' : 'mount points'} inside (${mounts.join(', ')}); layergc never crosses a mount point`);
   }
 }
 
 export interface RemoveOp { op: 'rename' | 'unlink' | 'remove-tree'; path: string; to?: string }
+
+/** Where the mount table comes from: fixed (tests of adapters), or read afresh at every call. */
+export type MountSource = MountTable | (() => MountTable);
+export const liveMounts: MountSource = () => MountTable.read();
 
 export class Remover {
   /** What was done, or with dryRun what would have been. */
   readonly ops: RemoveOp[] = [];
   /** Bytes the removals so far freed: blocks of what went, counted as it went. */
   freed = 0;
+  /** Device and inode of each directory this run staged: what is removed must be what was renamed. */
+  private readonly staged = new Map<string, { dev: number; ino: number }>();
 
-  constructor(readonly root: string, readonly mounts: MountTable, readonly dryRun: boolean) {}
+  constructor(readonly root: string, private readonly mountSource: MountSource, readonly dryRun: boolean) {}
+
+  /** The mount table as it is now (re-read each time when live). */
+  get mounts(): MountTable {
+    return typeof this.mountSource === 'function' ? this.mountSource() : this.mountSource;
+  }
 
   async rename(from: string, to: string): Promise<void> {
-    assertContained(this.root, from);
-    assertContained(this.root, to);
+    relParts(this.root, from);
+    relParts(this.root, to);
     this.checkMounts(from);
     this.ops.push({ op: 'rename', path: from, to });
-    if (this.dryRun) return;
+    if (this.dryRun) {
+      fs.closeSync(openParent(this.root, from).dir.fd);
+      return;
+    }
     faultPoint('before-rename');
+    const a = openParent(this.root, from);
+    const b = openParent(this.root, to);
     try {
-      await fs.rename(from, to);
+      const st = fs.lstatSync(atFd(a.dir.fd, a.name));
+      if (st.isDirectory()) this.refuseMountPoint(a.dir.fd, a.name, from);
+      fs.renameSync(atFd(a.dir.fd, a.name), atFd(b.dir.fd, b.name));
+      if (st.isDirectory()) this.staged.set(to, { dev: st.dev, ino: st.ino });
     } catch (err) {
+      if (err instanceof MountInside) throw err;
       throw new RemovalFailed(withHints([failureOf(from, err)])); // an immutable dir says so here too
+    } finally {
+      fs.closeSync(a.dir.fd);
+      fs.closeSync(b.dir.fd);
     }
     faultPoint('after-rename');
   }
 
   /** Remove one non-directory entry (a file or a symlink itself, never its target). */
   async unlink(path: string): Promise<void> {
-    assertContained(this.root, path);
+    relParts(this.root, path);
     this.ops.push({ op: 'unlink', path });
     if (this.dryRun) return;
+    let p;
     try {
-      const st = await fs.lstat(path);
-      await fs.unlink(path);
+      p = openParent(this.root, path);
+    } catch (err) {
+      if (err instanceof OutsideDataRoot && err.missing) return;
+      throw err;
+    }
+    try {
+      const at = atFd(p.dir.fd, p.name);
+      const st = fs.lstatSync(at);
+      fs.unlinkSync(at);
       if (st.nlink === 1) this.freed += st.blocks * 512;
     } catch (err) {
       if (isNotFound(err)) return;
       throw new RemovalFailed([failureOf(path, err)]);
+    } finally {
+      fs.closeSync(p.dir.fd);
     }
   }
 
   /**
-   * Delete a tree without following symlinks or leaving its filesystem. It goes on past a file it
-   * cannot delete, so one immutable file keeps only itself and its parent dirs, and names it.
+   * Delete a tree without following symlinks or leaving its filesystem or mount. It goes on past a
+   * file it cannot delete, so one immutable file keeps only itself and its parent dirs, and names it.
    */
   async removeTree(path: string): Promise<void> {
-    assertContained(this.root, path);
+    relParts(this.root, path);
     this.checkMounts(path);
     this.ops.push({ op: 'remove-tree', path });
     if (this.dryRun) return;
-    let st;
-    try {
-      st = fs.lstatSync(path);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw new RemovalFailed([failureOf(path, err)]);
-    }
     faultPoint('remove-tree');
-    const t = new TreeRemoval(st.dev, path);
-    t.dir(path);
-    // subtrees moved up for depth go now; then the top, which held them
-    for (let i = 0; i < t.moved.length; i++) t.dir(t.moved[i]);
-    if (t.moved.length) t.dir(path);
-    this.freed += t.freed;
-    if (t.failures.length) throw new RemovalFailed(withHints(t.failures));
+    let p;
+    try {
+      p = openParent(this.root, path);
+    } catch (err) {
+      if (err instanceof OutsideDataRoot && err.missing) return;
+      throw err;
+    }
+    let fd: number | undefined;
+    try {
+      const at = atFd(p.dir.fd, p.name);
+      let st: Stats;
+      try {
+        st = fs.lstatSync(at);
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw new RemovalFailed([failureOf(path, err)]);
+      }
+      const seen = this.staged.get(path);
+      if (seen && !st.isDirectory()) throw new RemovalFailed([changed(path, Object.assign(new Error('ELOOP'), { code: 'ELOOP' }))]);
+      if (!st.isDirectory()) {
+        const t = new TreeRemoval(path, p.dir.fd, st.dev, undefined);
+        const ok = t.file(p.dir.fd, Buffer.from(p.name), Buffer.alloc(0));
+        this.freed += t.freed;
+        if (!ok || t.failures.length) throw new RemovalFailed(withHints(t.failures));
+        return;
+      }
+      try {
+        fd = fs.openSync(at, O_DIR);
+      } catch (err) {
+        throw new RemovalFailed([changed(path, err)]);
+      }
+      const top = fs.fstatSync(fd);
+      const mnt = mountIdOfFd(fd);
+      if (mnt !== mountIdOfFd(p.dir.fd)) throw new MountInside(path, [path], `${path} is a mount point; layergc never removes or crosses one`);
+      if (top.ino !== st.ino || top.dev !== st.dev || (seen && (seen.ino !== top.ino || seen.dev !== top.dev))) {
+        throw new RemovalFailed([{ path, code: 'ECHANGED', message: 'is no longer the directory that was staged for removal; it was left alone' }]);
+      }
+      const t = new TreeRemoval(path, fd, top.dev, mnt);
+      let all = t.empty(fd, Buffer.alloc(0));
+      // subtrees moved up for depth go now; then the top, which held them
+      for (let i = 0; i < t.moved.length; i++) all = t.dirAt(fd, Buffer.from(t.moved[i]), Buffer.from(t.moved[i])) && all;
+      fs.closeSync(fd);
+      fd = undefined;
+      if (all) {
+        try {
+          fs.rmdirSync(at);
+          t.freed += top.blocks * 512;
+        } catch (err) {
+          if (!isNotFound(err)) t.failures.push(failureOf(path, err));
+        }
+      }
+      this.freed += t.freed;
+      if (t.failures.length) throw new RemovalFailed(withHints(t.failures));
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+      fs.closeSync(p.dir.fd);
+    }
   }
 
+  /** Refuse a path that is, or holds, a mount point in the mount table as it is now. */
   private checkMounts(path: string): void {
-    const inside = this.mounts.under(path);
+    const table = this.mounts;
+    if (!table.known) throw new MountInside(path, [], `${path}: /proc/self/mountinfo cannot be read, so layergc cannot tell whether a mount point is inside; nothing was removed`);
+    const inside = table.under(path);
     if (inside.length) throw new MountInside(path, inside);
+  }
+
+  /** A directory whose mount id differs from its parent's is a mount point (a bind mount too). */
+  private refuseMountPoint(parentFd: number, name: string, path: string): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(atFd(parentFd, name), O_DIR);
+    } catch (err) {
+      throw new RemovalFailed([changed(path, err)]);
+    }
+    try {
+      if (mountIdOfFd(fd) !== mountIdOfFd(parentFd)) throw new MountInside(path, [path], `${path} is a mount point; layergc never removes or crosses one`);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 }
 
+/** Why a directory could not be opened as one: it was swapped for a symlink or a file, or else the errno. */
+function changed(path: string, err: unknown): RemoveFailure {
+  const c = errCode(err);
+  if (c === 'ELOOP' || c === 'ENOTDIR') return { path, code: 'ECHANGED', message: 'became a symlink or a file after it was planned; layergc never follows one, and left it alone' };
+  return failureOf(path, err);
+}
+
+/** Directories open at once while a tree is walked; a deeper subtree is moved up under the top. */
+const MAX_OPEN = 1000;
+
+interface Frame { fd: number; rel: Buffer; names: Dirent<Buffer>[]; i: number; all: boolean; name: Buffer; blocks: number }
+
 /**
- * One tree's removal. Entry types come from readdir (d_type), and each entry is lstat'ed once,
- * just before it goes: that keeps it on one filesystem and counts the blocks its removal frees (a
- * file's only when its last link goes), so no separate size walk is needed.
+ * One tree's removal, relative to open directories. Entry types come from readdir (d_type); each
+ * non-directory is lstat'ed once, just before it goes, to count the blocks its removal frees (a
+ * file's only when its last link goes), so no separate size walk is needed. Each directory is
+ * opened with O_NOFOLLOW and must be on the top's device and mount.
  */
 class TreeRemoval {
   readonly failures: RemoveFailure[] = [];
   freed = 0;
-  /** Directories moved up to the top because their paths grew too long to name. */
+  /** Names (under the top) of subtrees moved up because they were too deep to hold open. */
   readonly moved: string[] = [];
-  constructor(private readonly dev: number, private readonly top: string) {}
+  constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined) {}
 
-  dir(path: string): boolean {
-    let st;
+  private show(rel: Buffer): string {
+    return rel.length ? `${this.top}/${bytesToDisplay(rel)}` : this.top;
+  }
+
+  private failure(rel: Buffer, f: RemoveFailure | Omit<RemoveFailure, 'path'>): RemoveFailure {
+    return { ...f, path: this.show(rel), ...(rel.length ? { raw: Buffer.concat([Buffer.from(`${this.top}/`), rel]) } : {}) };
+  }
+
+  /** Remove the directory `name` inside the open `parentFd`, whole. */
+  dirAt(parentFd: number, name: Buffer, rel: Buffer): boolean {
+    const fd = this.open(parentFd, name, rel);
+    if (fd === 'gone') return true;
+    if (fd === null) return false;
+    const st = fs.fstatSync(fd);
+    const all = this.empty(fd, rel);
+    fs.closeSync(fd);
+    return this.rmdir(parentFd, name, rel, all, st.blocks);
+  }
+
+  /** Remove everything inside the open directory `fd`, depth first; true when all of it went. */
+  empty(fd: number, rel: Buffer): boolean {
+    let names: Dirent<Buffer>[];
     try {
-      st = fs.lstatSync(path);
+      names = fs.readdirSync(fdDir(fd), { withFileTypes: true, encoding: 'buffer' });
     } catch (err) {
-      return this.fail(path, err);
+      return this.fail(rel, err);
     }
-    if (!st.isDirectory()) return this.file(path);
+    faultPoint('walk');
+    const stack: Frame[] = [{ fd, rel, names, i: 0, all: true, name: Buffer.alloc(0), blocks: 0 }];
+    while (stack.length) {
+      const f = stack[stack.length - 1];
+      if (f.i < f.names.length) {
+        const e = f.names[f.i++];
+        const childRel = f.rel.length ? Buffer.concat([f.rel, SLASH, e.name]) : e.name;
+        let isDir = e.isDirectory();
+        if (!isDir) {
+          const r = this.file(f.fd, e.name, childRel);
+          if (r !== 'dir') {
+            f.all = r && f.all;
+            continue;
+          }
+          isDir = true; // it became a directory since readdir looked
+        }
+        if (stack.length >= MAX_OPEN) {
+          f.all = this.moveUp(f.fd, e.name, childRel) && f.all;
+          continue;
+        }
+        const cfd = this.open(f.fd, e.name, childRel);
+        if (cfd === 'gone') continue;
+        if (cfd === null) {
+          f.all = false;
+          continue;
+        }
+        let cnames: Dirent<Buffer>[];
+        try {
+          cnames = fs.readdirSync(fdDir(cfd), { withFileTypes: true, encoding: 'buffer' });
+        } catch (err) {
+          fs.closeSync(cfd);
+          f.all = this.fail(childRel, err) && f.all;
+          continue;
+        }
+        faultPoint('walk');
+        stack.push({ fd: cfd, rel: childRel, names: cnames, i: 0, all: true, name: e.name, blocks: fs.fstatSync(cfd).blocks });
+        continue;
+      }
+      stack.pop();
+      if (!stack.length) return f.all; // the top: its caller removes it
+      fs.closeSync(f.fd);
+      const parent = stack[stack.length - 1];
+      parent.all = this.rmdir(parent.fd, f.name, f.rel, f.all, f.blocks) && parent.all;
+    }
+    return true;
+  }
+
+  /** Open a child directory for removal: never through a symlink, never onto another device or mount. */
+  private open(parentFd: number, name: Buffer, rel: Buffer): number | null | 'gone' {
+    let fd: number;
+    try {
+      fd = fs.openSync(atFd(parentFd, name), O_DIR);
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return 'gone';
+      this.failures.push(this.failure(rel, changed('', err)));
+      return null;
+    }
+    const st = fs.fstatSync(fd);
     if (st.dev !== this.dev) {
-      this.failures.push({ path, code: 'EXDEV', message: 'is on another filesystem; layergc never crosses into one' });
-      return false;
+      fs.closeSync(fd);
+      this.failures.push(this.failure(rel, { code: 'EXDEV', message: 'is on another filesystem (a mount point); layergc never crosses into one' }));
+      return null;
     }
-    let entries: Dirent[] = [];
+    if (mountIdOfFd(fd) !== this.mnt) {
+      fs.closeSync(fd);
+      this.failures.push(this.failure(rel, { code: 'EMOUNT', message: 'is a mount point (a bind mount); layergc never crosses one' }));
+      return null;
+    }
+    return fd;
+  }
+
+  private rmdir(parentFd: number, name: Buffer, rel: Buffer, all: boolean, blocks: number): boolean {
     try {
-      entries = fs.readdirSync(path, { withFileTypes: true });
-    } catch (err) {
-      return this.fail(path, err);
-    }
-    let all = true;
-    for (const e of entries) {
-      const child = `${path}/${e.name}`;
-      if (e.isDirectory() && child.length > DEEP_PATH) this.moveUp(path, e.name);
-      else all = (e.isDirectory() ? this.dir(child) : this.file(child)) && all;
-    }
-    try {
-      fs.rmdirSync(path);
-      this.freed += st.blocks * 512;
+      fs.rmdirSync(atFd(parentFd, name));
+      this.freed += blocks * 512;
       return true;
     } catch (err) {
-      // a child that could not go already names the cause; the parent dir is its consequence (and
-      // the top still holds the subtrees moved up into it, which go next)
-      if (errCode(err) === 'ENOTEMPTY' && (!all || (path === this.top && this.moved.length))) return false;
-      return this.fail(path, err);
+      // a child that could not go already names the cause; the parent dir is its consequence
+      if (errCode(err) === 'ENOTEMPTY' && !all) return false;
+      return this.fail(rel, err);
     }
   }
 
-  file(path: string): boolean {
+  /** Remove a non-directory; 'dir' when it turned out to be a directory. */
+  file(parentFd: number, name: Buffer, rel: Buffer): boolean | 'dir' {
+    const at = atFd(parentFd, name);
     try {
-      const st = fs.lstatSync(path);
-      if (st.isDirectory()) return this.dir(path); // it became a directory since readdir looked
-      fs.unlinkSync(path);
+      const st = fs.lstatSync(at);
+      if (st.isDirectory()) return 'dir';
+      fs.unlinkSync(at);
       if (st.nlink === 1) this.freed += st.blocks * 512;
       return true;
     } catch (err) {
-      return this.fail(path, err);
+      return this.fail(rel, err);
     }
   }
 
-  /**
-   * A tree deeper than PATH_MAX cannot be named whole (moby's RemoveAll works relative to open
-   * dirs). Move such a subtree up under the top, by a short name inside the same staged tree, and
-   * remove it from there. Names are relative to `parent`, which is short enough to chdir into.
-   */
-  private moveUp(parent: string, name: string): boolean {
-    const to = `${this.top}/.layergc-deep-${this.moved.length}`;
-    const cwd = process.cwd();
+  /** A subtree too deep to hold every directory open: move it up under the top, by a short name. */
+  private moveUp(parentFd: number, name: Buffer, rel: Buffer): boolean {
+    const to = `.layergc-deep-${this.moved.length}`;
     try {
-      process.chdir(parent);
-      fs.renameSync(name, to);
+      fs.renameSync(atFd(parentFd, name), atFd(this.topFd, to));
       this.moved.push(to);
       return true;
     } catch (err) {
-      return this.fail(`${parent}/${name}`, err);
-    } finally {
-      process.chdir(cwd);
+      return this.fail(rel, err);
     }
   }
 
   /** ENOENT is success: removal is idempotent, and something else removing it too is fine. */
-  private fail(path: string, err: unknown): boolean {
+  private fail(rel: Buffer, err: unknown): boolean {
     if (isNotFound(err)) return true;
-    this.failures.push(failureOf(path, err));
+    this.failures.push(this.failure(rel, failureOf('', err)));
     return false;
   }
 }
 
+const SLASH = Buffer.from('/');
+
 function failureOf(path: string, err: unknown): RemoveFailure {
   const code = errCode(err) ?? 'ERROR';
-  const message = err instanceof Error ? err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '') : String(err);
+  const message = err instanceof Error ? err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '') : String(err);
   return { path, code, message };
 }
 
 const MAX_ATTR_LOOKUPS = 20;
-/** Paths longer than this are moved up before they reach PATH_MAX (4096). */
-const DEEP_PATH = 3000;
 
 /** EPERM on Linux as root almost always means an immutable or append-only attribute: say which. */
 function withHints(failures: RemoveFailure[]): RemoveFailure[] {
@@ -203,15 +385,20 @@ function withHints(failures: RemoveFailure[]): RemoveFailure[] {
   for (const f of failures) {
     if (f.code !== 'EPERM' || lookups >= MAX_ATTR_LOOKUPS) continue;
     lookups++;
-    const parent = f.path.slice(0, f.path.lastIndexOf('/'));
-    for (const [p, self] of [[f.path, true], [parent, false]] as const) {
+    // a name that is not UTF-8 cannot be handed to lsattr; it is named, with no command
+    const name = f.raw ? (Buffer.from(f.raw.toString('utf8')).equals(f.raw) ? f.raw.toString('utf8') : null) : f.path;
+    if (name === null) continue;
+    const parent = name.slice(0, name.lastIndexOf('/'));
+    for (const [p, self] of [[name, true], [parent, false]] as const) {
+      const quoted = shellQuote(p);
+      if (!quoted) continue;
       const attr = attrsOf(p);
       if (attr?.includes('i')) {
-        f.hint = `${self ? 'it' : `its directory ${p}`} has the immutable attribute; clear it with: chattr -i '${p}'`;
+        f.hint = `${self ? 'it' : `its directory ${p}`} has the immutable attribute; clear it with: chattr -i ${quoted}`;
         break;
       }
       if (attr?.includes('a')) {
-        f.hint = `${self ? 'it' : `its directory ${p}`} has the append-only attribute; clear it with: chattr -a '${p}'`;
+        f.hint = `${self ? 'it' : `its directory ${p}`} has the append-only attribute; clear it with: chattr -a ${quoted}`;
         break;
       }
     }

@@ -63,6 +63,7 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
     const f = a.finding;
     const freedBefore = ctx.rm.freed;
     try {
+      faultPoint('before-item');
       await ctx.journal.write({ event: 'intent', kind: f.kind, paths: f.paths, bytes: f.bytes });
       faultPoint('after-intent');
       const touched = await removeItem(a, ctx);

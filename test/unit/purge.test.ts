@@ -370,6 +370,7 @@ const CRASHES: [step: string, nth: number, where: string][] = [
   ['remove-tree', 2, "the -removing entry's metadata, after its driver dir went"],
   ['after-driver', 1, "the -removing entry, after its driver dir went"],
   ['after-metadata', 2, 'the write-set, gone but not journaled'],
+  ['walk', 3, "the leaked driver dir, half way through its tree"],
 ];
 
 /** A populated root and its healthy tree, then four garbage items, one of each default kind. */
@@ -402,7 +403,8 @@ describe('killed mid-run (LAYERGC_TEST_CRASH_AT), the next purge finishes', () =
 
   it('every crash point is one the code has', () => {
     const src = ['src/fsx/remove.ts', 'src/purge/execute.ts'].map((f) => fs.readFileSync(path.join(REPO, f), 'utf8')).join('\n');
-    const points = [...src.matchAll(/faultPoint\('([a-z-]+)'\)/g)].map((m) => m[1]).sort();
+    // before-item comes before an item's first change: a pause point for the race tests, nothing to resume
+    const points = [...src.matchAll(/faultPoint\('([a-z-]+)'\)/g)].map((m) => m[1]).filter((p, i, all) => p !== 'before-item' && all.indexOf(p) === i).sort();
     expect(points).toEqual(CRASHES.map(([step]) => step).sort());
   });
 

@@ -10,7 +10,7 @@ import { GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/ty
 import type { MountTable } from '../../fsx/mounts.js';
 import { ancestors } from '../../store/references.js';
 import { ExitCode, LayergcError } from '../../errors.js';
-import { Remover } from '../../fsx/remove.js';
+import { liveMounts, Remover } from '../../fsx/remove.js';
 import { SizeAccounting } from '../../fsx/size.js';
 import { acquireLock } from '../../purge/lock.js';
 import { Journal, type JournalEntry } from '../../purge/journal.js';
@@ -105,7 +105,7 @@ export function purgeCommand(): Command {
         }
         const format = formatOf(opts);
         const freeBefore = freeBytes(loc.dataRoot);
-        const rm = new Remover(loc.dataRoot, scan.mounts, !doRun);
+        const rm = new Remover(loc.dataRoot, liveMounts, !doRun); // the mount table as it is at each removal, not at the scan
         await executePlan(actions, {
           driver: store.driver,
           rm,
