@@ -4,6 +4,7 @@ import { scanCommand } from './commands/scan.js';
 import { explainCommand } from './commands/explain.js';
 import { purgeCommand } from './commands/purge.js';
 import { verifyCommand } from './commands/verify.js';
+import { dfCommand } from './commands/df.js';
 import { VERSION } from './version.js';
 
 const EXIT_CODES = `
@@ -25,7 +26,7 @@ export function program(): Command {
       // commander's own usage errors (unknown option, bad choice) are exit 2, like any bad argument
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand()]) {
+  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand()]) {
     c.addHelpText('after', EXIT_CODES);
     c.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
     p.addCommand(c);

@@ -38,7 +38,7 @@ const MODULES: FindingModule[] = [
   invalidImages,
 ];
 
-export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable; kept: InferredKeep }
+export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable; kept: InferredKeep; sizes: SizeAccounting }
 
 export interface ScanOptions {
   mounts?: MountTable;
@@ -50,12 +50,13 @@ export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<S
   const mounts = opts.mounts ?? MountTable.read();
   const refs = computeReferences(store);
   const kept = await inferKept(store, refs);
-  const ctx: ScanContext = { store, refs, kept, sizes: new SizeAccounting(mounts, opts.sizes !== false), counted: new Set() };
+  const sizes = new SizeAccounting(mounts, opts.sizes !== false);
+  const ctx: ScanContext = { store, refs, kept, sizes, counted: new Set() };
   const findings: Finding[] = [];
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);
   findings.sort((a, b) => order(a.kind) - order(b.kind) || a.paths[0].localeCompare(b.paths[0]));
-  return { findings, refs, mounts, kept };
+  return { findings, refs, mounts, kept, sizes };
 }
 
 export * from './types.js';

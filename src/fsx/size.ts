@@ -18,12 +18,15 @@ export interface TreeSize {
  */
 export class SizeAccounting {
   private readonly shared = new Map<string, { blocks: number; nlink: number; seen: number }>();
+  /** Every root measured so far: `layergc df` walks the rest of the data root around them. */
+  readonly measured = new Set<string>();
 
   /** With `enabled` false nothing is walked: only mount points are found, from the mount table. */
   constructor(private readonly mounts: MountTable, private readonly enabled = true) {}
 
   measure(root: string): TreeSize {
     const out: TreeSize = { bytes: 0, files: 0, newestMs: 0, mountsInside: [] };
+    this.measured.add(root);
     if (!this.enabled) {
       out.mountsInside = this.mounts.under(root);
       return out;
@@ -71,5 +74,12 @@ export class SizeAccounting {
       }
     }
     return out;
+  }
+
+  /** Blocks of hard-linked files some of whose links were never measured (outside, or behind a mount). */
+  unfinishedBytes(): number {
+    let bytes = 0;
+    for (const e of this.shared.values()) if (e.seen < e.nlink) bytes += e.blocks;
+    return bytes;
   }
 }

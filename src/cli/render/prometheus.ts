@@ -25,7 +25,7 @@ type Labels = Record<string, string>;
 const escLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 const escHelp = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = [];
   constructor(private readonly base: Labels) {}
   metric(name: string, help: string, type: 'gauge' | 'counter', samples: [Labels, number][]): this {

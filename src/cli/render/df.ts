@@ -1,0 +1,80 @@
+// layergc df for people (a short table with bars, biggest first, and what a purge would free),
+// as JSON (docs/df.schema.json) and as Prometheus metrics.
+import { CATEGORY_LABEL, PURGED_CATEGORIES, type DfCategory } from '../../df/categories.js';
+import type { DfCategoryBytes, DfReport } from '../../df/index.js';
+import { human, type Output } from '../output.js';
+import { short } from '../../store/digest.js';
+import { Exposition, type RunTimes } from './prometheus.js';
+import { SCHEMA_VERSION } from './scan-json.js';
+
+const BAR = 24;
+const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+const IMAGES_SHOWN = 10;
+
+/** A bar of `frac` of BAR cells, in eighths; a visible sliver for anything above zero. */
+export function bar(frac: number): string {
+  const eighths = Math.max(frac > 0 ? 1 : 0, Math.round(Math.min(1, frac) * BAR * 8));
+  return '█'.repeat(Math.floor(eighths / 8)) + EIGHTHS[eighths % 8];
+}
+
+const labelOf = (c: DfCategoryBytes) => (c.category === 'other' ? `other: ${c.path}` : CATEGORY_LABEL[c.category]);
+const unref = (r: DfReport) => r.categories.find((c) => c.category === 'unreferenced-layer')?.bytes ?? 0;
+
+export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): string {
+  const { c } = o;
+  const lines: string[] = [];
+  lines.push(`${c.bold('layergc df')} ${r.dataRoot} (${r.driver})${r.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`);
+  for (const n of notes) lines.push(c.yellow(`note: ${n}`));
+  lines.push(`${c.bold(human(r.total))} on disk under the data root, counted as \`du -sx -B1\` counts (each inode once, no mount point crossed)`);
+  lines.push('');
+  const shown = r.categories.filter((x) => x.bytes > 0);
+  const w = Math.max(8, ...shown.map((x) => labelOf(x).length));
+  for (const x of shown) {
+    const frac = r.total ? x.bytes / r.total : 0;
+    const garbage = (PURGED_CATEGORIES as readonly DfCategory[]).includes(x.category);
+    const row = `  ${labelOf(x).padEnd(w)}  ${human(x.bytes).padStart(9)}  ${`${(frac * 100).toFixed(1)}%`.padStart(6)}  ${bar(frac)}`;
+    lines.push(garbage ? c.yellow(row) : x.category === 'broken-layer' ? c.red(row) : row);
+  }
+  if (r.images.length) {
+    const list = r.images.slice(0, IMAGES_SHOWN).map((i) => ({ ...i, image: i.tags.length ? i.image : short(i.id) }));
+    const iw = Math.max(5, ...list.map((i) => i.image.length));
+    lines.push('');
+    lines.push(c.bold(`  ${'image'.padEnd(iw)}  ${'unique'.padStart(9)}  ${'shared'.padStart(9)}`));
+    for (const i of list) lines.push(`  ${i.image.padEnd(iw)}  ${human(i.uniqueBytes).padStart(9)}  ${human(i.sharedBytes).padStart(9)}`);
+    if (r.images.length > list.length) lines.push(c.dim(`  … ${r.images.length - list.length} more images (--json lists them all)`));
+    lines.push(c.dim('  unique: what `docker rmi` of that image alone frees; shared: layers other images, containers or BuildKit also use'));
+  }
+  if (r.mountsSkipped.length) lines.push(c.dim(`${r.mountsSkipped.length} mount point${r.mountsSkipped.length === 1 ? '' : 's'} under the data root not counted (running containers' merged/ and shm/), as du -x does not`));
+  lines.push('');
+  const more = unref(r) ? `; \`purge --include unreferenced-layer\` (daemon stopped) would add ${human(unref(r))}` : '';
+  lines.push(r.reclaimableBytes
+    ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.`
+    : `Nothing for a purge to free${more}.`);
+  return lines.join('\n');
+}
+
+export function dfJson(r: DfReport, notes: string[] = []): Record<string, unknown> {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    dataRoot: r.dataRoot,
+    driver: r.driver,
+    daemonRunning: r.daemonRunning,
+    total: { bytes: r.total },
+    categories: r.categories.map((x) => ({ category: x.category, bytes: x.bytes, ...(x.path !== undefined ? { path: x.path } : {}), purged: (PURGED_CATEGORIES as readonly DfCategory[]).includes(x.category) })),
+    images: r.images,
+    reclaimableBytes: r.reclaimableBytes,
+    mountsSkipped: r.mountsSkipped,
+    ...(notes.length ? { notes } : {}),
+  };
+}
+
+/** Names of their own (layergc_df_*), so a df metrics file beside scan's or purge's never collides. */
+export function dfMetrics(r: DfReport, t: RunTimes): string {
+  return new Exposition({ data_root: r.dataRoot })
+    .metric('layergc_df_total_bytes', 'Bytes on disk under the data root (each inode once, no mount point crossed).', 'gauge', [[{}, r.total]])
+    .metric('layergc_df_bytes', 'Bytes on disk under the data root, by category; `other` by path.', 'gauge', r.categories.map((x): [Record<string, string>, number] => [x.category === 'other' ? { category: x.category, path: x.path ?? '' } : { category: x.category }, x.bytes]))
+    .metric('layergc_df_reclaimable_bytes', 'Bytes a purge would free now (as layergc_reclaimable_bytes of a scan).', 'gauge', [[{}, r.reclaimableBytes]])
+    .metric('layergc_df_last_run_timestamp_seconds', 'Unix time the last df finished.', 'gauge', [[{}, Math.round(t.finished / 1000)]])
+    .metric('layergc_df_last_run_duration_seconds', 'How long the last df took.', 'gauge', [[{}, Math.max(0, t.finished - t.started) / 1000]])
+    .toString();
+}
