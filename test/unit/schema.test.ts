@@ -20,7 +20,7 @@ const root = rootMaker();
 
 describe('the schemas themselves', () => {
   it('compile as JSON Schema draft 2020-12 in ajv strict mode', () => {
-    for (const kind of ['scan', 'purge'] as const) {
+    for (const kind of ['scan', 'purge', 'df'] as const) {
       const s = loadSchema(kind);
       expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
       expect(s.additionalProperties).toBe(false);
@@ -44,7 +44,7 @@ describe('the schemas themselves', () => {
       if (n.properties && n.type === 'object' && n.additionalProperties !== false) out.push(at);
       for (const [k, v] of Object.entries(n)) walk(v, `${at}/${k}`, out);
     };
-    for (const kind of ['scan', 'purge'] as const) {
+    for (const kind of ['scan', 'purge', 'df'] as const) {
       const open: string[] = [];
       walk(loadSchema(kind), '#', open);
       // the only open objects are the if/then/else refinements of properties already closed
