@@ -141,7 +141,9 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
     } catch {
       return; // gone since it was listed (a live daemon)
     }
-    if (p !== root && (st.dev !== rootDev || mounts.isMountPoint(p))) {
+    // as du -x: another filesystem is not crossed; a bind mount of this one (dockerd may bind the
+    // driver home onto itself) is walked like the dir it is
+    if (p !== root && st.dev !== rootDev) {
       skipped.add(p);
       return;
     }
