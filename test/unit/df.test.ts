@@ -191,6 +191,27 @@ describe('layergc df', () => {
     expect(res.json.total.bytes).toBe(du([r.root]));
   });
 
+  it('a dir kept because a layer stacks on it, a layer whose parent is gone, and strays: each named', async () => {
+    const r = root();
+    const img = r.addImage(['k:1'], [{ files: { 'k/a': randomBytes(7000) } }, { files: { 'k/b': randomBytes(5000) } }]);
+    const [a, b] = img.layers;
+    r.removeLayerDir(a.chainId); // b's parent is gone: b does not load, and a's driver dir is named by nothing but b's lower
+    const strayHome = path.join(r.home, 'notes.txt');
+    fs.writeFileSync(strayHome, 'left by hand\n');
+    const strayDb = path.join(r.layerdb, 'sha256', 'README');
+    fs.writeFileSync(strayDb, 'left by hand\n');
+    const res = await df(r);
+    const cat = (k: string) => res.json.categories.find((c: Cat) => c.category === k && c.path === undefined)?.bytes;
+    expect(cat('kept-driver-dir')).toBe(du([a.driverDir, a.linkPath]));
+    expect(cat('broken-layer')).toBe(du(layerPaths(b)));
+    expect(cat('image-layers')).toBe(0);
+    expect(cat('unreferenced-driver-dir')).toBe(0);
+    const others = res.json.categories.filter((c: Cat) => c.category === 'other').map((c: Cat) => [c.path, c.bytes]);
+    expect(others).toEqual(expect.arrayContaining([['overlay2/notes.txt', du([strayHome])], ['image/overlay2/layerdb/sha256/README', du([strayDb])]]));
+    expect(res.json.images).toEqual([{ image: 'k:1', id: img.id, tags: ['k:1'], uniqueBytes: 0, sharedBytes: 0 }]);
+    expect(res.json.total.bytes).toBe(du([r.root]));
+  });
+
   it('human view: a table with bars, biggest first, the images, and what a purge would free', async () => {
     const { r } = damagedRoot();
     const [h, j] = await Promise.all([runCliAsync(['df', '--data-root', r.root]), df(r)]);
@@ -236,6 +257,9 @@ describe('layergc df', () => {
       expect(res.code).toBe(0);
       expect(res.json.daemonRunning).toBe(true);
       expect(res.json.total.bytes).toBe(du([r.root]));
+      const h = await runCliAsync(['df', '--data-root', r.root]);
+      expect(h.stdout.split('\n')[0]).toBe(`layergc df ${r.root} (overlay2)  a dockerd is running on this data root`);
+      expect(h.stdout.trimEnd().split('\n').at(-1)).toMatch(/With the daemon running, unreferenced-driver-dir and stale-write-set items wait until nothing in them was written for --min-age\.$/);
       expect(diffSnapshots(before, snapshotTree(r.root, { dirTimes: true }))).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
     } finally {
       d.stop();

@@ -48,7 +48,7 @@ export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): str
   lines.push('');
   const more = unref(r) ? `; \`purge --include unreferenced-layer\` (daemon stopped) would add ${human(unref(r))}` : '';
   lines.push(r.reclaimableBytes
-    ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.`
+    ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.${r.daemonRunning ? ' With the daemon running, unreferenced-driver-dir and stale-write-set items wait until nothing in them was written for --min-age.' : ''}`
     : `Nothing for a purge to free${more}.`);
   return lines.join('\n');
 }
