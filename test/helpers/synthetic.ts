@@ -19,7 +19,6 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chainIds as chainIdsOf } from '../../src/store/digest.js';
-import { crc64 } from '../../src/verify/crc64.js';
 import { afterAll } from 'vitest';
 import { expectValid, type SchemaKind } from './schema.js';
 
@@ -55,51 +54,10 @@ export function randomBuildkitId(): string {
 }
 
 // ------------------------------------------------------------------------------------------------
-// tar and tar-split
+// tar and tar-split: the large-root generator's, so that both write layers the same way
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-function ustarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(0o644, 8), 100, 'latin1');
-  h.write(octal(0, 8), 108, 'latin1');
-  h.write(octal(0, 8), 116, 'latin1');
-  h.write(octal(size, 12), 124, 'latin1');
-  h.write(octal(1_700_000_000, 12), 136, 'latin1');
-  h.write('        ', 148, 'latin1');
-  h.write('0', 156, 'latin1');
-  h.write('ustar\0', 257, 'latin1');
-  h.write('00', 263, 'latin1');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-  return h;
-}
-
-/** A ustar stream of regular files and the tar-split entries that rebuild it (vbatts/tar-split). */
-export function tarWithSplit(files: Record<string, string | Buffer>): { tar: Buffer; tarSplit: Buffer } {
-  const parts: Buffer[] = [];
-  const lines: string[] = [];
-  let pos = 0;
-  let pad: Buffer = Buffer.alloc(0);
-  for (const [name, content] of Object.entries(files).sort(([a], [b]) => a.localeCompare(b))) {
-    const data = Buffer.isBuffer(content) ? content : Buffer.from(content);
-    const hdr = ustarHeader(name, data.length);
-    const seg = Buffer.concat([pad, hdr]);
-    lines.push(JSON.stringify({ type: 2, payload: seg.toString('base64'), position: pos++ }));
-    lines.push(JSON.stringify({ type: 1, name, size: data.length, ...(data.length ? { payload: crc64(data).toString('base64') } : {}), position: pos++ }));
-    parts.push(hdr, data);
-    pad = Buffer.alloc((512 - (data.length % 512)) % 512);
-    parts.push(pad);
-  }
-  const end = Buffer.alloc(1024);
-  parts.push(end);
-  lines.push(JSON.stringify({ type: 2, payload: Buffer.concat([pad, end]).toString('base64'), position: pos++ }));
-  return { tar: Buffer.concat(parts), tarSplit: gzipSync(`${lines.join('\n')}\n`) };
-}
+export { tarWithSplit } from './generate-root.mjs';
+import { tarWithSplit } from './generate-root.mjs';
 
 // ------------------------------------------------------------------------------------------------
 // the data root
