@@ -1,52 +1,53 @@
-// Benchmark: `layergc scan` sizing a leaked overlay2 dir of N files, against `du -s -B1 -x` of the
-// same dir, in the same run; and layergc's peak memory (GNU time). Whole processes, best of
-// LAYERGC_BENCH_ROUNDS (default 3). N: LAYERGC_BENCH_FILES (default 1,000,000). It passes when the
-// bytes agree with du exactly; the time ratio is reported (layergc also reads the layer store,
-// images and BuildKit, and starts Node).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { makeRoot } from './root.mjs';
+// Benchmark: `layergc scan --json` over generated roots of 1,000 and 10,000 layers (10 and 100 of
+// every kind of damage), against `find ROOT -printf ''` over the same root, hot cache, best of
+// LAYERGC_BENCH_ROUNDS interleaved rounds; peak RSS through GNU time. Every round's findings must
+// match the generator's manifest exactly: all damage found, nothing healthy flagged.
+// Goals: 10,000 layers <= 1.0x find (aim 0.5x); peak RSS < 300 MB; 10x layers <= 12x time.
+// LAYERGC_BENCH_LAYERS=1000,10000 picks the sizes.
+import { spawnSync } from 'node:child_process';
+import { best, cachedRoot, countMismatches, kindCounts, layergc, log, median, ROUNDS, sec, timeProcess } from './lib.mjs';
+import { everyDamage } from '../test/helpers/generate-root.mjs';
 
-const N = Number(process.env.LAYERGC_BENCH_FILES ?? 1_000_000);
-const ROUNDS = Number(process.env.LAYERGC_BENCH_ROUNDS ?? 3);
-const bin = new URL('../bin/layergc.js', import.meta.url).pathname;
-const base = mkdtempSync('/var/tmp/layergc-bench-scan-');
-const gnuTime = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-
-function time(cmd, args, okCodes = [0]) {
-  const t = process.hrtime.bigint();
-  const r = gnuTime ? spawnSync(gnuTime, ['-f', '%M', cmd, ...args], { encoding: 'utf8' }) : spawnSync(cmd, args, { encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  if (!okCodes.includes(r.status)) throw new Error(`${cmd} exited ${r.status}: ${r.stderr}`);
-  const rssKb = gnuTime ? Number(r.stderr.trim().split('\n').pop()) : NaN;
-  return { ms, rssKb, stdout: r.stdout };
-}
-
-try {
-  console.error(`making a data root with a leaked dir of ${N} files under ${base} ...`);
-  const leaked = makeRoot(`${base}/root`, N);
-  execFileSync('sync');
-  let du = Infinity;
-  let lg = Infinity;
-  let rss = 0;
-  let bytesDu = 0;
-  let bytesLg = 0;
+const sizes = (process.env.LAYERGC_BENCH_LAYERS ?? '1000,10000').split(',').map(Number);
+const rows = [];
+for (const layers of sizes) {
+  const m = cachedRoot(`scan${layers}`, { seed: 1, layers, containers: layers / 100, damage: everyDamage(layers / 100) });
+  const entries = Number(spawnSync('sh', ['-c', `find '${m.root}' | wc -l`], { encoding: 'utf8' }).stdout);
+  timeProcess('find', [m.root, '-printf', '']); // warm the cache
+  const find = [];
+  const scan = [];
+  let rssKb = 0;
+  let wrong = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const d = time('du', ['-s', '-B1', '-x', leaked]);
-    du = Math.min(du, d.ms);
-    bytesDu = Number(d.stdout.split('\t')[0]);
-    const l = time(process.execPath, [bin, 'scan', '--json', '--data-root', `${base}/root`], [1]);
-    lg = Math.min(lg, l.ms);
-    rss = Math.max(rss, l.rssKb);
-    bytesLg = JSON.parse(l.stdout).findings.filter((f) => f.kind === 'unreferenced-driver-dir').reduce((s, f) => s + f.bytes, 0);
+    find.push(timeProcess('find', [m.root, '-printf', '']).ms);
+    const s = layergc(['scan', '--json', '--data-root', m.root], { okCodes: [1] });
+    scan.push(s.ms);
+    rssKb = Math.max(rssKb, s.rssKb);
+    const miss = countMismatches(kindCounts(JSON.parse(s.stdout).findings), m.expected);
+    if (miss.length) wrong = miss;
   }
-  const ratio = lg / du;
-  console.log(`files        ${N}`);
-  console.log(`du -s -x     ${(du / 1000).toFixed(2)} s   ${bytesDu} bytes`);
-  console.log(`layergc scan ${(lg / 1000).toFixed(2)} s   ${bytesLg} bytes (the dir and its l/ link)   peak RSS ${(rss / 1024).toFixed(0)} MiB`);
-  console.log(`ratio        ${ratio.toFixed(2)}x  (reported, no bar)   bytes agree with du: ${bytesDu === bytesLg}`);
-  console.log(JSON.stringify({ bench: 'scan', files: N, duMs: du, layergcMs: lg, ratio, peakRssKb: rss, duBytes: bytesDu, layergcBytes: bytesLg, pass: bytesDu === bytesLg }));
-  process.exitCode = bytesDu === bytesLg ? 0 : 1;
-} finally {
-  rmSync(base, { recursive: true, force: true });
+  const row = {
+    layers,
+    entries,
+    findMs: best(find),
+    scanMs: best(scan),
+    scanMedianMs: median(scan),
+    ratio: best(scan) / best(find),
+    peakRssMiB: rssKb / 1024,
+    findingsExact: wrong.length === 0,
+    mismatches: wrong,
+  };
+  log(`${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`);
+  rows.push(row);
 }
+const small = rows.find((r) => r.layers === 1000);
+const large = rows.find((r) => r.layers === 10000);
+const growth = small && large ? large.scanMs / small.scanMs : undefined;
+const goals = {
+  ratio10k: large ? { value: large.ratio, goal: '<= 1.0 (aim 0.5)', met: large.ratio <= 1.0 } : undefined,
+  peakRss: { value: Math.max(...rows.map((r) => r.peakRssMiB)), goal: '< 300 MiB', met: rows.every((r) => r.peakRssMiB < 300) },
+  growth: growth === undefined ? undefined : { value: growth, goal: '<= 12x for 10x layers', met: growth <= 12 },
+  findings: { value: rows.every((r) => r.findingsExact), goal: 'every damage found, nothing healthy flagged', met: rows.every((r) => r.findingsExact) },
+};
+if (growth !== undefined) log(`growth 1,000 -> 10,000 layers: ${growth.toFixed(2)}x time`);
+console.log(JSON.stringify({ bench: 'scan', rounds: ROUNDS, rows, growth, goals, pass: Object.values(goals).every((g) => !g || g.met) }));

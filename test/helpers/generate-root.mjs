@@ -498,8 +498,10 @@ export function generateRoot(dir, options = {}) {
     fs.symlinkSync('../../outside', `${home}/${r.id()}`);
     count('unsafe-path');
   }
+  let leakedDir;
   if (o.leakedFiles > 0) {
     const drv = createDriverDir(r.id());
+    leakedDir = drv.dir;
     const data = Buffer.alloc(100, 120);
     for (let d = 0; d * 1000 < o.leakedFiles; d++) {
       const sub = `${drv.dir}/diff/d${d}`;
@@ -518,6 +520,7 @@ export function generateRoot(dir, options = {}) {
     images: images.length,
     containers: containers.length,
     files: serial,
+    leakedDir,
     expected,
     generateMs: Date.now() - started,
   };
