@@ -4,6 +4,7 @@
 //   size    sizing a leaked dir of 300,000 files vs du -s -B1 -x
 //   purge   purge --yes of a leaked dir of 300,000 files vs rm -rf (1,000,000 with LAYERGC_BENCH_PURGE_1M=1)
 //   verify  a 128 MiB layer vs openssl dgst -sha256, in process and whole process
+//   load    layergc --version vs node -e ''
 // Pick some with: npm run bench -- scan verify. Generated roots are kept in LAYERGC_BENCH_DIR
 // (default /var/tmp/layergc-bench), keyed by their parameters and the generator's source.
 // Exit 1 when a goal is missed (the table says which and by how much).
@@ -11,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { machine, REPO } from './lib.mjs';
 
-const all = ['scan', 'size', 'purge', 'verify'];
+const all = ['load', 'scan', 'size', 'purge', 'verify'];
 const pick = process.argv.slice(2).filter((a) => all.includes(a));
 const out = process.env.LAYERGC_BENCH_OUT ?? `${REPO}bench/results.json`;
 const started = new Date();
@@ -33,7 +34,8 @@ const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const x = (v) => `${v.toFixed(2)}x`;
 const rows = [];
 const row = (bench, layergc, reference, result, goal, met) => rows.push({ bench, layergc, reference, result, goal, met });
-const { scan, size, purge, verify } = results;
+const { load, scan, size, purge, verify } = results;
+if (load && !load.error) row('CLI load: layergc --version', `${load.versionMs.toFixed(0)} ms`, `node -e '' ${load.nodeMs.toFixed(0)} ms`, `${x(load.ratio)} (scan --help, the whole CLI: ${x(load.helpRatio)})`, '<= 1.3x', load.pass);
 for (const r of scan?.rows ?? []) {
   row(`scan, ${r.layers.toLocaleString('en')} layers (${r.entries.toLocaleString('en')} entries)`, `${s(r.scanMs)}, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`, `find -printf '' ${s(r.findMs)}`, `${x(r.ratio)}; findings ${r.findingsExact ? 'exact' : `WRONG (${r.mismatches.join('; ')})`}`,
     r.layers === 10000 ? '<= 1.0x (aim 0.5x), < 300 MiB' : '< 300 MiB', (r.layers !== 10000 || r.ratio <= 1) && r.peakRssMiB < 300 && r.findingsExact);
