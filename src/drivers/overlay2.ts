@@ -8,6 +8,8 @@ import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry 
 
 const LID = /^[A-Z2-7]{26}$/;
 
+interface LinkEntry { path: string; target?: string; id?: string }
+
 export class Overlay2Driver implements DriverAdapter {
   readonly removal = 'files' as const;
   readonly links: string;
@@ -59,6 +61,7 @@ export class Overlay2Driver implements DriverAdapter {
   async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
     const dir = this.dirOf(id);
     const problems: string[] = [];
+    const links = await this.linkIndex();
     const diff = await lstatOrNull(`${dir}/diff`);
     if (!diff) problems.push('diff/ is missing');
     else if (!diff.isDirectory()) problems.push('diff is not a directory');
@@ -68,14 +71,10 @@ export class Overlay2Driver implements DriverAdapter {
     else if (!LID.test(link.text.trim())) problems.push(`link file holds ${JSON.stringify(link.text.slice(0, 40))}, not a link ID`);
     else {
       const lid = link.text.trim();
-      const lp = `${this.links}/${lid}`;
-      const st = await lstatOrNull(lp);
-      if (!st) problems.push(`l/${lid} is missing (moby never recreates it; mounts of this layer and its children fail)`);
-      else if (!st.isSymbolicLink()) problems.push(`l/${lid} is not a symlink`);
-      else {
-        const target = await fs.readlink(lp);
-        if (target !== `../${id}/diff`) problems.push(`l/${lid} points to ${target}, not ../${id}/diff`);
-      }
+      const l = links.get(lid);
+      if (!l) problems.push(`l/${lid} is missing (moby never recreates it; mounts of this layer and its children fail)`);
+      else if (l.target === undefined) problems.push(`l/${lid} is not a symlink`);
+      else if (l.target !== `../${id}/diff`) problems.push(`l/${lid} points to ${l.target}, not ../${id}/diff`);
     }
     const lower = await readSmallFile(`${dir}/lower`);
     if (lower.state === 'ok') {
@@ -83,7 +82,7 @@ export class Overlay2Driver implements DriverAdapter {
       for (const part of lower.text.trim().split(':').filter(Boolean)) {
         const m = /^l\/([A-Z2-7]{26})$/.exec(part);
         if (!m) problems.push(`lower names ${JSON.stringify(part)}, not l/<link ID>`);
-        else if (!(await lstatOrNull(`${this.links}/${m[1]}`))) problems.push(`lower names ${part}, which does not exist`);
+        else if (!links.has(m[1])) problems.push(`lower names ${part}, which does not exist`);
       }
     } else if (lower.state === 'missing' && opts.hasParent) problems.push('lower file is missing although the layer has a parent');
     else if (lower.state !== 'missing') problems.push(`lower file is not readable (${lower.state})`);
@@ -91,22 +90,30 @@ export class Overlay2Driver implements DriverAdapter {
   }
 
   /**
-   * Every l/ symlink, read once per adapter (a scan asks twice: for dangling links and for unsafe
-   * ones): its target, and the layer ID it names when it has the ../<id>/diff form.
+   * Every entry of l/, read once per adapter (a scan asks for each layer's link and lower, for
+   * dangling links and for unsafe ones): LID -> its path, its target when it is a symlink, and the
+   * layer ID it names when it has the ../<id>/diff form. Removal never uses it: it looks again.
    */
-  private linkList?: Promise<{ path: string; target: string; id?: string }[]>;
-  private linkEntries(): Promise<{ path: string; target: string; id?: string }[]> {
-    this.linkList ??= (async () => {
-      const out: { path: string; target: string; id?: string }[] = [];
+  private linkMap?: Promise<Map<string, LinkEntry>>;
+  private linkIndex(): Promise<Map<string, LinkEntry>> {
+    this.linkMap ??= (async () => {
+      const out = new Map<string, LinkEntry>();
       for (const e of await listDir(this.links)) {
-        if (!e.stat.isSymbolicLink()) continue;
+        if (!e.stat.isSymbolicLink()) {
+          out.set(e.name, { path: e.path });
+          continue;
+        }
         const target = await fs.readlink(e.path);
         const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
-        out.push({ path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
+        out.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
       }
       return out;
     })();
-    return this.linkList;
+    return this.linkMap;
+  }
+
+  private async linkEntries(): Promise<LinkEntry[]> {
+    return [...(await this.linkIndex()).values()].filter((l) => l.target !== undefined);
   }
 
   async danglingLinks(): Promise<DanglingLink[]> {
@@ -114,7 +121,7 @@ export class Overlay2Driver implements DriverAdapter {
     for (const l of await this.linkEntries()) {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
       const diff = await lstatOrNull(`${this.home}/${l.id}/diff`);
-      if (!diff?.isDirectory()) out.push({ path: l.path, target: l.target, reason: `points to ${l.target}, which does not exist` });
+      if (!diff?.isDirectory()) out.push({ path: l.path, target: l.target!, reason: `points to ${l.target}, which does not exist` });
     }
     return out;
   }
@@ -129,13 +136,12 @@ export class Overlay2Driver implements DriverAdapter {
   async parentsOf(id: string): Promise<string[]> {
     const lower = await readSmallFile(`${this.dirOf(id)}/lower`);
     if (lower.state !== 'ok') return [];
+    const links = await this.linkIndex();
     const out: string[] = [];
     for (const part of lower.text.trim().split(':').filter(Boolean)) {
-      const lp = `${this.home}/${part}`;
-      const st = await lstatOrNull(lp);
-      if (!st?.isSymbolicLink()) continue;
-      const m = /^\.\.\/([^/]+)\/diff$/.exec(await fs.readlink(lp));
-      if (m && m[1] !== '..' && m[1] !== '.') out.push(m[1]);
+      const m = /^l\/([^/]+)$/.exec(part);
+      const parent = m ? links.get(m[1])?.id : undefined;
+      if (parent) out.push(parent);
     }
     return out;
   }

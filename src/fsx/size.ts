@@ -38,22 +38,25 @@ export class SizeAccounting {
       return out;
     }
     const dev = rootSt.dev;
+    // looked up per entry only when the table has mount points below root (hashing every path costs)
+    const mountsBelow = this.mounts.under(root).length > 0;
+    if (this.mounts.isMountPoint(root)) out.mountsInside.push(root);
     const stack: string[] = [root];
     let first = true;
     while (stack.length) {
       const p = stack.pop()!;
       let st;
       try {
-        st = first ? rootSt : fs.lstatSync(p);
+        st = first ? rootSt : fs.lstatSync(p, { throwIfNoEntry: false });
       } catch {
         continue;
       }
       first = false;
-      if (st.dev !== dev || (p !== root && this.mounts.isMountPoint(p))) {
+      if (!st) continue;
+      if (st.dev !== dev || (mountsBelow && p !== root && this.mounts.isMountPoint(p))) {
         out.mountsInside.push(p);
         continue;
       }
-      if (p === root && this.mounts.isMountPoint(p)) out.mountsInside.push(p);
       out.files++;
       out.newestMs = Math.max(out.newestMs, st.mtimeMs, st.ctimeMs);
       const blocks = st.blocks * 512;
