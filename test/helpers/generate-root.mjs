@@ -167,23 +167,93 @@ export function tarWithSplit(files, { keepTar = true } = {}) {
 // ------------------------------------------------------------------------------------------------
 // the root
 
-/** Every kind of damage the generator can make, by the finding kind a scan reports for it. */
-export const DAMAGE_KINDS = [
-  'removing-orphan',
-  'stale-write-set',
-  'unreferenced-driver-dir',
-  'dangling-link',
-  'unreferenced-layer',
-  'missing-driver-data',
-  'invalid-layer-metadata',
-  'missing-parent',
-  'chain-id-mismatch',
-  'driver-data-damaged',
-  'broken-mount',
-  'image-missing-layers',
-  'invalid-image',
-  'unsafe-path',
-];
+/**
+ * Every kind of damage the generator makes, by the finding kind a scan reports for it: each maker
+ * gets the generation context and the victim's number; the finding is counted for it, and a
+ * maker counts what else its damage makes a scan report.
+ */
+const DAMAGE = {
+  'removing-orphan': (g, i) => {
+    // `docker rmi` renamed the entry, then driver.Remove failed half way (link file and l/ gone)
+    const t = tarWithSplit({ f: `orphan ${i}` }, { keepTar: false });
+    const cacheId = g.r.id();
+    const d = `${g.sha}/${t.diffId.slice(7)}-${g.r.id()}-removing`;
+    fs.mkdirSync(d, { mode: 0o700 });
+    fs.writeFileSync(`${d}/diff`, t.diffId);
+    fs.writeFileSync(`${d}/size`, '512');
+    fs.writeFileSync(`${d}/cache-id`, cacheId);
+    fs.writeFileSync(`${d}/tar-split.json.gz`, t.tarSplit);
+    fs.mkdirSync(`${g.home}/${cacheId}/diff/stuff/a`, { recursive: true });
+    fs.writeFileSync(`${g.home}/${cacheId}/diff/stuff/a/1.txt`, 'left behind\n');
+  },
+  'stale-write-set': (g) => {
+    // a killed `docker load`: only the start of a tar-split
+    const d = `${g.layerdb}/tmp/write-set-${100000000 + g.r.int(899999999)}`;
+    fs.mkdirSync(d, { mode: 0o700 });
+    fs.writeFileSync(`${d}/tar-split.json.gz`, gzipSync(Buffer.alloc(0)).subarray(0, 10));
+  },
+  'unreferenced-driver-dir': (g) => {
+    const drv = g.createDriverDir(g.r.id());
+    fs.writeFileSync(`${drv.dir}/diff/leaked.bin`, g.fileContent(5000));
+  },
+  'dangling-link': (g) => {
+    fs.symlinkSync(`../${g.r.id()}/diff`, `${g.links}/${g.r.lid()}`);
+  },
+  'unreferenced-layer': (g) => {
+    // the top layer of an image deleted without its layers
+    const parent = g.layers.length ? g.pickHealthy() : undefined;
+    g.addLayer(g.layerFiles(), parent && parent.depth < g.o.maxDepth ? parent : undefined);
+  },
+  'missing-driver-data': (g, i) => {
+    // overlay2/<cache-id> and its l/ link removed by hand
+    const { layer } = g.soloImage(`missing-data${i}:latest`);
+    fs.rmSync(`${g.home}/${layer.cacheId}`, { recursive: true });
+    fs.rmSync(`${g.links}/${layer.lid}`);
+  },
+  'invalid-layer-metadata': (g) => {
+    // `size` with a trailing newline: loadLayer's ParseInt fails; no image uses the entry
+    const l = g.addLayer(g.layerFiles());
+    fs.appendFileSync(`${l.dir}/size`, '\n');
+  },
+  'missing-parent': (g) => {
+    // `parent` names a chain that is not there (its driver dir stacks on a healthy one); the
+    // entry is still named by the right chain ID
+    g.addLayer(g.layerFiles(), undefined, { parentChain: `sha256:${g.r.id()}`, lowerOf: g.pickHealthy() });
+  },
+  'chain-id-mismatch': (g) => {
+    // a loadable entry under a name that is not its chain ID: no image reaches it either
+    g.addLayer(g.layerFiles(), undefined, { dirName: g.r.id() });
+    g.count('unreferenced-layer');
+  },
+  'driver-data-damaged': (g, i) => {
+    // the layer's l/<LID> link is gone
+    const { layer } = g.soloImage(`damaged${i}:latest`);
+    fs.rmSync(`${g.links}/${layer.lid}`);
+  },
+  'broken-mount': (g, i) => {
+    // a container whose RW dir (and its link) was removed by hand
+    const { image } = g.soloImage(`mounted${i}:latest`);
+    const c = g.addContainer(`broken${i}`, image);
+    fs.rmSync(c.rwDir, { recursive: true });
+    fs.rmSync(`${g.links}/${c.rwLid}`);
+  },
+  'image-missing-layers': (g, i) => {
+    // an image one of whose layers is not in the layerdb
+    const base = g.pickHealthy();
+    g.addImage(`missing-layers${i}:latest`, [base], { diffIds: [...g.chainOf(base).map((l) => l.diffId), `sha256:${g.r.id()}`] });
+  },
+  'invalid-image': (g, i) => {
+    // a config whose bytes no longer match its name; its layers are another image's too
+    const img = g.addImage(`invalid${i}:latest`, g.chainOf(g.pickHealthy()), { history: `invalid ${i}` });
+    fs.appendFileSync(img.configPath, ' ');
+  },
+  'unsafe-path': (g) => {
+    // a symlink where a driver dir belongs, pointing out of the data root (to <dir>/outside)
+    fs.symlinkSync('../../outside', `${g.home}/${g.r.id()}`);
+  },
+};
+
+export const DAMAGE_KINDS = Object.keys(DAMAGE);
 
 /** The defaults: a small healthy root. */
 export const DEFAULTS = {
@@ -212,7 +282,7 @@ export const DEFAULTS = {
  */
 export function generateRoot(dir, options = {}) {
   const o = { ...DEFAULTS, ...options, damage: { ...(options.damage ?? {}) } };
-  for (const k of Object.keys(o.damage)) if (!DAMAGE_KINDS.includes(k)) throw new Error(`unknown damage kind ${k}`);
+  for (const k of Object.keys(o.damage)) if (!(k in DAMAGE)) throw new Error(`unknown damage kind ${k}`);
   const started = Date.now();
   const r = rng(o.seed);
   const root = path.join(dir, 'root');
@@ -395,108 +465,22 @@ export function generateRoot(dir, options = {}) {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // damage, each on a victim of its own
+  // damage, each on a victim of its own, kind by kind in DAMAGE's order
   const expected = {};
-  const count = (kind, n = 1) => (expected[kind] = (expected[kind] ?? 0) + n);
-  const n = (k) => o.damage[k] ?? 0;
-  const pickHealthy = () => layers[r.int(layers.length)];
-  const soloImage = (tag) => {
-    const l = addLayer(layerFiles());
-    return { layer: l, image: addImage(tag, [l]) };
+  const g = {
+    r, home, links, sha, layerdb, layers, o, fileContent, layerFiles, addLayer, addImage, addContainer, createDriverDir, chainOf,
+    count: (kind) => (expected[kind] = (expected[kind] ?? 0) + 1),
+    pickHealthy: () => layers[r.int(layers.length)],
+    soloImage: (tag) => {
+      const l = addLayer(layerFiles());
+      return { layer: l, image: addImage(tag, [l]) };
+    },
   };
-
-  for (let i = 0; i < n('removing-orphan'); i++) {
-    // `docker rmi` renamed the entry, then driver.Remove failed half way (link file and l/ gone)
-    const t = tarWithSplit({ f: `orphan ${i}` }, { keepTar: false });
-    const cacheId = r.id();
-    const d = `${sha}/${t.diffId.slice(7)}-${r.id()}-removing`;
-    fs.mkdirSync(d, { mode: 0o700 });
-    fs.writeFileSync(`${d}/diff`, t.diffId);
-    fs.writeFileSync(`${d}/size`, '512');
-    fs.writeFileSync(`${d}/cache-id`, cacheId);
-    fs.writeFileSync(`${d}/tar-split.json.gz`, t.tarSplit);
-    fs.mkdirSync(`${home}/${cacheId}/diff/stuff/a`, { recursive: true });
-    fs.writeFileSync(`${home}/${cacheId}/diff/stuff/a/1.txt`, 'left behind\n');
-    count('removing-orphan');
-  }
-  for (let i = 0; i < n('stale-write-set'); i++) {
-    // a killed `docker load`: only the start of a tar-split
-    const d = `${layerdb}/tmp/write-set-${100000000 + r.int(899999999)}`;
-    fs.mkdirSync(d, { mode: 0o700 });
-    fs.writeFileSync(`${d}/tar-split.json.gz`, gzipSync(Buffer.alloc(0)).subarray(0, 10));
-    count('stale-write-set');
-  }
-  for (let i = 0; i < n('unreferenced-driver-dir'); i++) {
-    const drv = createDriverDir(r.id());
-    fs.writeFileSync(`${drv.dir}/diff/leaked.bin`, fileContent(5000));
-    count('unreferenced-driver-dir');
-  }
-  for (let i = 0; i < n('dangling-link'); i++) {
-    fs.symlinkSync(`../${r.id()}/diff`, `${links}/${r.lid()}`);
-    count('dangling-link');
-  }
-  for (let i = 0; i < n('unreferenced-layer'); i++) {
-    // the top layer of an image deleted without its layers
-    const parent = layers.length ? pickHealthy() : undefined;
-    addLayer(layerFiles(), parent && parent.depth < o.maxDepth ? parent : undefined);
-    count('unreferenced-layer');
-  }
-  for (let i = 0; i < n('missing-driver-data'); i++) {
-    // overlay2/<cache-id> and its l/ link removed by hand
-    const { layer } = soloImage(`missing-data${i}:latest`);
-    fs.rmSync(`${home}/${layer.cacheId}`, { recursive: true });
-    fs.rmSync(`${links}/${layer.lid}`);
-    count('missing-driver-data');
-  }
-  for (let i = 0; i < n('invalid-layer-metadata'); i++) {
-    // `size` with a trailing newline: loadLayer's ParseInt fails; no image uses the entry
-    const l = addLayer(layerFiles());
-    fs.appendFileSync(`${l.dir}/size`, '\n');
-    count('invalid-layer-metadata');
-  }
-  for (let i = 0; i < n('missing-parent'); i++) {
-    // `parent` names a chain that is not there (its driver dir stacks on a healthy one); the
-    // entry is still named by the right chain ID
-    addLayer(layerFiles(), undefined, { parentChain: `sha256:${r.id()}`, lowerOf: pickHealthy() });
-    count('missing-parent');
-  }
-  for (let i = 0; i < n('chain-id-mismatch'); i++) {
-    // a loadable entry under a name that is not its chain ID; no image can reach it
-    addLayer(layerFiles(), undefined, { dirName: r.id() });
-    count('chain-id-mismatch');
-    count('unreferenced-layer');
-  }
-  for (let i = 0; i < n('driver-data-damaged'); i++) {
-    // the layer's l/<LID> link is gone
-    const { layer } = soloImage(`damaged${i}:latest`);
-    fs.rmSync(`${links}/${layer.lid}`);
-    count('driver-data-damaged');
-  }
-  for (let i = 0; i < n('broken-mount'); i++) {
-    // a container whose RW dir (and its link) was removed by hand
-    const { image } = soloImage(`mounted${i}:latest`);
-    const c = addContainer(`broken${i}`, image);
-    fs.rmSync(c.rwDir, { recursive: true });
-    fs.rmSync(`${links}/${c.rwLid}`);
-    count('broken-mount');
-  }
-  for (let i = 0; i < n('image-missing-layers'); i++) {
-    // an image one of whose layers is not in the layerdb
-    const base = pickHealthy();
-    addImage(`missing-layers${i}:latest`, [base], { diffIds: [...chainOf(base).map((l) => l.diffId), `sha256:${r.id()}`] });
-    count('image-missing-layers');
-  }
-  for (let i = 0; i < n('invalid-image'); i++) {
-    // a config whose bytes no longer match its name; its layers are another image's too
-    const base = pickHealthy();
-    const img = addImage(`invalid${i}:latest`, chainOf(base), { history: `invalid ${i}` });
-    fs.appendFileSync(img.configPath, ' ');
-    count('invalid-image');
-  }
-  for (let i = 0; i < n('unsafe-path'); i++) {
-    // a symlink where a driver dir belongs, pointing out of the data root
-    fs.symlinkSync('../../outside', `${home}/${r.id()}`);
-    count('unsafe-path');
+  for (const [kind, make] of Object.entries(DAMAGE)) {
+    for (let i = 0; i < (o.damage[kind] ?? 0); i++) {
+      make(g, i);
+      g.count(kind);
+    }
   }
   let leakedDir;
   if (o.leakedFiles > 0) {
@@ -508,7 +492,7 @@ export function generateRoot(dir, options = {}) {
       fs.mkdirSync(sub);
       for (let i = 0; i < 1000 && d * 1000 + i < o.leakedFiles; i++) fs.writeFileSync(`${sub}/f${i}`, data);
     }
-    count('unreferenced-driver-dir');
+    expected['unreferenced-driver-dir'] = (expected['unreferenced-driver-dir'] ?? 0) + 1;
   }
 
   fs.writeFileSync(path.join(imageDir, 'repositories.json'), JSON.stringify({ Repositories: repositories }), { mode: 0o600 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chainIdOf, HEX64 } from '../../src/store/digest.js';
+import { FINDING_KINDS } from '../../src/findings/types.js';
 import { DAMAGE_KINDS, everyDamage, generateRoot } from '../helpers/generate-root.mjs';
 import { runCliAsync, scan } from '../helpers/synthetic.js';
 
@@ -68,6 +69,8 @@ describe('generateRoot', () => {
 
   it('makes each kind of damage so that scan reports exactly the findings the manifest expects', async () => {
     const m = make({ layers: 80, containers: 5, seed: 11, damage: everyDamage(2) });
+    // every kind a scan (not verify) reports, in the documented order
+    expect(DAMAGE_KINDS).toEqual(FINDING_KINDS.slice(0, FINDING_KINDS.indexOf('content-mismatch')));
     expect(Object.keys(m.expected).sort()).toEqual([...DAMAGE_KINDS].sort());
     const s = await scan(m.root);
     expect(s.stderr).toBe('');
