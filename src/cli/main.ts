@@ -5,6 +5,7 @@ import { explainCommand } from './commands/explain.js';
 import { purgeCommand } from './commands/purge.js';
 import { verifyCommand } from './commands/verify.js';
 import { dfCommand } from './commands/df.js';
+import { restoreCommand } from './commands/restore.js';
 import { VERSION } from './version.js';
 
 const EXIT_CODES = `
@@ -26,7 +27,7 @@ export function program(): Command {
       // commander's own usage errors (unknown option, bad choice) are exit 2, like any bad argument
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand()]) {
+  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand(), restoreCommand()]) {
     c.addHelpText('after', EXIT_CODES);
     c.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
     p.addCommand(c);

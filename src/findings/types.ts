@@ -38,7 +38,8 @@ export interface Affects { images: string[]; containers: string[] }
 export type RemovalPlan =
   | { type: 'driver-dir'; driverId: string }
   | { type: 'link'; path: string }
-  | { type: 'entry'; dir: string; driverId?: string }; // a layerdb entry and the driver dir it names, driver first
+  | { type: 'entry'; dir: string; driverId?: string } // a layerdb entry and the driver dir it names, driver first
+  | { type: 'paths'; paths: string[]; driverIds?: string[] }; // files and trees in order, then driver dirs (repair: images, containers)
 
 export interface Finding {
   kind: FindingKind;
@@ -52,6 +53,8 @@ export interface Finding {
   affects: Affects;
   /** verify: the files that differ, are missing, or are shorter or longer than recorded. */
   files?: { name: string; problem: string; detail?: string }[];
+  /** What to do about it (scan: under each broken finding, the repair command and per image how to get it back). */
+  remedy?: string[];
   /** Internal: how to remove it, how recently it was written, mounts inside it. */
   removal?: RemovalPlan;
   newestMs?: number;

@@ -20,6 +20,7 @@ export const fs = {
   rmdir: fsp.rmdir,
   rm: fsp.rm,
   link: fsp.link,
+  symlink: fsp.symlink,
   lstatSync: fsSync.lstatSync,
   readdirSync: fsSync.readdirSync,
   unlinkSync: fsSync.unlinkSync,

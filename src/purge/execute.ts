@@ -51,6 +51,10 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
       faultPoint('after-metadata');
       return [...a.finding.paths, dir];
     }
+    case 'paths':
+      for (const p of r.paths) await rm.removeTree(p);
+      for (const id of r.driverIds ?? []) await driver.remove(id, rm);
+      return a.finding.paths;
   }
 }
 

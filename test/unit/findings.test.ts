@@ -3,6 +3,7 @@
  * (`layergc scan --json`): exact kinds, severities, layers, cache IDs, paths, reclaimability,
  * reasons and what each breaks. A healthy root scans clean (exit 0); any finding means exit 1.
  */
+import { REPAIR_ACTION_KINDS } from '../../src/repair/plan.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +46,8 @@ function expectFindings(r: CliResult, want: Expect[]): void {
     reclaimable: w.reclaimable,
     reason: expect.stringMatching(new RegExp(w.reason.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*'), 's')),
     affects: w.affects ?? NONE,
+    // every broken finding says how to repair it (src/repair/remedy.ts)
+    ...(REPAIR_ACTION_KINDS.includes(w.kind as never) && (w.kind !== 'broken-mount' || w.reason.join(' ').includes('is missing or does not load')) ? { remedy: expect.arrayContaining([expect.stringContaining('layergc purge --include broken')]) } : {}),
   }));
   expect(got).toEqual(expected);
   for (const [i, w] of [...want].sort(order).entries()) if (w.bytes === 'some') expect(got[i].bytes, `${w.kind} bytes`).toBeGreaterThan(0);

@@ -6,6 +6,7 @@
  * the kind enum is FINDING_KINDS, fixed shapes reject unknown fields, and outputs that break the
  * documented rules are rejected.
  */
+import { REPAIR_ACTION_KINDS } from '../../src/repair/plan.js';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -34,7 +35,7 @@ describe('the schemas themselves', () => {
     expect(scanSchema.$defs.kind.enum).toEqual([...FINDING_KINDS]);
     expect(scanSchema.properties.driver.enum).toEqual([...KNOWN_DRIVERS]);
     expect(purgeSchema.properties.driver.enum).toEqual([...KNOWN_DRIVERS]);
-    expect(purgeSchema.properties.actions.items.properties.kind.enum).toEqual([...INCLUDABLE_KINDS]);
+    expect(purgeSchema.properties.actions.items.properties.kind.enum).toEqual([...INCLUDABLE_KINDS, ...REPAIR_ACTION_KINDS]);
   });
 
   it('every object of a fixed shape refuses unknown fields', () => {

@@ -22,8 +22,9 @@ import { action, formatOf, withStoreOptions, type CommonOptions } from '../commo
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote } from '../notes.js';
+import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 
-interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string }
+interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string; quarantine?: string }
 
 /** Close the journal entries of items an interrupted run began that are now gone, staged names included. */
 async function closeFinished(unfinished: JournalEntry[], journal: Journal): Promise<void> {
@@ -54,17 +55,24 @@ export function purgeCommand(): Command {
     .option('-n, --dry-run', 'show exactly what would be removed; change nothing')
     .option('-y, --yes', 'remove without asking')
     .option('--min-age <duration>', 'while a dockerd runs, keep leaked data younger than this (a pull may be in flight)', '24h')
-    .addOption(new Option('--include <kinds>', `also remove these kinds (comma-separated): ${INCLUDABLE_KINDS.filter((k) => !GARBAGE_KINDS.includes(k)).join(', ')}`))
+    .addOption(new Option('--include <kinds>', `also remove these kinds (comma-separated): ${INCLUDABLE_KINDS.filter((k) => !GARBAGE_KINDS.includes(k)).join(', ')}; broken: repair broken layers, remove what cannot be repaired (containers: and the containers on them)`))
+    .option('--quarantine <dir>', 'with --include broken: move what would be deleted into DIR (same filesystem) with a manifest; layergc restore DIR puts it back')
     .action(action<PurgeOptions>(async ({ out, log }, opts) => {
       const started = Date.now();
       const minAgeMs = parseDuration(opts.minAge);
       if (minAgeMs === null) throw new LayergcError(`--min-age ${JSON.stringify(opts.minAge)} is not a duration (like 24h, 30m, 0)`);
       if (opts.dryRun && opts.yes) throw new LayergcError('--dry-run and --yes contradict each other: pick one');
       const kinds: FindingKind[] = [...GARBAGE_KINDS];
+      const repair = new Set<string>();
       for (const k of (opts.include ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (REPAIR_WORDS.includes(k)) {
+          repair.add(k);
+          continue;
+        }
         if (!INCLUDABLE_KINDS.includes(k as FindingKind)) throw new LayergcError(`--include ${k}: not a kind purge can remove (${INCLUDABLE_KINDS.join(', ')})`);
         if (!kinds.includes(k as FindingKind)) kinds.push(k as FindingKind);
       }
+      checkRepairOptions(repair, opts);
       const interactive = !opts.dryRun && !opts.yes;
       if (interactive && !(process.stdin.isTTY && process.stdout.isTTY)) {
         throw new LayergcError('refusing to remove anything without --yes when not on a terminal; pass --yes to remove, or --dry-run to see the plan');
@@ -75,6 +83,7 @@ export function purgeCommand(): Command {
       const lock = opts.dryRun ? undefined : await acquireLock(loc.dataRoot, 'layergc purge');
       try {
         if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
+        if (repair.has('broken')) return await purgeBroken({ out, log, opts }, opts, loc, { kinds, containers: repair.has('containers'), started });
         const store = await openStore(opts, loc);
         if (store.daemon.running && kinds.includes('unreferenced-layer')) {
           throw new LayergcError(`a dockerd (pid ${store.daemon.processes.map((p) => p.pid).join(', ')}) runs on ${loc.dataRoot}; removing unreferenced layers needs it stopped`, ExitCode.DAEMON_RUNNING);

@@ -8,6 +8,7 @@ import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote } from '../notes.js';
+import { addRemedies } from '../../repair/remedy.js';
 
 interface ScanOptions extends CommonOptions { deep?: boolean }
 
@@ -19,6 +20,7 @@ export function scanCommand(): Command {
       const started = Date.now();
       const store = await openStore(opts);
       const { findings, refs } = await scanStore(store);
+      addRemedies(findings, store, refs, opts);
       if (opts.deep) {
         const { verifyFindings } = await import('../../verify/findings.js');
         findings.push(...(await verifyFindings(store, { refs, progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));

@@ -13,5 +13,6 @@ export function findingJson(f: Finding): Record<string, unknown> {
     reason: f.reason,
     affects: f.affects,
     ...(f.files ? { files: f.files } : {}),
+    ...(f.remedy ? { remedy: f.remedy } : {}),
   };
 }

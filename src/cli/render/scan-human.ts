@@ -31,6 +31,7 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], e
       f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${p}`));
       const a = [...f.affects.images.map((x) => `image ${x}`), ...f.affects.containers.map((x) => `container ${x}`)];
       if (a.length) lines.push(`    ${c.red('affects:')} ${a.join(', ')}`);
+      for (const r of f.remedy ?? []) lines.push(`    remedy: ${r}`);
     }
   }
   const errors = findings.filter((f) => f.severity === 'error').length;

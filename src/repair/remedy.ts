@@ -1,0 +1,31 @@
+// The remedy scan prints under each broken finding: the repair command with the flags that located
+// this store, and, for every image the repair would remove, how to get it back.
+import { imageLabel } from '../store/images.js';
+import type { Store } from '../store/model.js';
+import type { References } from '../store/references.js';
+import type { Finding } from '../findings/types.js';
+import type { LocateOptions } from '../store/locate.js';
+import { REPAIR_ACTION_KINDS, remedyFor } from './plan.js';
+
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** The purge --include broken command for the store `opts` located. */
+export function repairCommand(opts: LocateOptions, containers: boolean): string {
+  const flags: string[] = [];
+  if (opts.dataRoot) flags.push('--data-root', quote(opts.dataRoot));
+  if (opts.driver) flags.push('--driver', quote(opts.driver));
+  if (opts.daemonConfig) flags.push('--daemon-config', quote(opts.daemonConfig));
+  return ['layergc purge --include', containers ? 'broken,containers' : 'broken', '--dry-run', ...flags].join(' ');
+}
+
+export function addRemedies(findings: Finding[], store: Store, refs: References, opts: LocateOptions): void {
+  for (const f of findings) {
+    if (!REPAIR_ACTION_KINDS.includes(f.kind)) continue;
+    // a container whose own files are broken is not the repair's to remove: only one on a broken chain
+    if (f.kind === 'broken-mount' && !(f.layer && !refs.loadable.get(f.layer))) continue;
+    const images = f.kind === 'broken-mount' ? [] : store.images.images.filter((i) => !i.problem && (f.kind === 'image-missing-layers' ? i.path === f.paths[0] : !!f.layer && i.chainIds.includes(f.layer)));
+    const lines = [`${repairCommand(opts, f.affects.containers.length > 0)} (then --yes): repairs what the evidence proves, removes the rest and what needs it`];
+    for (const i of images) lines.push(`then for image ${imageLabel(i)}: ${remedyFor(i)}`);
+    f.remedy = lines;
+  }
+}
