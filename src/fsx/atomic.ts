@@ -1,74 +1,82 @@
 // Writing Docker's metadata the way Docker writes it (atomicwriter.WriteFile): a temporary file in
 // the same directory, fsync, rename over the target, fsync of the directory. A crash leaves the old
 // file or the new one, never a torn one. The previous version is kept beside it (a hard link, so
-// it costs no copy) under a name the caller gives, and symlinks are created here too: src/fsx is
-// the only place that changes Docker's files.
-import { constants } from 'node:fs';
+// it costs no copy) under a name the caller gives. Everything happens inside the directory opened
+// with O_NOFOLLOW from the data root down (contain.ts), so a symlink swapped in on the way is never
+// followed; symlinks (overlay2 l/ links) are created the same way.
+import { closeSync, constants, fsyncSync, linkSync, openSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { fs, isNotFound } from './fs.js';
-import { assertContained } from './contain.js';
+import { atFd, openParent } from './contain.js';
+import { errCode } from './fs.js';
 import { faultPoint } from './fault.js';
 
 export interface WriteOp { op: 'write' | 'symlink'; path: string; previous?: string }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+/** Run `fn` with the directory that holds `path` open; fsync it afterwards so the new entry is durable. */
+function inParent<T>(root: string, path: string, fn: (fd: number, name: string) => T): T {
+  const { dir, name } = openParent(root, path);
   try {
-    await fh.sync();
+    const out = fn(dir.fd, name);
+    fsyncSync(dir.fd);
+    return out;
   } finally {
-    await fh.close();
+    closeSync(dir.fd);
   }
 }
-
-const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/'));
 
 export class AtomicWriter {
   readonly ops: WriteOp[] = [];
   constructor(readonly root: string, readonly dryRun: boolean) {}
 
   /**
-   * Replace `path` with `data`. With `keepAs`, an existing regular file is first linked to that
-   * name (refused if the name is taken), so the old version stays whole beside the new one.
+   * Replace `path` with `data`. With `keepAs` (a name in the same directory), an existing regular
+   * file is first linked to that name, so the old version stays whole beside the new one.
    */
   async write(path: string, data: string | Buffer, opts: { mode?: number; keepAs?: string } = {}): Promise<void> {
-    assertContained(this.root, path);
-    if (opts.keepAs) assertContained(this.root, opts.keepAs);
+    const keepName = opts.keepAs ? opts.keepAs.slice(opts.keepAs.lastIndexOf('/') + 1) : undefined;
+    if (opts.keepAs && opts.keepAs !== `${path.slice(0, path.lastIndexOf('/'))}/${keepName}`) throw new Error(`${opts.keepAs}: the previous version is kept in the same directory`);
+    if (this.dryRun) {
+      inParent(this.root, path, () => undefined);
+      this.ops.push({ op: 'write', path, previous: opts.keepAs });
+      return;
+    }
     this.ops.push({ op: 'write', path, previous: opts.keepAs });
-    if (this.dryRun) return;
-    const dir = dirOf(path);
-    const prefix = `.tmp-${path.slice(dir.length + 1)}layergc-`;
-    // a temp file of a run killed before its rename is never used: it goes now
-    for (const n of await fs.readdir(dir)) if (n.startsWith(prefix)) await fs.unlink(`${dir}/${n}`).catch(() => undefined);
-    const tmp = `${dir}/${prefix}${randomBytes(6).toString('hex')}`;
-    const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.mode ?? 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    faultPoint('atomic-after-temp');
-    try {
-      if (opts.keepAs) {
-        let st = null;
-        try { st = await fs.lstat(path); } catch (err) { if (!isNotFound(err)) throw err; }
-        if (st?.isFile()) await fs.link(path, opts.keepAs);
+    inParent(this.root, path, (dirFd, name) => {
+      const prefix = `.tmp-${name}layergc-`;
+      // a temp file of a run killed before its rename is never used: it goes now
+      for (const n of readdirSync(`/proc/self/fd/${dirFd}`)) if (n.startsWith(prefix)) unlinkSync(atFd(dirFd, n));
+      const tmp = `${prefix}${randomBytes(6).toString('hex')}`;
+      const fd = openSync(atFd(dirFd, tmp), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.mode ?? 0o600);
+      try {
+        const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+        for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
       }
-      await fs.rename(tmp, path);
-    } catch (err) {
-      await fs.unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fsyncDir(dir);
+      faultPoint('atomic-after-temp');
+      try {
+        if (keepName) {
+          try {
+            linkSync(atFd(dirFd, name), atFd(dirFd, keepName));
+          } catch (err) {
+            if (errCode(err) !== 'ENOENT') throw err; // nothing to keep: the file was missing
+          }
+        }
+        renameSync(atFd(dirFd, tmp), atFd(dirFd, name));
+      } catch (err) {
+        try { unlinkSync(atFd(dirFd, tmp)); } catch { /* gone */ }
+        throw err;
+      }
+    });
     faultPoint('atomic-after-rename');
   }
 
   /** Create the symlink `path` -> `target` (the link itself; nothing is followed). */
   async symlink(target: string, path: string): Promise<void> {
-    assertContained(this.root, path);
     this.ops.push({ op: 'symlink', path });
-    if (this.dryRun) return;
-    await fs.symlink(target, path);
-    await fsyncDir(dirOf(path));
+    inParent(this.root, path, (dirFd, name) => {
+      if (!this.dryRun) symlinkSync(target, atFd(dirFd, name));
+    });
   }
 }

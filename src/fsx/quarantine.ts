@@ -8,6 +8,7 @@ import { posix } from 'node:path';
 import { fs, isNotFound } from './fs.js';
 import { assertContained } from './contain.js';
 import { faultPoint } from './fault.js';
+import { liveMounts, Remover } from './remove.js';
 
 export const MANIFEST = 'manifest.jsonl';
 
@@ -49,10 +50,11 @@ const DOCKER_DIRS = ['image', 'containers', 'buildkit', 'volumes', 'network', 'p
 
 export class Quarantine {
   readonly moved: { from: string; to: string }[] = [];
-  private constructor(readonly dir: string, readonly root: string, readonly dryRun: boolean) {}
+  private constructor(readonly dir: string, readonly root: string, readonly dryRun: boolean, private readonly rm: Remover) {}
 
   /** Check DIR (absolute, same filesystem as the data root, not inside Docker's dirs) and start its manifest. */
-  static async open(dir: string, root: string, driverHome: string, run: string, dryRun: boolean): Promise<Quarantine> {
+  static async open(dir: string, root: string, driverHome: string, run: string, rm: Remover): Promise<Quarantine> {
+    const dryRun = rm.dryRun;
     if (!dir.startsWith('/')) throw new QuarantineError(`--quarantine ${dir}: give an absolute path`);
     const d = posix.normalize(dir).replace(/\/+$/, '');
     if (d === root || root.startsWith(`${d}/`)) throw new QuarantineError(`--quarantine ${d}: it holds the data root`);
@@ -73,7 +75,7 @@ export class Quarantine {
       const existing = await lstatOrNull(`${d}/${MANIFEST}`);
       if (existing) throw new QuarantineError(`--quarantine ${d} already holds a quarantine (${MANIFEST}); restore it, or pick a new directory`);
     }
-    const q = new Quarantine(d, root, dryRun);
+    const q = new Quarantine(d, root, dryRun, rm);
     if (!dryRun) {
       await fs.mkdir(d, { recursive: true, mode: 0o700 });
       await appendLine(`${d}/${MANIFEST}`, { op: 'quarantine', dataRoot: root, run, time: new Date().toISOString() });
@@ -92,10 +94,10 @@ export class Quarantine {
     if (await lstatOrNull(to)) throw new QuarantineError(`${to} exists already; layergc never overwrites in a quarantine`);
     await fs.mkdir(to.slice(0, to.lastIndexOf('/')), { recursive: true, mode: 0o700 });
     await appendLine(`${this.dir}/${MANIFEST}`, { op: 'move', from: path, to: rel });
-    faultPoint('before-rename');
-    await fs.rename(path, to);
+    // the pinned remover: containment of both ends, no symlink followed, no mount point moved
+    await this.rm.rename(path, to, { to: this.dir });
     await fsyncDir(path.slice(0, path.lastIndexOf('/')));
-    faultPoint('after-rename');
+    await fsyncDir(to.slice(0, to.lastIndexOf('/')));
   }
 
   /** Record a metadata edit (the previous version kept beside the file), so restore can undo it. */
@@ -131,6 +133,7 @@ export async function readManifest(dir: string): Promise<ManifestEntry[]> {
 export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{ dataRoot: string; items: RestoreItem[] }> {
   const entries = await readManifest(dir);
   const dataRoot = (entries[0] as { dataRoot: string }).dataRoot;
+  const rm = new Remover(dataRoot, liveMounts, dryRun);
   const items: (RestoreItem & { do: () => Promise<void> })[] = [];
   const conflicts: string[] = [];
   for (const e of entries.slice(1).reverse()) {
@@ -145,9 +148,8 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
       }
       if (back) conflicts.push(`${e.from} exists again`);
       items.push({ op: 'move', path: e.from, from: src, status: 'planned', do: async () => {
-        await fs.mkdir(e.from.slice(0, e.from.lastIndexOf('/')), { recursive: true, mode: 0o700 });
         faultPoint('restore-before-rename');
-        await fs.rename(src, e.from);
+        await rm.rename(src, e.from, { from: dir });
         await fsyncDir(e.from.slice(0, e.from.lastIndexOf('/')));
       } });
     } else if (e.op === 'edit') {
@@ -162,7 +164,7 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
       if (now !== e.sha256) conflicts.push(`${e.path} changed since the repair wrote it`);
       items.push({ op: 'edit', path: e.path, from: e.previous, status: 'planned', do: async () => {
         faultPoint('restore-before-rename');
-        await fs.rename(e.previous, e.path);
+        await rm.rename(e.previous, e.path);
         await fsyncDir(e.path.slice(0, e.path.lastIndexOf('/')));
       } });
     }

@@ -55,18 +55,20 @@ export class Remover {
     return typeof this.mountSource === 'function' ? this.mountSource() : this.mountSource;
   }
 
-  async rename(from: string, to: string): Promise<void> {
-    relParts(this.root, from);
-    relParts(this.root, to);
+  /** `roots`: a quarantine move has one end in the quarantine dir, each end contained in its own root. */
+  async rename(from: string, to: string, roots: { from?: string; to?: string } = {}): Promise<void> {
+    const [fromRoot, toRoot] = [roots.from ?? this.root, roots.to ?? this.root];
+    relParts(fromRoot, from);
+    relParts(toRoot, to);
     this.checkMounts(from);
     this.ops.push({ op: 'rename', path: from, to });
     if (this.dryRun) {
-      fs.closeSync(openParent(this.root, from).dir.fd);
+      fs.closeSync(openParent(fromRoot, from).dir.fd);
       return;
     }
     faultPoint('before-rename');
-    const a = openParent(this.root, from);
-    const b = openParent(this.root, to);
+    const a = openParent(fromRoot, from);
+    const b = openParent(toRoot, to);
     try {
       const st = fs.lstatSync(atFd(a.dir.fd, a.name));
       if (st.isDirectory()) this.refuseMountPoint(a.dir.fd, a.name, from);

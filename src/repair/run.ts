@@ -4,7 +4,7 @@
 import { openStore } from '../store/index.js';
 import { scanStore, type Finding, type FindingKind, type ScanResult } from '../findings/index.js';
 import { imageLabel } from '../store/images.js';
-import { Remover } from '../fsx/remove.js';
+import { liveMounts, Remover } from '../fsx/remove.js';
 import { AtomicWriter } from '../fsx/atomic.js';
 import type { Quarantine } from '../fsx/quarantine.js';
 import { SizeAccounting } from '../fsx/size.js';
@@ -93,7 +93,7 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   let scan: ScanResult = await scanStore(store, { sizes: o.dryRun });
   const first = scan;
   const writer = new AtomicWriter(o.loc.dataRoot, o.dryRun);
-  const rm = new Remover(o.loc.dataRoot, scan.mounts, o.dryRun);
+  const rm = new Remover(o.loc.dataRoot, liveMounts, o.dryRun); // the mount table as it is at each removal
 
   // 1. restore what the evidence proves
   const proven = await cacheIdRepairs(store, scan.refs);

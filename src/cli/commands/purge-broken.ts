@@ -8,6 +8,7 @@ import type { FindingKind } from '../../findings/types.js';
 import { Journal } from '../../purge/journal.js';
 import { freeBytes } from '../../purge/execute.js';
 import { Quarantine, QuarantineError } from '../../fsx/quarantine.js';
+import { liveMounts, Remover } from '../../fsx/remove.js';
 import { runRepair } from '../../repair/run.js';
 import { formatOf, type CommonOptions, type RunContext } from '../common.js';
 import { purgeTotals } from '../render/purge.js';
@@ -37,7 +38,7 @@ export async function purgeBroken({ out, log }: Omit<RunContext, 'opts'> & { opt
   await journal.rotate();
   let quarantine: Quarantine | undefined;
   try {
-    if (opts.quarantine !== undefined) quarantine = await Quarantine.open(opts.quarantine, loc.dataRoot, loc.driverHome, journal.run, dryRun);
+    if (opts.quarantine !== undefined) quarantine = await Quarantine.open(opts.quarantine, loc.dataRoot, loc.driverHome, journal.run, new Remover(loc.dataRoot, liveMounts, dryRun));
   } catch (err) {
     if (err instanceof QuarantineError) throw new LayergcError(err.message);
     throw err;
