@@ -212,6 +212,20 @@ describe('layergc df', () => {
     expect(res.json.total.bytes).toBe(du([r.root]));
   });
 
+  it('human view: the ten biggest other paths, the rest counted in one line; --json names each', async () => {
+    const r = root();
+    r.populate();
+    for (let i = 0; i < 14; i++) fs.writeFileSync(path.join(r.home, `stray-${String(i).padStart(2, '0')}`), randomBytes(5000 * (i + 1)));
+    const [h, j] = await Promise.all([runCliAsync(['df', '--data-root', r.root]), df(r)]);
+    const strays = j.json.categories.filter((c: Cat) => c.category === 'other' && c.path!.startsWith('overlay2/stray-'));
+    expect(strays.map((c: Cat) => c.path)).toEqual(Array.from({ length: 14 }, (_, i) => `overlay2/stray-${String(13 - i).padStart(2, '0')}`));
+    const otherRows = h.stdout.split('\n').filter((l) => l.startsWith('  other: '));
+    const allOthers = j.json.categories.filter((c: Cat) => c.category === 'other' && c.bytes > 0);
+    expect(otherRows.map((l) => l.split(/\s+/)[2])).toEqual(allOthers.slice(0, 10).map((c: Cat) => c.path));
+    const rest = allOthers.slice(10);
+    expect(h.stdout).toContain(`  … ${rest.length} more other paths, `);
+  });
+
   it('human view: a table with bars, biggest first, the images, and what a purge would free', async () => {
     const { r } = damagedRoot();
     const [h, j] = await Promise.all([runCliAsync(['df', '--data-root', r.root]), df(r)]);

@@ -10,6 +10,7 @@ import { SCHEMA_VERSION } from './scan-json.js';
 const BAR = 24;
 const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 const IMAGES_SHOWN = 10;
+const OTHERS_SHOWN = 10;
 
 /** A bar of `frac` of BAR cells, in eighths; a visible sliver for anything above zero. */
 export function bar(frac: number): string {
@@ -27,7 +28,11 @@ export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): str
   for (const n of notes) lines.push(c.yellow(`note: ${n}`));
   lines.push(`${c.bold(human(r.total))} on disk under the data root, counted as \`du -sx -B1\` counts (each inode once, no mount point crossed)`);
   lines.push('');
-  const shown = r.categories.filter((x) => x.bytes > 0);
+  const nonzero = r.categories.filter((x) => x.bytes > 0);
+  // a root with thousands of strays: the biggest `other` paths here, every one in --json
+  const others = nonzero.filter((x) => x.category === 'other');
+  const shown = nonzero.filter((x) => x.category !== 'other' || others.indexOf(x) < OTHERS_SHOWN);
+  const hidden = others.slice(OTHERS_SHOWN);
   const w = Math.max(8, ...shown.map((x) => labelOf(x).length));
   for (const x of shown) {
     const frac = r.total ? x.bytes / r.total : 0;
@@ -35,6 +40,7 @@ export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): str
     const row = `  ${labelOf(x).padEnd(w)}  ${human(x.bytes).padStart(9)}  ${`${(frac * 100).toFixed(1)}%`.padStart(6)}  ${bar(frac)}`;
     lines.push(garbage ? c.yellow(row) : x.category === 'broken-layer' ? c.red(row) : row);
   }
+  if (hidden.length) lines.push(c.dim(`  … ${hidden.length} more other paths, ${human(hidden.reduce((t, x) => t + x.bytes, 0))} together (--json names each)`));
   if (r.images.length) {
     const list = r.images.slice(0, IMAGES_SHOWN).map((i) => ({ ...i, image: i.tags.length ? i.image : short(i.id) }));
     const iw = Math.max(5, ...list.map((i) => i.image.length));
