@@ -10,6 +10,12 @@
  * container run, and again stopped); the mount points are skipped, not counted twice; each garbage
  * category is exactly scan's bytes for that kind; and `docker rmi solo:1` frees solo:1's unique
  * bytes (du before and after, daemon stopped for both measures).
+ *
+ * Observed here (kernel 6.18, ext4 /tmp), 20.10.24 and 28.5.2 alike: df's total equals
+ * `du -sx -B1` to the byte, with the daemon and the container running (one mount point skipped:
+ * the container's merged/; its shm is private to its mount namespace) and stopped; solo:1's
+ * unique bytes 8429568, `docker rmi` freed 8441856 (its config and metadata files: 3 blocks);
+ * df takes ~1.5-3 s on this ~120-160 MB root; the whole file ~110 s (the scenario ~35 s a version).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
