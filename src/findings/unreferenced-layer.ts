@@ -8,6 +8,7 @@ import { noAffects, type Finding, type FindingModule } from './types.js';
 export const unreferencedLayers: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   if (ctx.refs.buildkitUnknown) return out; // BuildKit may hold any of them
+  if (ctx.refs.imagesUnknown.length) return out; // so may an image whose config cannot be read
   const { layers } = ctx.store.layerdb;
   for (const l of layers.values()) {
     if (!ctx.refs.loadable.get(l.chainId) || ctx.refs.live.has(l.chainId)) continue;

@@ -24,3 +24,24 @@ export function faultPoint(step: string): void {
     while (!existsSync(`${pauseDir}/resume`) && Date.now() < until) Atomics.wait(sleeper, 0, 0, 10);
   }
 }
+
+// Test-only read faults. With LAYERGC_TEST_READ_ERROR=<CODE>:<op>:<path suffix>[;...] set (op one
+// of lstat, open, fstat, read, readdir or *), that read of a path ending in the suffix fails with
+// errno CODE: the tests prove EIO and EACCES, which root cannot otherwise provoke on a tmpfs,
+// end in a finding or a one-line error. Unset, it does nothing.
+const readFaults = (process.env.LAYERGC_TEST_READ_ERROR ?? '')
+  .split(';')
+  .filter(Boolean)
+  .map((s) => {
+    const [code, op, ...rest] = s.split(':');
+    return { code, op, suffix: rest.join(':') };
+  });
+
+export function injectedReadError(path: string, op: string): void {
+  if (readFaults.length === 0) return;
+  for (const f of readFaults) {
+    if ((f.op === '*' || f.op === op) && path.endsWith(f.suffix)) {
+      throw Object.assign(new Error(`${f.code}: injected ${op} failure, ${op} '${path}'`), { code: f.code, errno: -1, syscall: op, path });
+    }
+  }
+}

@@ -21,6 +21,7 @@
  * file can never make a walk loop forever.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileType, READ_FLAGS } from '../fsx/read.js';
 
 export class BboltError extends Error {
   /** errno-style code when the failure came from the filesystem (ENOENT, EACCES, ...). */
@@ -515,13 +516,17 @@ class BucketImpl implements BboltBucket {
 export async function openBbolt(path: string, options: OpenBboltOptions = {}): Promise<BboltDb> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    // never through a symlink, never blocking on a FIFO
+    fh = await open(path, READ_FLAGS);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ELOOP') throw new BboltError(`${path}: a symlink, never followed`, { cause: err, code: e.code });
     throw new BboltError(`cannot open ${path}: ${e.message}`, { cause: err, code: e.code });
   }
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile()) throw new BboltError(`${fileType(st)}, not a regular file`, { code: 'EINVAL' });
+    const size = st.size;
     const db = await openWith(path, fh, size, options);
     return db;
   } catch (err) {

@@ -42,7 +42,7 @@
  * `cache.snapshot` values. A layer only BuildKit references looks dangling to the image store, but
  * deleting it breaks the build cache (and for BuildKit-made layers removes a BuildKit dir).
  */
-import { stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
 
@@ -82,9 +82,10 @@ function isChainId(s: string): boolean {
   return s.startsWith('sha256:');
 }
 
+/** Anything at the path counts as there (a symlink or FIFO too): opening it reports the problem. */
 async function exists(path: string): Promise<boolean> {
   try {
-    await stat(path);
+    await lstat(path);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;

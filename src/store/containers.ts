@@ -1,5 +1,5 @@
 // Containers (containers/<id>/config.v2.json): only what names them and ties them to a driver.
-import { listDir, readSmallFile } from '../fsx/read.js';
+import { listDir, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
 export interface ContainerRecord {
@@ -20,15 +20,21 @@ export async function readContainers(dataRoot: string, unsafe: Unsafe[]): Promis
     if (!e.stat.isDirectory()) continue;
     const rec: ContainerRecord = { id: e.name, name: e.name.slice(0, 12) };
     const f = await readSmallFile(`${e.path}/config.v2.json`);
-    if (f.state !== 'ok') rec.problem = `config.v2.json is ${f.state}`;
+    if (f.state !== 'ok') rec.problem = `config.v2.json ${smallFileProblem(f)}`;
     else {
+      let j: unknown;
       try {
-        const j = JSON.parse(f.text) as { ID?: string; Name?: string; Image?: string; Driver?: string };
-        if (j.Name) rec.name = j.Name.replace(/^\//, '');
-        rec.image = j.Image;
-        rec.driver = j.Driver;
+        j = JSON.parse(f.text);
       } catch {
         rec.problem = 'config.v2.json is not valid JSON';
+      }
+      if (!rec.problem) {
+        const o = typeof j === 'object' && j !== null && !Array.isArray(j) ? (j as Record<string, unknown>) : {};
+        const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+        if (str(o.Name)) rec.name = str(o.Name)!.replace(/^\//, '');
+        rec.image = str(o.Image);
+        rec.driver = str(o.Driver);
+        if (o !== j) rec.problem = 'config.v2.json is not a JSON object';
       }
     }
     out.push(rec);

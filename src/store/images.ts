@@ -1,8 +1,7 @@
 // Image configs (imagedb/content/sha256/<id>) and tags (repositories.json), read as
 // image/fs.go and reference/store.go do.
 import { chainIds, HEX64, parseDigest, sha256Hex } from './digest.js';
-import { listDir, readSmallFile } from '../fsx/read.js';
-import { fs } from '../fsx/fs.js';
+import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
 export interface ImageRecord {
@@ -13,6 +12,11 @@ export interface ImageRecord {
   chainIds: string[];    // bottom to top
   /** Why the daemon skips this image at restore ("invalid image"), if it does. */
   problem?: string;
+  /**
+   * The config could not be read, parsed or trusted (missing, not a file, unreadable, not JSON,
+   * not its digest): which layers the image uses is unknown, so no layer may be called unused.
+   */
+  layersUnknown?: boolean;
 }
 
 export interface ImageDb {
@@ -26,57 +30,59 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
   let repositoriesProblem: string | undefined;
   const repo = await readSmallFile(`${imageDir}/repositories.json`);
   if (repo.state === 'ok') {
+    let j: unknown;
     try {
-      const j = JSON.parse(repo.text) as { Repositories?: Record<string, Record<string, string>> };
-      for (const refs of Object.values(j.Repositories ?? {})) {
-        for (const [ref, id] of Object.entries(refs)) {
-          const list = tags.get(id) ?? [];
-          list.push(ref);
-          tags.set(id, list);
-        }
-      }
+      j = JSON.parse(repo.text);
     } catch (err) {
       repositoriesProblem = `repositories.json is not valid JSON: the daemon refuses to start (${(err as Error).message})`;
     }
+    if (!repositoriesProblem) {
+      // json.Unmarshal into map[string]map[string]digest.Digest: anything else fails the daemon's start
+      const repos = isObject(j) ? (j.Repositories ?? {}) : null;
+      const ok = isObject(repos) && Object.values(repos).every((refs) => refs === null || (isObject(refs) && Object.values(refs).every((id) => typeof id === 'string')));
+      if (!ok) repositoriesProblem = 'repositories.json does not hold a map of repositories to tags and image IDs: the daemon refuses to start';
+      else {
+        for (const refs of Object.values(repos as Record<string, Record<string, string> | null>)) {
+          for (const [ref, id] of Object.entries(refs ?? {})) {
+            const list = tags.get(id) ?? [];
+            list.push(ref);
+            tags.set(id, list);
+          }
+        }
+      }
+    }
   } else if (repo.state === 'symlink') {
     unsafe.push({ path: `${imageDir}/repositories.json`, reason: `is a symlink (to ${repo.target}); it is never followed` });
+  } else if (repo.state !== 'missing') {
+    repositoriesProblem = `repositories.json ${smallFileProblem(repo)}: the daemon cannot load its tags`;
   }
 
   const images: ImageRecord[] = [];
   const contentDir = `${imageDir}/imagedb/content/sha256`;
+  const seen = new Set<string>();
   for (const e of await listDir(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
+    const id = `sha256:${e.name}`;
     if (e.stat.isSymbolicLink()) {
       unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps an image config; it is never followed' });
-      continue;
-    }
-    if (!e.stat.isFile()) continue;
-    const id = `sha256:${e.name}`;
-    const rec: ImageRecord = { id, path: e.path, tags: (tags.get(id) ?? []).sort(), diffIds: [], chainIds: [] };
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(e.path);
-    } catch (err) {
-      rec.problem = `config cannot be read: ${(err as Error).message}`;
-      images.push(rec);
-      continue;
-    }
-    if (sha256Hex(bytes) !== e.name) rec.problem = 'config content does not match its digest (the daemon logs "invalid image" and skips it)';
-    else {
-      try {
-        const cfg = JSON.parse(bytes.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
-        const ids = Array.isArray(cfg.rootfs?.diff_ids) ? cfg.rootfs!.diff_ids as unknown[] : null;
-        if (!cfg.rootfs) rec.problem = 'config has no rootfs';
-        else if (!ids || !ids.every((d) => typeof d === 'string' && parseDigest(d))) rec.problem = 'config rootfs.diff_ids is not a list of digests';
-        else {
-          rec.diffIds = ids as string[];
-          rec.chainIds = chainIds(rec.diffIds);
-        }
-      } catch {
-        rec.problem = 'config is not valid JSON';
+      // a tag naming it has a config layergc cannot read: its layers are unknown
+      if (tags.has(id)) {
+        seen.add(id);
+        images.push({ id, path: e.path, tags: tags.get(id)!.sort(), diffIds: [], chainIds: [], problem: 'config is a symlink, not a file (never followed): its layers are unknown', layersUnknown: true });
       }
+      continue;
     }
-    images.push(rec);
+    if (!e.stat.isFile() && !tags.has(id)) continue; // an untagged non-file is nothing the daemon loads
+    seen.add(id);
+    images.push(readImage(id, e.path, (tags.get(id) ?? []).sort()));
+  }
+  // A tag whose config is not there: the daemon drops the tag at start, but what it pointed at is
+  // unknown to layergc (deleted by hand, a lost write), so its layers may still be wanted.
+  for (const [id, refs] of tags) {
+    if (seen.has(id)) continue;
+    const hex = id.startsWith('sha256:') ? id.slice(7) : '';
+    if (!HEX64.test(hex)) continue; // not an image ID moby would store
+    images.push({ id, path: `${contentDir}/${hex}`, tags: refs.sort(), diffIds: [], chainIds: [], problem: 'config is missing: the tag names an image the store does not hold, and its layers are unknown', layersUnknown: true });
   }
   return { images, repositoriesProblem };
 }
@@ -85,4 +91,45 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
 export function imageLabel(img: ImageRecord): string {
   const tag = img.tags.find((t) => !t.includes('@')) ?? img.tags[0];
   return tag ?? img.id;
+}
+
+/** An image config is read whole to check its digest; real ones are a few KiB, history included. */
+const MAX_CONFIG = 8 << 20;
+
+function readImage(id: string, path: string, tags: string[]): ImageRecord {
+  const rec: ImageRecord = { id, path, tags, diffIds: [], chainIds: [] };
+  const f = readFileCapped(path, MAX_CONFIG);
+  if (f.state !== 'ok') {
+    rec.problem = `config ${smallFileProblem(f)}: its layers are unknown`;
+    rec.layersUnknown = true;
+    return rec;
+  }
+  if (sha256Hex(f.bytes) !== id.slice(7)) {
+    rec.problem = 'config content does not match its digest (the daemon logs "invalid image" and skips it)';
+    rec.layersUnknown = true;
+    return rec;
+  }
+  let cfg: { rootfs?: { diff_ids?: unknown } };
+  try {
+    cfg = JSON.parse(f.bytes.toString('utf8')) as typeof cfg;
+  } catch {
+    rec.problem = 'config is not valid JSON';
+    rec.layersUnknown = true;
+    return rec;
+  }
+  const rootfs = cfg !== null && typeof cfg === 'object' ? cfg.rootfs : undefined;
+  const ids = rootfs && typeof rootfs === 'object' && Array.isArray(rootfs.diff_ids) ? (rootfs.diff_ids as unknown[]) : null;
+  if (!rootfs) rec.problem = 'config has no rootfs';
+  else if (!ids || !ids.every((d) => typeof d === 'string' && parseDigest(d))) {
+    rec.problem = 'config rootfs.diff_ids is not a list of digests';
+    rec.layersUnknown = true;
+  } else {
+    rec.diffIds = ids as string[];
+    rec.chainIds = chainIds(rec.diffIds);
+  }
+  return rec;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -2,7 +2,7 @@
 // layerdb/sha256/<chain hex>/, layerdb/sha256/<chain hex>-<random>-removing/,
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
 import { HEX64, parseDigest, trimSpace } from './digest.js';
-import { listDir, lstatOrNull, readSmallFile, type SmallFile } from '../fsx/read.js';
+import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
 export interface LayerRecord {
@@ -127,13 +127,7 @@ function cacheIdValue(f: SmallFile): { value?: string; problem?: string } {
 
 /** Text of a metadata file, or the problem that stops moby from reading it. */
 function fileText(f: SmallFile, name: string): { text?: string; problem?: string } {
-  switch (f.state) {
-    case 'ok': return { text: f.text };
-    case 'missing': return { problem: `${name} is missing` };
-    case 'symlink': return { problem: `${name} is a symlink (to ${f.target}), not a file` };
-    case 'not-a-file': return { problem: `${name} is not a regular file` };
-    case 'unreadable': return { problem: `${name} cannot be read (${f.error})` };
-  }
+  return f.state === 'ok' ? { text: f.text } : { problem: `${name} ${smallFileProblem(f)}` };
 }
 
 async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<LayerRecord> {
@@ -190,8 +184,8 @@ async function readSmallFileOrStat(path: string, name: string): Promise<SmallFil
   if (name !== 'tar-split.json.gz') return readSmallFile(path);
   const st = await lstatOrNull(path);
   if (!st) return { state: 'missing' };
-  if (st.isSymbolicLink()) return { state: 'symlink', target: '?' };
-  return st.isFile() ? { state: 'ok', text: '', stat: st } : { state: 'not-a-file', stat: st };
+  if (st.isSymbolicLink()) return { state: 'symlink', target: readlinkQuiet(path) };
+  return st.isFile() ? { state: 'ok', text: '', stat: st } : { state: 'not-a-file', stat: st, type: fileType(st) };
 }
 
 async function readMount(name: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<MountRecord> {

@@ -29,6 +29,8 @@ export interface References {
   claims: Map<string, DriverClaim[]>;
   /** True when BuildKit's DB could not be read: every ID it might own counts as owned. */
   buildkitUnknown: boolean;
+  /** Images whose config could not be read or trusted: any layer may be theirs. */
+  imagesUnknown: ImageRecord[];
   containerByMount: Map<string, ContainerRecord>;
 }
 
@@ -113,7 +115,8 @@ export function computeReferences(store: Store): References {
   for (const r of store.layerdb.removing) claim(r.cacheId, { kind: 'removing', dir: r.dir });
   for (const w of store.layerdb.writeSets) claim(w.cacheId, { kind: 'write-set', dir: w.dir });
 
-  return { live, loadable, claims, buildkitUnknown: store.buildkit.state === 'unreadable', containerByMount };
+  const imagesUnknown = store.images.images.filter((i) => i.layersUnknown);
+  return { live, loadable, claims, buildkitUnknown: store.buildkit.state === 'unreadable', imagesUnknown, containerByMount };
 }
 
 function dedupe(owners: LayerOwner[]): LayerOwner[] {

@@ -135,7 +135,8 @@ export class ContentRoots {
   private readonly realRoots: (string | null | undefined)[];
   private readonly dirCache: Map<string, DirState>[];
 
-  constructor(roots: string[]) {
+  /** `names`: how reports name each root, when `roots` are pinned directories (/proc/<pid>/fd/<n>). */
+  constructor(roots: string[], private readonly names: string[] = roots) {
     // latin1 strings, one char per byte, so that non-UTF-8 names pass through unchanged.
     this.roots = roots.map((r) => Buffer.from(r.replace(/\/+$/, '') || '/', 'utf8').toString('latin1'));
     this.realRoots = roots.map(() => undefined);
@@ -147,7 +148,7 @@ export class ContentRoots {
   }
 
   rootPath(i: number): string {
-    return Buffer.from(this.roots[i], 'latin1').toString('utf8');
+    return this.names[i];
   }
 
   private realRoot(i: number): string | null {

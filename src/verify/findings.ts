@@ -3,10 +3,10 @@
 import { computeReferences, type References } from '../store/references.js';
 import { normalizeChainId } from '../store/digest.js';
 import { LayergcError } from '../errors.js';
-import { lstatOrNull } from '../fsx/read.js';
+import { firstSymlinkBelow, lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from '../findings/affects.js';
 import type { Store } from '../store/model.js';
-import type { Finding } from '../findings/types.js';
+import { noAffects, type Finding } from '../findings/types.js';
 import { verifyLayers, type VerifyResult, type VerifyTarget } from './index.js';
 import { progressBar } from './progress.js';
 
@@ -25,6 +25,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   }
   const targets: VerifyTarget[] = [];
   const skipped: VerifyRun['skipped'] = [];
+  const unsafe = new Map<string, Finding>();
   for (const id of ids) {
     const l = layers.get(id)!;
     if (!l.diffId || !l.cacheId) {
@@ -35,23 +36,39 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
       skipped.push({ chainId: id, reason: `its driver data ${store.driver.dirOf(l.cacheId)} is gone (see layergc scan: missing-driver-data)` });
       continue;
     }
+    // content is read only through directories reached from the data root without a symlink
+    const unsafeRoot = (paths: string[]) => {
+      const bad = paths.map((r) => firstSymlinkBelow(store.loc.dataRoot, r)).find((b) => b !== null);
+      if (!bad) return false;
+      const reason = `${bad.path} ${bad.what}: layergc never reads a layer through it`;
+      skipped.push({ chainId: id, reason: `unsafe-path: ${reason}` });
+      if (!unsafe.has(bad.path)) unsafe.set(bad.path, { kind: 'unsafe-path', severity: 'error', layer: id, cacheId: l.cacheId, paths: [bad.path], bytes: 0, reclaimable: false, reason: `${reason}; layer ${id} is not verified`, affects: noAffects() });
+      return true;
+    };
+    if (unsafeRoot([store.driver.dirOf(l.cacheId)])) continue; // before reading anything in it (lower)
     const roots = await store.driver.contentRoots(l.cacheId);
     if (!roots.length) {
       skipped.push({ chainId: id, reason: `the ${store.driver.name} driver's files cannot be read offline` });
       continue;
     }
-    targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: `${l.dir}/tar-split.json.gz`, contentRoots: roots });
+    if (unsafeRoot(roots)) continue;
+    targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: `${l.dir}/tar-split.json.gz`, contentRoots: roots, anchor: store.loc.dataRoot });
   }
   const bar = opts.progress ? progressBar(targets.length) : undefined;
   const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });
   bar?.done();
 
   const ctx = { store, refs: opts.refs ?? computeReferences(store) };
-  const findings: Finding[] = [];
+  const findings: Finding[] = [...unsafe.values()];
   for (const [i, r] of results.entries()) {
     if (r.ok || !r.kind) continue;
     const l = layers.get(r.chainId)!;
     const t = targets[i]; // results come in the targets' order
+    if (r.kind === 'unsafe-path') {
+      // a root became a symlink after the check above: reported, never read through
+      findings.push({ kind: 'unsafe-path', severity: 'error', layer: r.chainId, cacheId: l.cacheId, paths: [t.contentRoots[0]], bytes: 0, reclaimable: false, reason: r.reason ?? 'unsafe', affects: noAffects() });
+      continue;
+    }
     findings.push({
       kind: r.kind,
       severity: r.kind === 'sparse-unverifiable' ? 'warning' : 'error',
@@ -68,7 +85,16 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   return { findings, results, skipped, bytes: results.reduce((s, r) => s + r.bytes, 0) };
 }
 
-/** scan --deep, with the references the scan already computed */
-export async function verifyFindings(store: Store, opts: { progress?: boolean; refs?: References }): Promise<Finding[]> {
-  return (await verifyStore(store, opts)).findings;
+/**
+ * scan --deep, with the references the scan already computed: the scan's findings plus verify's. An
+ * unsafe path both report is kept once, in verify's words (which name the layer left unverified).
+ */
+export async function verifyFindings(store: Store, opts: { progress?: boolean; refs?: References; scanFindings?: Finding[] }): Promise<Finding[]> {
+  const deep = (await verifyStore(store, opts)).findings;
+  if (opts.scanFindings) {
+    const again = new Set(deep.filter((f) => f.kind === 'unsafe-path').map((f) => f.paths[0]));
+    const list = opts.scanFindings;
+    for (let i = list.length - 1; i >= 0; i--) if (list[i].kind === 'unsafe-path' && again.has(list[i].paths[0])) list.splice(i, 1);
+  }
+  return deep;
 }

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ContentRoots, crcPass, hashPass, type FileProblem } from './assemble.js';
+import { closeQuietly, openDirBelow } from '../fsx/read.js';
 
 export type { FileProblem } from './assemble.js';
 export { Crc64, crc64 } from './crc64.js';
@@ -15,9 +16,14 @@ export interface VerifyTarget {
   diffId: string; // expected, 'sha256:<hex>'
   tarSplitPath: string; // <layerdb>/sha256/<hex>/tar-split.json.gz
   contentRoots: string[]; // [own root, ...fallback roots (overlay2 lower chain, nearest first)]
+  /**
+   * The data root (a real directory) the content roots lie below: each root is then opened from it
+   * down without following a symlink, and read only through that opened directory.
+   */
+  anchor?: string;
 }
 
-export type VerifyKind = 'content-mismatch' | 'tar-split-missing' | 'tar-split-corrupt' | 'sparse-unverifiable';
+export type VerifyKind = 'content-mismatch' | 'tar-split-missing' | 'tar-split-corrupt' | 'sparse-unverifiable' | 'unsafe-path';
 
 export interface VerifyResult {
   chainId: string;
@@ -52,8 +58,29 @@ function plural(n: number, word: string): string {
 }
 
 export async function verifyLayer(t: VerifyTarget, opts: VerifyLayerOptions = {}): Promise<VerifyResult> {
+  if (!t.anchor) return verifyLayerIn(t, new ContentRoots(t.contentRoots), opts);
+  const fds: number[] = [];
+  try {
+    const pinned: string[] = [];
+    for (const root of t.contentRoots) {
+      const d = openDirBelow(t.anchor, root);
+      if (d.state === 'ok') {
+        fds.push(d.fd);
+        pinned.push(d.path);
+      } else if (d.state === 'missing') pinned.push(root); // nothing there: the root is passed over
+      else {
+        const why = `${d.at} ${d.why}: the layer is not read through it`;
+        return { chainId: t.chainId, ok: false, kind: d.state === 'unsafe' ? 'unsafe-path' : 'content-mismatch', reason: why, expected: t.diffId.trim(), bytes: 0, files: [] };
+      }
+    }
+    return await verifyLayerIn(t, new ContentRoots(pinned, t.contentRoots), opts);
+  } finally {
+    for (const fd of fds) closeQuietly(fd);
+  }
+}
+
+async function verifyLayerIn(t: VerifyTarget, roots: ContentRoots, opts: VerifyLayerOptions): Promise<VerifyResult> {
   const expected = t.diffId.trim();
-  const roots = new ContentRoots(t.contentRoots);
   const pass = await hashPass(t.tarSplitPath, roots, opts);
   const base = { chainId: t.chainId, expected, bytes: pass.bytes };
   const bad = (kind: VerifyKind, reason: string, files: FileProblem[], computed?: string): VerifyResult => ({

@@ -1,9 +1,29 @@
 // Streaming reader of a layer's tar-split.json.gz (vbatts/tar-split storage.Entry, one JSON object a line,
-// gzipped). It holds one decompressed chunk and one line at a time: a segment line is at most ~1.4 MB
-// (tar-split cuts segments at 1 MiB of raw bytes), so memory does not grow with the layer.
+// gzipped). It holds one decompressed chunk and one line at a time, so memory does not grow with the layer.
+//
+// A hostile or damaged file cannot make it hang or blow up: the file is opened without following a symlink
+// or blocking on a FIFO and must be a regular file, and the inflated JSON is held to what tar-split's
+// disassembler can write (asm/disassemble.go): per tar member one segment holding its raw header (at least
+// 512 bytes), one file entry, and at most one more segment, plus two segments at the end. So
+//   - a line is at most MAX_LINE bytes (Go's tar reader caps a PAX or GNU long-name record at 1 MiB: as
+//     base64 or JSON-escaped text that is far below it);
+//   - at most MAX_BETWEEN lines come between two file entries (segments, and blank lines json.Decoder
+//     would skip), and every file entry follows at least 512 bytes of segment payload (its header);
+//   - all the JSON is at most SLACK_BYTES plus PER_ENTRY_BYTES per file entry: a known multiple of the
+//     entries, far above any real layer's (about 1 KiB each).
+// Anything beyond is 'corrupt', reported as soon as it is seen.
 
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
+import { closeQuietly, openRegularFile, smallFileProblem } from '../fsx/read.js';
+
+export const TAR_SPLIT_LIMITS = {
+  MAX_LINE: 16 << 20,
+  MAX_BETWEEN: 64,
+  HEADER_BYTES: 512,
+  SLACK_BYTES: 64 << 20,
+  PER_ENTRY_BYTES: 16 << 10,
+};
 
 export type TarSplitErrorKind = 'missing' | 'truncated' | 'corrupt';
 
@@ -94,18 +114,55 @@ export async function* readTarSplit(path: string, opts: { signal?: AbortSignal }
  * caller an await per entry.
  */
 export async function* readTarSplitBatches(path: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<TarSplitEntry[]> {
-  const source = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const opened = openRegularFile(path);
+  if (opened.state === 'missing') throw new TarSplitError('missing', path, `tar-split not found: ${path}`);
+  if (opened.state !== 'ok') throw new TarSplitError('corrupt', path, `tar-split ${smallFileProblem(opened)}: ${path}`);
+  let source;
+  try {
+    source = createReadStream(path, { fd: opened.fd, highWaterMark: 256 * 1024 });
+  } catch (err) {
+    closeQuietly(opened.fd);
+    throw classify(err, path);
+  }
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   // pipe() does not forward source errors; route them through the gunzip stream we iterate.
   source.on('error', (err) => gunzip.destroy(err));
   source.pipe(gunzip);
 
+  const L = TAR_SPLIT_LIMITS;
   let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let lineNo = 0;
   let batch: TarSplitEntry[] = [];
+  let inflated = 0;
+  let files = 0;
+  let between = 0; // lines since the last file entry
+  let segmentBytes = 0; // segment payload since the last file entry
+  const take = (line: Buffer, no: number) => {
+    if (line.length === 0 || isBlank(line)) {
+      if (++between > L.MAX_BETWEEN) throw corrupt(path, no, `more than ${L.MAX_BETWEEN} lines without a file entry (tar-split writes at most 3)`);
+      return;
+    }
+    const e = parseEntry(line, path, no);
+    if (e.type === 2) {
+      if (++between > L.MAX_BETWEEN) throw corrupt(path, no, `more than ${L.MAX_BETWEEN} lines without a file entry (tar-split writes at most 3)`);
+      segmentBytes += e.payload.length;
+    } else {
+      if (segmentBytes < L.HEADER_BYTES) throw corrupt(path, no, `file entry without the ${L.HEADER_BYTES}-byte tar header tar-split records before each one`);
+      files++;
+      between = 0;
+      segmentBytes = 0;
+    }
+    batch.push(e);
+  };
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
       opts.signal?.throwIfAborted();
+      inflated += chunk.length;
+      const budget = L.SLACK_BYTES + files * L.PER_ENTRY_BYTES;
+      if (inflated > budget + L.MAX_LINE) {
+        throw corrupt(path, lineNo + 1, `inflates to more than ${budget + L.MAX_LINE} bytes of JSON for ${files} file entries (tar-split writes about 1 KiB per entry)`);
+      }
       let start = 0;
       for (;;) {
         const nl = chunk.indexOf(NEWLINE, start);
@@ -115,12 +172,18 @@ export async function* readTarSplitBatches(path: string, opts: { signal?: AbortS
           pending.push(line);
           line = Buffer.concat(pending);
           pending = [];
+          pendingBytes = 0;
         }
         start = nl + 1;
         lineNo++;
-        if (line.length > 0) batch.push(parseEntry(line, path, lineNo));
+        if (line.length > L.MAX_LINE) throw corrupt(path, lineNo, `line is longer than ${L.MAX_LINE} bytes, more than any tar-split entry`);
+        take(line, lineNo);
       }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
+      if (start < chunk.length) {
+        pending.push(chunk.subarray(start));
+        pendingBytes += chunk.length - start;
+        if (pendingBytes > L.MAX_LINE) throw corrupt(path, lineNo + 1, `line is longer than ${L.MAX_LINE} bytes, more than any tar-split entry`);
+      }
       if (batch.length > 0) {
         const b = batch;
         batch = [];
@@ -131,7 +194,7 @@ export async function* readTarSplitBatches(path: string, opts: { signal?: AbortS
     // entry is not lost, but a partial one fails as corrupt.
     if (pending.length > 0) {
       const line = Buffer.concat(pending);
-      if (line.toString('latin1').trim().length > 0) batch.push(parseEntry(line, path, lineNo + 1));
+      if (!isBlank(line)) take(line, lineNo + 1);
     }
   } catch (err) {
     if (opts.signal?.aborted) throw err;
@@ -142,6 +205,12 @@ export async function* readTarSplitBatches(path: string, opts: { signal?: AbortS
     gunzip.destroy();
   }
   if (batch.length > 0) yield batch;
+}
+
+/** Only the whitespace json.Decoder skips between values. */
+function isBlank(line: Buffer): boolean {
+  for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false;
+  return true;
 }
 
 function classify(err: unknown, path: string): unknown {

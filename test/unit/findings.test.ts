@@ -346,14 +346,12 @@ describe('broken layers', () => {
     ]);
   });
 
-  it.concurrent('invalid-image: an image the daemon skips keeps none of its layers', async () => {
+  it.concurrent('invalid-image: an image whose config is not its digest leaves its layers unknown, so none is unreferenced', async () => {
     const s = root();
     s.populate();
     const solo = s.addImage(['solo:1'], [{ files: { only: 'solo' } }]);
     s.corruptImageConfig(solo.id);
-    const l = solo.layers[0];
     expectFindings(await scan(s.root), [
-      { kind: 'unreferenced-layer', severity: 'warning', layer: l.chainId, cacheId: l.cacheId, paths: [l.dir, l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: ['no image'] },
       { kind: 'invalid-image', severity: 'error', paths: [solo.configPath], bytes: 0, reclaimable: false, reason: ['does not match its digest'], affects: { images: ['solo:1'], containers: [] } },
     ]);
   });

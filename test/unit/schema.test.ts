@@ -110,7 +110,7 @@ describe('real outputs', () => {
     fs.cpSync(app.layers[1].dir, path.join(s.layerdb, 'sha256', 'f'.repeat(64)), { recursive: true });
     const bad = s.addContainer('bad', app.id);
     s.writeMountFile(bad.id, 'mount-id', 'nonsense');
-    s.corruptImageConfig(s.images[0].id);
+    s.writeImageConfig('{"architecture":"amd64","os":"linux"}'); // invalid-image with no layers; a corrupt config would leave every layer unknown
     s.driverSymlinkOutside();
     return s;
   }

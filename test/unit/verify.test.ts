@@ -590,7 +590,10 @@ describe('verifyLayer', () => {
     fs.writeFileSync(join(l.dir, 'escape'), 'x');
     const entries = [
       ...l.entries.slice(0, -1),
+      // each file entry follows its tar header, as tar-split writes it (the reader insists)
+      { type: 2, payload: Buffer.alloc(512).toString('base64') },
       { type: 1, name: '../escape', size: 1, payload: crc64(Buffer.from('x')).toString('base64') },
+      { type: 2, payload: Buffer.alloc(512).toString('base64') },
       { type: 1, name: 'a/../../escape', size: 1, payload: crc64(Buffer.from('x')).toString('base64') },
       l.entries[l.entries.length - 1],
     ];

@@ -21,7 +21,7 @@ import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { buildkitNote } from '../notes.js';
+import { buildkitNote, imagesNote } from '../notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 
 interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string; quarantine?: string }
@@ -139,8 +139,7 @@ export function purgeCommand(): Command {
         if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, !doRun, measured), null, 2));
         else if (format === 'prometheus') out.out(metrics());
         else if (!(opts.quiet && !actions.length)) {
-          const note = buildkitNote(store);
-          if (note) log.warn(note);
+          for (const note of [buildkitNote(store), imagesNote(store)]) if (note) log.warn(note);
           out.out(renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured }));
         }
         return totals.failed ? ExitCode.FOUND : ExitCode.OK;

@@ -7,7 +7,7 @@ import { action, formatOf, withStoreOptions, type CommonOptions } from '../commo
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { buildkitNote } from '../notes.js';
+import { buildkitNote, imagesNote } from '../notes.js';
 import { addRemedies } from '../../repair/remedy.js';
 
 interface ScanOptions extends CommonOptions { deep?: boolean }
@@ -23,13 +23,13 @@ export function scanCommand(): Command {
       addRemedies(findings, store, refs, opts);
       if (opts.deep) {
         const { verifyFindings } = await import('../../verify/findings.js');
-        findings.push(...(await verifyFindings(store, { refs, progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
+        findings.push(...(await verifyFindings(store, { refs, scanFindings: findings, progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
       }
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
       const format = formatOf(opts);
       const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
       if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
-      const notes = [buildkitNote(store)].filter((n): n is string => !!n);
+      const notes = [buildkitNote(store), imagesNote(store)].filter((n): n is string => !!n);
       if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
       else if (format === 'prometheus') out.out(metrics());
       else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
