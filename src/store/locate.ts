@@ -2,7 +2,7 @@
 // (flag, daemon config, detection), and whether it is a layout layergc handles at all.
 import { readFileSync } from 'node:fs';
 import { fs, isNotFound } from '../fsx/fs.js';
-import { listDir, lstatOrNull } from '../fsx/read.js';
+import { listDir, lstatOrNull, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
 import type { StoreLocation } from './model.js';
@@ -22,20 +22,23 @@ export interface DaemonConfig {
 
 export function readDaemonConfig(path: string | undefined): { config: DaemonConfig; path?: string } {
   const file = path ?? DEFAULT_DAEMON_CONFIG;
-  let text: string;
+  const f = readSmallFileSync(file);
+  if (f.state === 'missing' && !path) return { config: {} };
+  if (f.state !== 'ok') throw new LayergcError(`cannot read daemon config ${file}: it ${smallFileProblem(f)}`);
+  let config: DaemonConfig;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (!path && isNotFound(err)) return { config: {} };
-    throw new LayergcError(`cannot read daemon config ${file}: ${(err as Error).message}`);
-  }
-  try {
-    const config = JSON.parse(text) as DaemonConfig;
+    config = JSON.parse(f.text) as DaemonConfig;
     if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error('not a JSON object');
-    return { config, path: file };
   } catch (err) {
     throw new LayergcError(`daemon config ${file} is not valid JSON: ${(err as Error).message}`);
   }
+  // dockerd refuses a config whose fields have the wrong type; so does layergc, in one line
+  for (const key of ['data-root', 'graph', 'storage-driver', 'userns-remap'] as const) {
+    if (config[key] !== undefined && typeof config[key] !== 'string') throw new LayergcError(`daemon config ${file}: "${key}" is not a string`);
+  }
+  const feat = config.features;
+  if (feat !== undefined && (typeof feat !== 'object' || feat === null || Array.isArray(feat))) throw new LayergcError(`daemon config ${file}: "features" is not an object`);
+  return { config, path: file };
 }
 
 /** <uid>.<gid> of the userns-remap subordinate ranges, as daemon_unix.go names the subdir. */
