@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
+import { listDir, lstatOrNull, readlinkOrNull, readSmallFile } from '../fsx/read.js';
 import { fs } from '../fsx/fs.js';
 import type { Remover } from '../fsx/remove.js';
 import { unsafeDriverId } from '../store/layerdb.js';
@@ -46,7 +46,7 @@ export class Overlay2Driver implements DriverAdapter {
     const path = `${this.links}/${lid}`;
     const st = await lstatOrNull(path);
     if (!st?.isSymbolicLink()) return undefined;
-    return (await fs.readlink(path)) === `../${id}/diff` ? path : undefined;
+    return readlinkOrNull(path) === `../${id}/diff` ? path : undefined;
   }
 
   async pathsOf(id: string): Promise<string[]> {
@@ -103,7 +103,8 @@ export class Overlay2Driver implements DriverAdapter {
           out.set(e.name, { path: e.path });
           continue;
         }
-        const target = await fs.readlink(e.path);
+        const target = readlinkOrNull(e.path);
+        if (target === null) continue; // gone since it was listed
         const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
         out.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
       }

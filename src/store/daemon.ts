@@ -3,6 +3,7 @@
 // exec-root and pidfile is found too.
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { trimSpace } from './digest.js';
+import { readSmallFileSync } from '../fsx/read.js';
 
 export interface DaemonProcess { pid: number; dataRoot: string; userns: boolean }
 export interface DaemonInfo { running: boolean; processes: DaemonProcess[] }
@@ -37,7 +38,9 @@ export function daemonDataRoot(args: string[], cwd = '/'): { dataRoot: string; u
   if (!dataRoot || !userns) {
     const cfgPath = flagValue(args, ['--config-file']) ?? DEFAULT_CONFIG;
     try {
-      const cfg = JSON.parse(readFileSync(cfgPath.startsWith('/') ? cfgPath : `${cwd}/${cfgPath}`, 'utf8')) as Record<string, unknown>;
+      // never blocks on a FIFO: a throw here is 'no config'
+      const f = readSmallFileSync(cfgPath.startsWith('/') ? cfgPath : `${cwd}/${cfgPath}`);
+      const cfg = JSON.parse(f.state === 'ok' ? f.text : '') as Record<string, unknown>;
       if (!dataRoot && typeof cfg['data-root'] === 'string') dataRoot = cfg['data-root'];
       if (!dataRoot && typeof cfg.graph === 'string') dataRoot = cfg.graph;
       if (typeof cfg['userns-remap'] === 'string' && cfg['userns-remap']) userns = true;

@@ -230,7 +230,8 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
   // explain something a person might ask about: a layer, a driver dir, a path that may be damaged
   const { files, dirs } = walk(s.root);
   const explainArg = pick(r, [...base.layers.values()].map((l) => l.chainId).concat([...base.layers.values()].map((l) => path.join(s.root, path.relative(base.root, l.driverDir))), files.slice(0, 50), dirs.slice(0, 50)));
-  const commands = [['scan', '--json'], ['scan', '--deep', '--json'], ['verify', '--json'], ['explain', explainArg]];
+  // verify on one thread (scan --deep keeps the worker threads): half the CPU of a run goes to starting node
+  const commands = [['scan', '--json'], ['scan', '--deep', '--json'], ['verify', '--jobs', '1', '--json'], ['explain', explainArg]];
   const results = await Promise.all(commands.map((args) => runBounded([...args, '--data-root', s.root], { timeoutMs: opts.timeoutMs })));
   const failures: string[] = [];
   results.forEach((res: BoundedResult, i) => {
