@@ -11,6 +11,7 @@ import type { Stats } from 'node:fs';
 import { fs, isNotFound, errCode } from './fs.js';
 import { injectedReadError } from './fault.js';
 import { ExitCode, LayergcError } from '../errors.js';
+import { atFd, O_DIR, openParent, OutsideDataRoot } from './contain.js';
 
 export type SmallFile =
   | { state: 'ok'; text: string; stat: Stats }
@@ -21,8 +22,6 @@ export type SmallFile =
 
 /** Flags of every open of a file layergc reads. */
 export const READ_FLAGS = fsSync.constants.O_RDONLY | fsSync.constants.O_NOFOLLOW | fsSync.constants.O_NONBLOCK;
-/** A directory opened to read below it: never through a symlink. */
-export const DIR_FLAGS = fsSync.constants.O_RDONLY | fsSync.constants.O_NOFOLLOW | fsSync.constants.O_DIRECTORY;
 
 /** Largest metadata file layergc reads whole (diff, size, cache-id, config.v2.json, an image config). */
 export const MAX_SMALL = 1 << 20;
@@ -265,36 +264,31 @@ export function firstSymlinkBelow(anchor: string, path: string): { path: string;
 export type OpenedDir = { state: 'ok'; fd: number; path: string } | { state: 'missing' } | { state: 'unsafe' | 'unreadable'; at: string; why: string };
 
 /**
- * Opens the directory `path` by walking down from `anchor` one component at a time, each opened
- * O_NOFOLLOW|O_DIRECTORY relative to the one above (through /proc/<pid>/fd, which also works for
- * a child process such as getfattr): nothing on the way can be a symlink, now or later. `path` of
- * the result names the pinned directory; the caller closes `fd`.
+ * Opens the directory `path` below `anchor` through directories opened from `anchor` down without
+ * following a symlink (contain.ts's walk), the last one too: nothing on the way can be a symlink,
+ * now or later. `path` of the result names the pinned directory as /proc/<pid>/fd/<n>, which also
+ * works for a child process such as getfattr; the caller closes `fd`.
  */
 export function openDirBelow(anchor: string, path: string): OpenedDir {
-  if (path !== anchor && !path.startsWith(`${anchor}/`)) return { state: 'unsafe', at: path, why: `is not below ${anchor}` };
-  let fd: number;
+  let parent: ReturnType<typeof openParent>;
   try {
-    fd = fsSync.openSync(anchor, DIR_FLAGS);
+    parent = openParent(anchor, path);
   } catch (err) {
-    return { state: 'unreadable', at: anchor, why: describeError(err) };
+    if (!(err instanceof OutsideDataRoot)) throw err;
+    return err.missing ? { state: 'missing' } : { state: 'unsafe', at: err.path, why: err.message.slice(err.path.length + 2) };
   }
-  let cur = anchor;
-  for (const part of path.slice(anchor.length).split('/').filter(Boolean)) {
-    cur = `${cur}/${part}`;
-    let next: number;
-    try {
-      injectedReadError(cur, 'open');
-      next = fsSync.openSync(`/proc/${process.pid}/fd/${fd}/${part}`, DIR_FLAGS);
-    } catch (err) {
-      closeQuietly(fd);
-      const code = errCode(err);
-      if (code === 'ENOENT') return { state: 'missing' };
-      if (code === 'ELOOP') return { state: 'unsafe', at: cur, why: 'is a symlink; it is never followed' };
-      if (code === 'ENOTDIR') return { state: 'unsafe', at: cur, why: 'is not a directory' };
-      return { state: 'unreadable', at: cur, why: describeError(err) };
-    }
-    closeQuietly(fd);
-    fd = next;
+  try {
+    injectedReadError(path, 'open');
+    const fd = fsSync.openSync(atFd(parent.dir.fd, parent.name), O_DIR);
+    return { state: 'ok', fd, path: `/proc/${process.pid}/fd/${fd}` };
+  } catch (err) {
+    const code = errCode(err);
+    if (code === 'ENOENT') return { state: 'missing' };
+    // O_DIRECTORY answers ENOTDIR before O_NOFOLLOW's ELOOP
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && lstatQuiet(path)?.isSymbolicLink())) return { state: 'unsafe', at: path, why: 'is a symlink; it is never followed' };
+    if (code === 'ENOTDIR') return { state: 'unsafe', at: path, why: 'is not a directory' };
+    return { state: 'unreadable', at: path, why: describeError(err) };
+  } finally {
+    closeQuietly(parent.dir.fd);
   }
-  return { state: 'ok', fd, path: `/proc/${process.pid}/fd/${fd}` };
 }

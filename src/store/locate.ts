@@ -1,6 +1,5 @@
 // Where the store is: data root (flag, daemon config, default), userns-remap subdir, driver
 // (flag, daemon config, detection), and whether it is a layout layergc handles at all.
-import { readFileSync } from 'node:fs';
 import { fs, isNotFound } from '../fsx/fs.js';
 import { listDir, lstatOrNull, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
@@ -46,7 +45,8 @@ function remapSubdir(spec: string): string | undefined {
   const [user, group] = (spec === 'default' ? 'dockremap' : spec).split(':');
   const first = (file: string, name: string): string | undefined => {
     try {
-      for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const f = readSmallFileSync(file);
+      for (const line of (f.state === 'ok' ? f.text : '').split('\n')) {
         const [n, start] = line.split(':');
         if (n === name && start) return start;
       }

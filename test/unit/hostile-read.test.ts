@@ -321,3 +321,20 @@ describe('an image whose config cannot be read: invalid-image, and its layers ar
 function randomText(): string {
   return Math.random().toString(36).slice(2);
 }
+
+describe('verifyLayer with an anchor: a root that turns into a symlink after the check is still never read', () => {
+  it('unsafe-path, nothing read', async () => {
+    const { verifyLayer } = await import('../../src/verify/index.js');
+    const s = root();
+    const l = s.images[0].layers[0];
+    const copy = path.join(s.outside, 'copy');
+    fs.cpSync(l.driverDir, copy, { recursive: true });
+    fs.rmSync(l.driverDir, { recursive: true });
+    fs.symlinkSync(copy, l.driverDir);
+    const target = { chainId: l.chainId, diffId: l.diffId, tarSplitPath: path.join(l.dir, 'tar-split.json.gz'), contentRoots: [path.join(l.driverDir, 'diff')] };
+    // without an anchor the content is found through the link (the old behaviour, kept for callers that checked)
+    expect((await verifyLayer(target)).ok).toBe(true);
+    const r = await verifyLayer({ ...target, anchor: s.root });
+    expect(r).toMatchObject({ ok: false, kind: 'unsafe-path', bytes: 0, reason: expect.stringContaining(`${l.driverDir} is a symlink`) });
+  });
+});
