@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { misbehaviour, runBounded, type BoundedResult } from '../helpers/bounded.js';
+import { CliServer, misbehaviour, runBounded, type BoundedResult } from '../helpers/bounded.js';
 import { schemaErrors } from '../helpers/schema.js';
 import { SyntheticRoot } from '../helpers/synthetic.js';
 
@@ -204,6 +204,8 @@ export interface IterationResult {
 export interface FuzzOptions {
   timeoutMs: number;
   peakMiB: number;
+  /** run the commands in a kept-loaded CLI (CliServer) instead of a Node process each */
+  server?: CliServer;
 }
 
 /** One iteration: copy, mutate, run the four commands, judge each. */
@@ -232,7 +234,9 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
   const explainArg = pick(r, [...base.layers.values()].map((l) => l.chainId).concat([...base.layers.values()].map((l) => path.join(s.root, path.relative(base.root, l.driverDir))), files.slice(0, 50), dirs.slice(0, 50)));
   // verify on one thread (scan --deep keeps the worker threads): half the CPU of a run goes to starting node
   const commands = [['scan', '--json'], ['scan', '--deep', '--json'], ['verify', '--jobs', '1', '--json'], ['explain', explainArg]];
-  const results = await Promise.all(commands.map((args) => runBounded([...args, '--data-root', s.root], { timeoutMs: opts.timeoutMs })));
+  const results: BoundedResult[] = [];
+  if (opts.server) for (const args of commands) results.push(await opts.server.run([...args, '--data-root', s.root], opts.timeoutMs));
+  else results.push(...(await Promise.all(commands.map((args) => runBounded([...args, '--data-root', s.root], { timeoutMs: opts.timeoutMs })))));
   const failures: string[] = [];
   results.forEach((res: BoundedResult, i) => {
     const what = commands[i].join(' ');
@@ -251,18 +255,23 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
 }
 
 /** Iterations `first`..`first+count-1`, `concurrency` at a time. */
-export async function fuzz(opts: FuzzOptions & { first: number; count: number; concurrency: number; work: string; onResult?: (r: IterationResult) => void }): Promise<IterationResult[]> {
+export async function fuzz(opts: Omit<FuzzOptions, 'server'> & { first: number; count: number; concurrency: number; work: string; servers?: boolean; onResult?: (r: IterationResult) => void }): Promise<IterationResult[]> {
   const base = baseRoot();
   const out: IterationResult[] = [];
   try {
     let next = opts.first;
     const end = opts.first + opts.count;
     const lane = async () => {
-      while (next < end) {
-        const seed = next++;
-        const res = await iteration(base, seed, opts.work, opts);
-        out.push(res);
-        opts.onResult?.(res);
+      const server = opts.servers ? new CliServer({ peakMiB: opts.peakMiB }) : undefined;
+      try {
+        while (next < end) {
+          const seed = next++;
+          const res = await iteration(base, seed, opts.work, { ...opts, server });
+          out.push(res);
+          opts.onResult?.(res);
+        }
+      } finally {
+        server?.stop();
       }
     };
     await Promise.all(Array.from({ length: opts.concurrency }, lane));

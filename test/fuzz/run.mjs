@@ -9,6 +9,8 @@ const env = {
   LAYERGC_FUZZ_FIRST: process.env.LAYERGC_FUZZ_FIRST ?? first,
   LAYERGC_FUZZ_CONCURRENCY: process.env.LAYERGC_FUZZ_CONCURRENCY ?? concurrency,
   LAYERGC_FUZZ_LOG: process.env.LAYERGC_FUZZ_LOG ?? '/tmp/layergc-fuzz.jsonl',
+  // a Node start-up per run costs more than most runs: keep the CLI loaded (LAYERGC_FUZZ_SERVER=0: a process per run)
+  LAYERGC_FUZZ_SERVER: process.env.LAYERGC_FUZZ_SERVER ?? '1',
 };
 const r = spawnSync('npx', ['vitest', 'run', 'test/fuzz/roots.fuzz.test.ts'], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

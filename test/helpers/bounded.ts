@@ -68,3 +68,79 @@ export function misbehaviour(r: BoundedResult, limits: { peakMiB: number }): str
   if (r.peakMiB > limits.peakMiB) return `memory: peak RSS ${r.peakMiB.toFixed(0)} MiB > ${limits.peakMiB} MiB`;
   return '';
 }
+
+/**
+ * The CLI kept loaded in one process (test/fuzz/cli-server.mjs), for long fuzz runs: the same
+ * commands, minus Node's start-up per run. A run that does not answer in time is a hang: the
+ * server is killed and a fresh one started. Peak RSS is the server's, so a server whose peak
+ * crossed the limit is replaced, and only the run that crossed it is blamed.
+ */
+export class CliServer {
+  private child: ReturnType<typeof spawn> | null = null;
+  private lines: string[] = [];
+  private waiting: ((line: string | null) => void) | null = null;
+  private buf = '';
+
+  constructor(private readonly limits: { peakMiB: number }) {}
+
+  private start(): void {
+    const child = spawn(process.execPath, [path.join(REPO, 'test/fuzz/cli-server.mjs')], { cwd: REPO, env: { ...(process.env as Record<string, string>), NO_COLOR: '1' }, stdio: ['pipe', 'ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    this.lines = [];
+    this.buf = '';
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream;
+    fd3.setEncoding('utf8');
+    fd3.on('data', (d: string) => {
+      this.buf += d;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        if (this.waiting) {
+          const w = this.waiting;
+          this.waiting = null;
+          w(line);
+        } else this.lines.push(line);
+      }
+    });
+    child.on('exit', () => {
+      if (this.child === child) this.child = null;
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(null);
+    });
+  }
+
+  stop(): void {
+    this.child?.kill('SIGKILL');
+    this.child = null;
+  }
+
+  async run(args: string[], timeoutMs: number): Promise<BoundedResult> {
+    if (!this.child) this.start();
+    const child = this.child!;
+    const started = Date.now();
+    const answer = new Promise<string | null>((resolve) => {
+      if (this.lines.length) resolve(this.lines.shift()!);
+      else this.waiting = resolve;
+    });
+    (child.stdin as NodeJS.WritableStream).write(`${JSON.stringify({ args })}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const got = await Promise.race([answer, timeout]);
+    clearTimeout(timer);
+    const ms = Date.now() - started;
+    if (got === 'timeout' || got === null) {
+      this.waiting = null;
+      this.stop();
+      return { code: null, signal: got === 'timeout' ? 'SIGKILL' : null, stdout: '', stderr: got === null ? 'the CLI server died' : '', timedOut: got === 'timeout', peakMiB: NaN, ms };
+    }
+    const r = JSON.parse(got) as { code: number; stdout: string; stderr: string; peakMiB: number };
+    const res: BoundedResult = { code: r.code, signal: null, stdout: r.stdout, stderr: r.stderr, timedOut: false, peakMiB: r.peakMiB, ms };
+    if (args.includes('--json') && r.stdout.trim()) {
+      try { res.json = JSON.parse(r.stdout); } catch { /* reported by the caller */ }
+    }
+    if (r.peakMiB > this.limits.peakMiB) this.stop(); // blame this run only
+    return res;
+  }
+}
