@@ -243,9 +243,9 @@ const DAMAGE = {
     g.addImage(`missing-layers${i}:latest`, [base], { diffIds: [...g.chainOf(base).map((l) => l.diffId), `sha256:${g.r.id()}`] });
   },
   'invalid-image': (g, i) => {
-    // a config whose bytes no longer match its name; its layers are another image's too
-    const img = g.addImage(`invalid${i}:latest`, g.chainOf(g.pickHealthy()), { history: `invalid ${i}` });
-    fs.appendFileSync(img.configPath, ' ');
+    // a config with no rootfs: the daemon skips it. (One whose bytes no longer match its name
+    // leaves its layers unknown, and then no layer at all is called unreferenced.)
+    g.addImage(`invalid${i}:latest`, g.chainOf(g.pickHealthy()), { history: `invalid ${i}`, noRootfs: true });
   },
   'unsafe-path': (g) => {
     // a symlink where a driver dir belongs, pointing out of the data root (to <dir>/outside)
@@ -390,7 +390,7 @@ export function generateRoot(dir, options = {}) {
       config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
       created: '2024-01-01T00:00:00Z',
       history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `${opts.history ?? tag} ${i}` })),
-      rootfs: { type: 'layers', diff_ids: diffIds },
+      ...(opts.noRootfs ? {} : { rootfs: { type: 'layers', diff_ids: diffIds } }),
     }));
     const id = `sha256:${sha256Hex(config)}`;
     fs.writeFileSync(`${content}/${id.slice(7)}`, config, { mode: 0o600 });

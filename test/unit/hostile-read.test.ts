@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { misbehaviour, runBounded, type BoundedResult } from '../helpers/bounded.js';
 import { rootMaker, type SyntheticRoot } from '../helpers/synthetic.js';
+import { expectValid } from '../helpers/schema.js';
 
 const root = rootMaker({ populate: true });
 const LIMITS = { peakMiB: 400 };
@@ -32,7 +33,12 @@ function socketAt(p: string): void {
   expect(fs.lstatSync(p).isSocket()).toBe(true);
 }
 
-const cli = (s: SyntheticRoot, args: string[], env?: Record<string, string>) => runBounded([...args, '--data-root', s.root], { timeoutMs: 30_000, env });
+/** The real CLI, bounded; JSON output is checked against its published schema. */
+async function cli(s: SyntheticRoot, args: string[], env?: Record<string, string>): Promise<BoundedResult> {
+  const r = await runBounded([...args, '--data-root', s.root], { timeoutMs: 30_000, env });
+  if (r.json) expectValid(args[0] === 'purge' ? 'purge' : 'scan', r.json);
+  return r;
+}
 
 describe('a FIFO where a BuildKit database belongs', () => {
   for (const file of ['snapshots.db', 'metadata_v2.db', 'containerdmeta.db']) {
