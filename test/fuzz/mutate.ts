@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { CliServer, misbehaviour, runBounded, type BoundedResult } from '../helpers/bounded.js';
+import { CliServer, misbehaviour, runBounded, socketFile, type BoundedResult } from '../helpers/bounded.js';
 import { schemaErrors } from '../helpers/schema.js';
 import { SyntheticRoot } from '../helpers/synthetic.js';
 
@@ -80,7 +80,7 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   },
   'file->socket': (r, _s, files) => {
     const p = pick(r, files);
-    replaceWith(p, () => execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.basename(p)], { cwd: path.dirname(p) }));
+    replaceWith(p, () => socketFile(p));
     return p;
   },
   'file->dir': (r, _s, files) => {

@@ -3,7 +3,7 @@
  * finding or a one-line error, never a hang or a blow-up. Used by the hostile-input tests and the
  * fuzzer (test/fuzz/).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -143,4 +143,14 @@ export class CliServer {
     if (r.peakMiB > this.limits.peakMiB) this.stop(); // blame this run only
     return res;
   }
+}
+
+/**
+ * A unix socket file at `p`: bound by a Node process that then dies by SIGKILL, so nothing
+ * unlinks it. Bound by its name from its own dir: a socket path is limited to 108 bytes.
+ */
+export function socketFile(p: string): void {
+  fs.rmSync(p, { force: true, recursive: true });
+  spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", path.basename(p)], { cwd: path.dirname(p), stdio: 'ignore', timeout: 10_000 });
+  if (!fs.lstatSync(p).isSocket()) throw new Error(`no socket made at ${p}`);
 }

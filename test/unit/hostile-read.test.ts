@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { misbehaviour, runBounded, type BoundedResult } from '../helpers/bounded.js';
+import { misbehaviour, runBounded, socketFile, type BoundedResult } from '../helpers/bounded.js';
 import { rootMaker, type SyntheticRoot } from '../helpers/synthetic.js';
 import { expectValid } from '../helpers/schema.js';
 
@@ -25,13 +25,6 @@ function fifo(p: string): void {
   execFileSync('mkfifo', [p]);
 }
 
-/** A unix socket file at `p`, bound by a process that has exited (the file stays). */
-function socketAt(p: string): void {
-  fs.rmSync(p, { force: true, recursive: true });
-  // bound by its name from its own dir: a unix socket path is limited to 108 bytes
-  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.basename(p)], { cwd: path.dirname(p) });
-  expect(fs.lstatSync(p).isSocket()).toBe(true);
-}
 
 /** The real CLI, bounded; JSON output is checked against its published schema. */
 async function cli(s: SyntheticRoot, args: string[], env?: Record<string, string>): Promise<BoundedResult> {
@@ -281,7 +274,7 @@ describe('an image whose config cannot be read: invalid-image, and its layers ar
     ['deleted', (_s, p) => fs.rmSync(p), /config is missing/],
     ['a directory', (_s, p) => { fs.rmSync(p); fs.mkdirSync(p); }, /config is a directory, not a regular file/],
     ['a FIFO', (_s, p) => fifo(p), /config is a FIFO, not a regular file/],
-    ['a socket', (_s, p) => socketAt(p), /config is a socket, not a regular file/],
+    ['a socket', (_s, p) => socketFile(p), /config is a socket, not a regular file/],
     ['not JSON', (_s, p) => fs.writeFileSync(p, 'garbage'), /does not match its digest/],
   ];
   for (const [what, damage, reason] of cases) {
