@@ -65,6 +65,21 @@ function replaceWith(p: string, make: () => void): void {
   make();
 }
 
+/**
+ * Writes `data` as the file at `p`: a FIFO, socket, directory or symlink there is replaced first,
+ * so the fuzzer itself never blocks on a FIFO or writes through a link (out of the root).
+ */
+function writeFresh(p: string, data: string | Buffer): void {
+  let st: fs.Stats | null = null;
+  try { st = fs.lstatSync(p); } catch { /* nothing there */ }
+  if (st && !st.isFile()) fs.rmSync(p, { recursive: true, force: true });
+  fs.writeFileSync(p, data);
+}
+
+function isRegular(p: string): boolean {
+  try { return fs.lstatSync(p).isFile(); } catch { return false; }
+}
+
 /** Small bombs: gzip members concatenated, each inflating to repeated bytes. */
 function gzipBomb(r: Rand): Buffer {
   const piece = pick(r, [Buffer.alloc(1 << 20), Buffer.alloc(1 << 20, 0x0a), Buffer.from('{"type":2,"payload":""}\n'.repeat(40_000)), Buffer.from('{"type":1,"name":"a","size":0}\n'.repeat(30_000))]);
@@ -95,33 +110,35 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   },
   'file->symlink-outside': (r, s, files) => {
     const p = pick(r, files);
-    replaceWith(p, () => fs.symlinkSync(pick(r, [path.join(s.outside, 'precious.txt'), '/dev/zero', '/dev/urandom', '/proc/self/mem', '/etc/passwd']), p));
+    replaceWith(p, () => fs.symlinkSync(pick(r, [path.join(s.outside, 'precious.txt'), '/dev/zero', '/dev/urandom', '/proc/self/mem', path.join(s.outside, 'sub')]), p));
     return p;
   },
   'file->empty': (r, _s, files) => {
     const p = pick(r, files);
-    fs.writeFileSync(p, '');
+    writeFresh(p, '');
     return p;
   },
   'file->random': (r, _s, files) => {
     const p = pick(r, files);
-    fs.writeFileSync(p, Buffer.from(Array.from({ length: int(r, 1, 600) }, () => int(r, 0, 255))));
+    writeFresh(p, Buffer.from(Array.from({ length: int(r, 1, 600) }, () => int(r, 0, 255))));
     return p;
   },
   'file->truncated': (r, _s, files) => {
     const p = pick(r, files);
-    const st = fs.lstatSync(p);
-    if (st.isFile()) fs.truncateSync(p, Math.floor(st.size * r()));
+    const size = isRegular(p) ? fs.lstatSync(p).size : 0;
+    const cut = Math.floor(size * r());
+    if (isRegular(p)) fs.truncateSync(p, cut);
     return p;
   },
   'file->huge-sparse': (r, _s, files) => {
     const p = pick(r, files);
-    if (fs.lstatSync(p).isFile()) fs.truncateSync(p, int(r, 2, 64) * 2 ** 30);
+    const size = int(r, 2, 64) * 2 ** 30;
+    if (isRegular(p)) fs.truncateSync(p, size);
     return p;
   },
   'file->bitflips': (r, _s, files) => {
     const p = pick(r, files);
-    if (!fs.lstatSync(p).isFile()) return p;
+    if (!isRegular(p) || fs.lstatSync(p).size > 16 << 20) return p;
     const b = fs.readFileSync(p);
     for (let i = 0; i < int(r, 1, 16) && b.length; i++) b[int(r, 0, b.length - 1)] = int(r, 0, 255);
     fs.writeFileSync(p, b);
@@ -129,32 +146,33 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   },
   'file->long-text': (r, _s, files) => {
     const p = pick(r, files);
-    fs.writeFileSync(p, pick(r, ['c', '/', '.', 'A', 'sha256:', '\n', '\0']).repeat(int(r, 255, 5000)));
+    writeFresh(p, pick(r, ['c', '/', '.', 'A', 'sha256:', '\n', '\0']).repeat(int(r, 255, 5000)));
     return p;
   },
   'file->hostile-id': (r, _s, files) => {
     const p = pick(r, files.filter((f) => /\/(cache-id|mount-id|init-id|parent|diff|link|lower|committed)$/.test(f)).concat(files).slice(0, 200));
-    fs.writeFileSync(p, pick(r, ['../../..', '..', '.', '/etc', 'a/b', `l/${'A'.repeat(300)}`, 'l/../../..:l/x', 'sha256:../../x', 'x\0y', `${'f'.repeat(64)}\n\n`]));
+    writeFresh(p, pick(r, ['../../..', '..', '.', '/etc', 'a/b', `l/${'A'.repeat(300)}`, 'l/../../..:l/x', 'sha256:../../x', 'x\0y', `${'f'.repeat(64)}\n\n`]));
     return p;
   },
   'tar-split->bomb': (r, _s, files) => {
     const p = pick(r, files.filter((f) => f.endsWith('tar-split.json.gz')).concat(files.slice(0, 1)));
-    fs.writeFileSync(p, gzipBomb(r));
+    writeFresh(p, gzipBomb(r));
     return p;
   },
   'tar-split->json-damage': (r, _s, files) => {
     const p = pick(r, files.filter((f) => f.endsWith('tar-split.json.gz')).concat(files.slice(0, 1)));
     let text: string;
-    try { text = zlibText(p); } catch { return p; }
+    try { text = isRegular(p) ? zlibText(p) : ''; } catch { return p; }
+    if (!text) return p;
     const lines = text.split('\n');
     const i = int(r, 0, Math.max(0, lines.length - 1));
     lines[i] = pick(r, ['{}', '{"type":1,"name":"../../etc/passwd","size":5,"payload":"AAAAAAAAAAA="}', '{"type":2,"payload":"!!!"}', '[]', 'null', `{"type":1,"name":"${'x'.repeat(5000)}","size":1e300}`, '{"type":1,"name":"a","size":-1}', lines[i].slice(0, lines[i].length >> 1)]);
-    fs.writeFileSync(p, gzipSync(lines.join('\n')));
+    writeFresh(p, gzipSync(lines.join('\n')));
     return p;
   },
   'dir->file': (r, _s, _f, dirs) => {
     const p = pick(r, dirs);
-    replaceWith(p, () => fs.writeFileSync(p, 'was a directory'));
+    replaceWith(p, () => writeFresh(p, 'was a directory'));
     return p;
   },
   'dir->self-symlink': (r, _s, _f, dirs) => {
@@ -185,13 +203,13 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   },
   'dir->many-entries': (r, _s, _f, dirs) => {
     const d = pick(r, dirs);
-    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(d, `junk-${i}`), '');
+    for (let i = 0; i < 300; i++) writeFresh(path.join(d, `junk-${i}`), '');
     return d;
   },
 };
 
 function zlibText(p: string): string {
-  return execFileSync('gzip', ['-dc', p], { maxBuffer: 64 << 20 }).toString('latin1');
+  return execFileSync('gzip', ['-dc', p], { maxBuffer: 64 << 20, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).toString('latin1');
 }
 
 export interface IterationResult {
