@@ -8,7 +8,7 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import { expect } from 'vitest';
 
-export type SchemaKind = 'scan' | 'purge' | 'df';
+export type SchemaKind = 'scan' | 'purge' | 'df' | 'restore';
 
 // ajv is CommonJS: depending on the loader the class is the default export or its `default` member
 const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as typeof import('ajv/dist/2020.js').default;
@@ -17,6 +17,7 @@ export const SCHEMA_FILES: Record<SchemaKind, string> = {
   scan: fileURLToPath(new URL('../../docs/scan.schema.json', import.meta.url)),
   purge: fileURLToPath(new URL('../../docs/purge.schema.json', import.meta.url)),
   df: fileURLToPath(new URL('../../docs/df.schema.json', import.meta.url)),
+  restore: fileURLToPath(new URL('../../docs/restore.schema.json', import.meta.url)),
 };
 
 let validators: Record<SchemaKind, ValidateFunction> | undefined;
@@ -28,7 +29,7 @@ export function loadSchema(kind: SchemaKind): Record<string, any> {
 export function validator(kind: SchemaKind): ValidateFunction {
   if (!validators) {
     const ajv = new Ajv2020({ strict: true, allErrors: true, strictRequired: false });
-    validators = { scan: ajv.compile(loadSchema('scan')), purge: ajv.compile(loadSchema('purge')), df: ajv.compile(loadSchema('df')) };
+    validators = { scan: ajv.compile(loadSchema('scan')), purge: ajv.compile(loadSchema('purge')), df: ajv.compile(loadSchema('df')), restore: ajv.compile(loadSchema('restore')) };
   }
   return validators[kind];
 }

@@ -197,6 +197,27 @@ describe('purge --include broken', () => {
   });
 });
 
+describe('metrics', () => {
+  const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => fs.existsSync(p));
+  it.concurrent('--format prometheus counts the repairs, the removals by kind and the held-back containers', async () => {
+    const d = damaged();
+    const r = await purge(d.s, ['--include', 'broken', '--dry-run', '--format', 'prometheus']);
+    expect(r.code).toBe(1);
+    const at = (name: string, labels: string) => r.stdout.split('\n').find((l) => l.startsWith(`${name}{data_root="${d.s.root}"${labels}} `))?.split(' ').pop();
+    expect(at('layergc_repaired', ',kind="cache-id"')).toBe('1');
+    expect(at('layergc_repaired', ',kind="link"')).toBe('1');
+    expect(at('layergc_repair_removed', ',kind="image-missing-layers"')).toBe('1');
+    expect(at('layergc_repair_held_back', '')).toBe('1');
+    expect(at('layergc_purge_dry_run', '')).toBe('1');
+    if (PROMTOOL) {
+      const { spawnSync } = await import('node:child_process');
+      const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: r.stdout, encoding: 'utf8' });
+      expect(`${check.stdout}${check.stderr}`).toBe('');
+      expect(check.status).toBe(0);
+    }
+  });
+});
+
 describe('--quarantine and restore', () => {
   it.concurrent('moves instead of deleting; restore gives back the same tree; a second restore has nothing to do', async () => {
     const d = damaged({ repairable: false });
