@@ -9,7 +9,7 @@ import type { Finding } from './types.js';
 
 export interface Explanation {
   target: string;
-  type: 'layer' | 'driver-dir' | 'mount' | 'path';
+  type: 'layer' | 'driver-dir' | 'mount' | 'path' | 'snapshot' | 'blob' | 'lease';
   subject: string;
   status: 'live' | 'garbage' | 'broken' | 'unknown';
   /** The ownership chain, top (image tag, container) down to the thing, one line each. */

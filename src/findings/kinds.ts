@@ -1,5 +1,6 @@
 // One sentence per finding kind: shown in the human report, --help and the README.
 import type { FindingKind } from './types.js';
+import { CONTAINERD_KIND_INFO } from './containerd/kinds.js';
 
 export const KIND_INFO: Record<FindingKind, string> = {
   'removing-orphan': 'a layer moby renamed to <chain>-<random>-removing whose removal failed; the daemon retries only at a clean shutdown',
@@ -20,4 +21,5 @@ export const KIND_INFO: Record<FindingKind, string> = {
   'tar-split-missing': 'a layer without tar-split.json.gz: push and save fail (verify)',
   'tar-split-corrupt': 'a layer whose tar-split.json.gz is truncated or unreadable (verify)',
   'sparse-unverifiable': 'a layer with sparse files that tar-split cannot rebuild; not damage (verify)',
+  ...CONTAINERD_KIND_INFO,
 };

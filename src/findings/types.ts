@@ -5,6 +5,7 @@ import type { References } from '../store/references.js';
 import type { SizeAccounting } from '../fsx/size.js';
 import { keepingClaims } from '../store/references.js';
 import type { InferredKeep } from './kept.js';
+import { CONTAINERD_KINDS } from './containerd/kinds.js';
 
 export const FINDING_KINDS = [
   'removing-orphan',
@@ -25,6 +26,7 @@ export const FINDING_KINDS = [
   'tar-split-missing',
   'tar-split-corrupt',
   'sparse-unverifiable',
+  ...CONTAINERD_KINDS,
 ] as const;
 
 export type FindingKind = (typeof FINDING_KINDS)[number];
@@ -55,6 +57,8 @@ export interface Finding {
   files?: { name: string; problem: string; detail?: string }[];
   /** What to do about it (scan: under each broken finding, the repair command and per image how to get it back). */
   remedy?: string[];
+  /** containerd image store: the namespace, lease, snapshot key or blob digest it is about. */
+  containerd?: { namespace?: string; lease?: string; snapshot?: string; digest?: string };
   /** Internal: how to remove it, how recently it was written, mounts inside it. */
   removal?: RemovalPlan;
   newestMs?: number;

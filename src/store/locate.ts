@@ -6,7 +6,7 @@ import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
 import type { StoreLocation } from './model.js';
 
-export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string }
+export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }
 
 export const DEFAULT_DATA_ROOT = '/var/lib/docker';
 export const DEFAULT_DAEMON_CONFIG = '/etc/docker/daemon.json';
@@ -17,6 +17,9 @@ export interface DaemonConfig {
   'storage-driver'?: string;
   'userns-remap'?: string;
   features?: Record<string, unknown>;
+  containerd?: string;
+  'containerd-namespace'?: string;
+  'containerd-plugin-namespace'?: string;
 }
 
 export function readDaemonConfig(path: string | undefined): { config: DaemonConfig; path?: string } {
@@ -58,7 +61,10 @@ function remapSubdir(spec: string): string | undefined {
   return uid && gid ? `${uid}.${gid}` : undefined;
 }
 
-export async function locate(opts: LocateOptions): Promise<StoreLocation> {
+export interface DataRoot { real: string; config: DaemonConfig; configFile?: string; notes: string[] }
+
+/** The data root (flag, daemon config, default), as a real path, with the userns-remap subdir. */
+export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
   const notes: string[] = [];
   const { config, path: configFile } = readDaemonConfig(opts.daemonConfig);
   let root = opts.dataRoot ?? config['data-root'] ?? config.graph ?? DEFAULT_DATA_ROOT;
@@ -89,9 +95,16 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
     real = `${real}/${pick}`;
     notes.push(`userns-remap: using ${pick}`);
   }
+  return { real, config, configFile, notes };
+}
+
+export async function locate(opts: LocateOptions): Promise<StoreLocation> {
+  const dr = await resolveDataRoot(opts);
+  const { config, configFile, notes } = dr;
+  let real = dr.real;
 
   if (config.features?.['containerd-snapshotter'] === true) {
-    throw new LayergcError(`${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb, and layergc does not handle that layout`, ExitCode.UNSUPPORTED);
+    throw new LayergcError(`${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb; layergc scan, verify and explain read that store, this command does not`, ExitCode.UNSUPPORTED);
   }
 
   const withLayerdb: string[] = [];
@@ -108,7 +121,7 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
 
   if (withLayerdb.length === 0) {
     if (containerdStore) {
-      throw new LayergcError(`${real} uses the containerd image store (containerd/daemon, no image/<driver>/layerdb), as Docker 29 does on new installs; layergc handles only the graph-driver layer store`, ExitCode.UNSUPPORTED);
+      throw new LayergcError(`${real} uses the containerd image store (containerd/daemon, no image/<driver>/layerdb), as Docker 29 does on new installs; layergc scan, verify and explain read that store, this command does not`, ExitCode.UNSUPPORTED);
     }
     throw new LayergcError(`${real} is not a Docker data root: it has no image/<driver>/layerdb`);
   }

@@ -123,13 +123,14 @@ describe('exit 2', () => {
 });
 
 describe('exit 4', () => {
-  it('the containerd image store (daemon.json features.containerd-snapshotter)', () => {
+  it('the containerd image store (daemon.json features.containerd-snapshotter) in a containerd root without meta.db', () => {
     const s = root();
     const cfg = path.join(s.base, 'daemon.json');
     fs.writeFileSync(cfg, JSON.stringify({ 'data-root': s.root, features: { 'containerd-snapshotter': true } }));
-    const r = runCli(['scan', '--daemon-config', cfg]);
+    fs.mkdirSync(path.join(s.base, 'ctrd'));
+    const r = runCli(['scan', '--daemon-config', cfg, '--containerd-root', path.join(s.base, 'ctrd')]);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/containerd image store/);
+    expect(r.stderr).toMatch(/uses the containerd image store but .* has no io.containerd.metadata.v1.bolt\/meta.db/);
   });
 
   it('the containerd image store layout (containerd/daemon, no image/<driver>/layerdb)', () => {

@@ -67,10 +67,12 @@ describe('a layout layergc does not handle: exit 4', () => {
     expectRefusal(await scanAt(d), 4, `${d} uses the containerd image store`);
   });
 
-  it.concurrent('daemon.json turning on features.containerd-snapshotter', async () => {
+  it.concurrent('daemon.json turning on features.containerd-snapshotter: the containerd root is read, and one without meta.db is refused', async () => {
     const s = root();
     const cfg = writeConfig(s, { features: { 'containerd-snapshotter': true } });
-    expectRefusal(await scanAt(s.root, ['--daemon-config', cfg]), 4, `${cfg} turns on the containerd image store`);
+    const ctrd = path.join(s.base, 'ctrd');
+    fs.mkdirSync(ctrd);
+    expectRefusal(await scanAt(s.root, ['--daemon-config', cfg, '--containerd-root', ctrd]), 4, `${s.root} uses the containerd image store but ${ctrd} has no io.containerd.metadata.v1.bolt/meta.db`);
   });
 
   it.concurrent('a storage driver layergc does not know', async () => {

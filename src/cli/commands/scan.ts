@@ -9,6 +9,8 @@ import { scanJson } from '../render/scan-json.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote, imagesNote } from '../notes.js';
 import { addRemedies } from '../../repair/remedy.js';
+import { storeKind } from '../../store/containerd/index.js';
+import type { Output } from '../output.js';
 
 interface ScanOptions extends CommonOptions { deep?: boolean }
 
@@ -18,6 +20,7 @@ export function scanCommand(): Command {
     .option('--deep', 'also verify every layer\'s content against its DiffID (as `layergc verify`)')
     .action(action<ScanOptions>(async ({ out }, opts) => {
       const started = Date.now();
+      if ((await storeKind(opts)) === 'containerd') return scanContainerdStore(out, opts, started);
       const store = await openStore(opts);
       const { findings, refs } = await scanStore(store);
       addRemedies(findings, store, refs, opts);
@@ -35,4 +38,25 @@ export function scanCommand(): Command {
       else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
       return findings.length ? ExitCode.FOUND : ExitCode.OK;
     }));
+}
+
+/** scan of Docker's containerd image store: the same report, other finding kinds. */
+async function scanContainerdStore(out: Output, opts: ScanOptions, started: number): Promise<number> {
+  const { openContainerdStore } = await import('../../store/containerd/index.js');
+  const { scanContainerd } = await import('../../findings/containerd/scan.js');
+  const store = await openContainerdStore(opts);
+  const { findings } = await scanContainerd(store);
+  if (opts.deep) {
+    const { verifyBlobs } = await import('../../verify/containerd.js');
+    findings.push(...(await verifyBlobs(store)));
+  }
+  const header = { dataRoot: store.loc.dataRoot, driver: store.loc.snapshotter, daemonRunning: store.holders.length > 0, containerdRoot: store.loc.root };
+  const notes = store.holders.map((h) => `held by ${h.what}: the store may change under the scan`);
+  const format = formatOf(opts);
+  const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
+  if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+  if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
+  else if (format === 'prometheus') out.out(metrics());
+  else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
+  return findings.length ? ExitCode.FOUND : ExitCode.OK;
 }

@@ -14,5 +14,6 @@ export function findingJson(f: Finding): Record<string, unknown> {
     affects: f.affects,
     ...(f.files ? { files: f.files } : {}),
     ...(f.remedy ? { remedy: f.remedy } : {}),
+    ...(f.containerd ? { containerd: f.containerd } : {}),
   };
 }

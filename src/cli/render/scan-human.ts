@@ -5,12 +5,12 @@ import { short } from '../../store/digest.js';
 import type { Finding } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
 
-export interface ScanHeader { dataRoot: string; driver: string; daemonRunning: boolean; notes?: string[] }
+export interface ScanHeader { dataRoot: string; driver: string; daemonRunning: boolean; notes?: string[]; /** the containerd image store's root, when that is what was read */ containerdRoot?: string }
 
 export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], extraNotes: string[] = []): string {
   const { c } = o;
   const lines: string[] = [];
-  lines.push(`${c.bold('layergc scan')} ${h.dataRoot} (${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`);
+  lines.push(`${c.bold('layergc scan')} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`);
   for (const n of extraNotes) lines.push(c.yellow(`note: ${n}`));
   if (!findings.length) {
     lines.push(c.green('No orphan or broken layers found.'));
@@ -25,7 +25,7 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], e
     lines.push(`${c.bold(kind)} ${sev} ${list.length} found${total ? `, ${human(total)}` : ''}`);
     lines.push(c.dim(`  ${KIND_INFO[list[0].kind]}`));
     for (const f of list) {
-      const name = f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0];
+      const name = f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0];
       lines.push(`  ${c.bold(name)}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
       lines.push(`    why: ${f.reason}`);
       f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${p}`));

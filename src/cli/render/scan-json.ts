@@ -10,6 +10,7 @@ export function scanJson(h: ScanHeader, findings: Finding[], notes: string[] = [
     schemaVersion: SCHEMA_VERSION,
     dataRoot: h.dataRoot,
     driver: h.driver,
+    ...(h.containerdRoot ? { containerdRoot: h.containerdRoot } : {}),
     daemonRunning: h.daemonRunning,
     findings: findings.map(findingJson),
     ...(notes.length ? { notes } : {}),

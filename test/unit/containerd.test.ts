@@ -1,0 +1,380 @@
+/**
+ * The containerd image store on synthetic stores (meta.db and metadata.db written by bbolt-synth in
+ * containerd's schema): the GC mark, every finding kind of the scan, verify of blobs, explain, and
+ * the refusals — through the real CLI, exact JSON (validated against docs/scan.schema.json).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCliAsync } from '../helpers/synthetic.js';
+import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
+import { GcGraph, contentNode, snapshotNode, ingestNode } from '../../src/store/containerd/gc.js';
+import type { MetaDb, MetaNamespace } from '../../src/store/containerd/model.js';
+
+const bases: string[] = [];
+afterAll(() => {
+  for (const b of bases) fs.rmSync(b, { recursive: true, force: true });
+});
+function base(): string {
+  const b = fs.mkdtempSync(path.join(os.tmpdir(), 'lgc-ctrd-'));
+  bases.push(b);
+  return b;
+}
+
+const scanJson = async (dataRoot: string, extra: string[] = []) => {
+  const r = await runCliAsync(['scan', '--data-root', dataRoot, '--json', ...extra]);
+  return { ...r, out: r.stdout ? (JSON.parse(r.stdout) as { findings: Record<string, any>[]; [k: string]: unknown }) : undefined };
+};
+
+// ---- the mark, replayed on in-memory databases -------------------------------------------------
+
+function ns(name: string, part: Partial<MetaNamespace>): MetaNamespace {
+  return { name, images: [], containers: [], snapshots: [], blobs: [], ingests: [], leases: [], sandboxes: [], ...part };
+}
+const L = (o: Record<string, string>) => new Map(Object.entries(o));
+const NOW = Date.parse('2026-11-30T08:00:00Z');
+
+describe('the GC mark', () => {
+  const snap = (key: string, parent?: string, labels: Record<string, string> = {}) => ({ namespace: 'moby', snapshotter: 'overlayfs', key, name: `moby/1/${key}`, parent, labels: L(labels) });
+  const blob = (digest: string, labels: Record<string, string> = {}) => ({ namespace: 'moby', digest, labels: L(labels) });
+  const lease = (id: string, labels: Record<string, string>, r: { snapshots?: string[]; content?: string[]; ingests?: string[]; images?: string[] }) => ({
+    namespace: 'moby', id, labels: L(labels), snapshots: (r.snapshots ?? []).map((key) => ({ snapshotter: 'overlayfs', key })), content: r.content ?? [], ingests: r.ingests ?? [], images: r.images ?? [],
+  });
+
+  it('follows image target, gc.ref labels (content.<x>, content/<x>, snapshot.<ss>) and parents; flat leases follow parents only; expired leases are no roots', () => {
+    const db: MetaDb = {
+      version: 3,
+      namespaces: [ns('moby', {
+        images: [{ namespace: 'moby', name: 'app:1', target: 'sha256:m', labels: L({}) }],
+        blobs: [
+          blob('sha256:m', { 'containerd.io/gc.ref.content.config': 'sha256:c', 'containerd.io/gc.ref.content/l/0': 'sha256:l', 'containerd.io/gc.ref.contentX': 'sha256:nope' }),
+          blob('sha256:c', { 'containerd.io/gc.ref.snapshot.overlayfs': 'top' }),
+          blob('sha256:l'),
+          blob('sha256:flatref', { 'containerd.io/gc.ref.content': 'sha256:viaflat' }),
+          blob('sha256:viaflat'),
+          blob('sha256:nope'),
+          blob('sha256:expiredonly'),
+        ],
+        snapshots: [snap('base'), snap('top', 'base'), snap('fl', 'base', { 'containerd.io/gc.ref.content.x': 'sha256:viaflat' })],
+        leases: [
+          lease('flat', { 'containerd.io/gc.flat': 'x' }, { snapshots: ['fl'], content: ['sha256:flatref'] }),
+          lease('old', { 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }, { content: ['sha256:expiredonly'] }),
+        ],
+      })],
+    };
+    const g = new GcGraph(db, NOW);
+    const m = g.mark();
+    const has = (n: string) => m.has(n);
+    expect(['sha256:m', 'sha256:c', 'sha256:l', 'sha256:flatref'].every((d) => has(contentNode('moby', d)))).toBe(true);
+    expect(has(contentNode('moby', 'sha256:nope'))).toBe(false); // "gc.ref.contentX" is not a reference
+    expect(has(contentNode('moby', 'sha256:viaflat'))).toBe(false); // a flat lease does not follow labels
+    expect(has(contentNode('moby', 'sha256:expiredonly'))).toBe(false);
+    expect(['base', 'top', 'fl'].every((k) => has(snapshotNode('moby', 'overlayfs', k)))).toBe(true);
+    // leaving the flat lease out frees what only it held, not the shared parent
+    const without = g.mark(new Set(['moby/flat']));
+    expect(without.has(snapshotNode('moby', 'overlayfs', 'fl'))).toBe(false);
+    expect(without.has(snapshotNode('moby', 'overlayfs', 'base'))).toBe(true);
+    expect(without.has(contentNode('moby', 'sha256:flatref'))).toBe(false);
+  });
+
+  it('roots unexpired ingests (and their expected blob), gc.root resources, containers; an unparsable expiry never expires', () => {
+    const db: MetaDb = {
+      version: 3,
+      namespaces: [ns('moby', {
+        ingests: [
+          { namespace: 'moby', ref: 'live', backendRef: 'moby/1/live', expireAt: NOW + 1000, expected: 'sha256:e' },
+          { namespace: 'moby', ref: 'stale', backendRef: 'moby/1/stale', expireAt: NOW - 1000 },
+        ],
+        blobs: [blob('sha256:e'), blob('sha256:r', { 'containerd.io/gc.root': 'x' })],
+        snapshots: [snap('ctr'), snap('z', undefined, { 'containerd.io/gc.root': '' })],
+        containers: [{ namespace: 'moby', id: 'k', image: '', snapshotter: 'overlayfs', snapshotKey: 'ctr', labels: L({}) }],
+        leases: [lease('weird', { 'containerd.io/gc.expire': 'not a time' }, { content: ['sha256:w'] })],
+      })],
+    };
+    const m = new GcGraph(db, NOW).mark();
+    expect(m.has(ingestNode('moby', 'live'))).toBe(true);
+    expect(m.has(contentNode('moby', 'sha256:e'))).toBe(true);
+    expect(m.has(ingestNode('moby', 'stale'))).toBe(false);
+    expect(m.has(contentNode('moby', 'sha256:r'))).toBe(true);
+    expect(m.has(snapshotNode('moby', 'overlayfs', 'ctr'))).toBe(true);
+    expect(m.has(snapshotNode('moby', 'overlayfs', 'z'))).toBe(true);
+    expect(m.has(contentNode('moby', 'sha256:w'))).toBe(true);
+  });
+
+  it('schema 4 (containerd 2.x): leased images, image expiry, gc.bref back-references', () => {
+    const mk = (version: number): MetaDb => ({
+      version,
+      namespaces: [ns('moby', {
+        images: [
+          { namespace: 'moby', name: 'gone', target: 'sha256:g', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
+          { namespace: 'moby', name: 'leased', target: 'sha256:q', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
+        ],
+        blobs: [blob('sha256:g'), blob('sha256:q'), blob('sha256:back', { 'containerd.io/gc.bref.content': 'sha256:q' })],
+        leases: [lease('l', {}, { images: ['leased'] })],
+      })],
+    });
+    const m4 = new GcGraph(mk(4), NOW).mark();
+    expect(m4.has(contentNode('moby', 'sha256:g'))).toBe(false);
+    expect(m4.has(contentNode('moby', 'sha256:q'))).toBe(true);
+    expect(m4.has(contentNode('moby', 'sha256:back'))).toBe(true);
+    // schema 3 has no image expiry and no back-references
+    const m3 = new GcGraph(mk(3), NOW).mark();
+    expect(m3.has(contentNode('moby', 'sha256:g'))).toBe(true);
+    expect(m3.has(contentNode('moby', 'sha256:back'))).toBe(false);
+  });
+});
+
+// ---- a damaged store with every failure class, through the CLI ---------------------------------
+
+const C1 = hex64('c1'); // a healthy created container
+const C2 = hex64('c2'); // a lease with no container (F6)
+const C3 = hex64('c3'); // containers/<id> without config.v2.json (F6)
+const CHAIN = 'sha256:' + hex64('chain');
+const CHAIN2 = 'sha256:' + hex64('chain2');
+
+function damagedStore() {
+  const b = base();
+  const layer = 'layer bytes of app:1';
+  const config = 'config of app:1';
+  const manifest = 'manifest of app:1';
+  const loaded = 'a blob of a killed docker load';
+  const shared = 'a blob the k8s.io namespace also records';
+  const dLayer = digestOf(layer);
+  const dConfig = digestOf(config);
+  const dManifest = digestOf(manifest);
+  const dLoaded = digestOf(loaded);
+  const dShared = digestOf(shared);
+  const loadRef = `tar-blobs/sha256/${hex64('load')}`;
+  const spec: ContainerdSpec = {
+    namespaces: {
+      moby: {
+        images: { 'docker.io/library/app:1': { target: dManifest }, 'docker.io/library/app:2': { target: dManifest, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': 'gone' } } },
+        blobs: {
+          [dManifest]: { size: manifest.length, labels: { 'containerd.io/gc.ref.content.config': dConfig, 'containerd.io/gc.ref.content.l.0': dLayer } },
+          [dConfig]: { size: config.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': CHAIN } },
+          [dLayer]: { size: layer.length + 1 }, // a record whose size disagrees with the file (verify)
+          [dLoaded]: { size: loaded.length },
+          [dShared]: { size: shared.length },
+        },
+        snapshots: {
+          [CHAIN]: { name: `moby/1/${CHAIN}` },
+          [`${C1}-init`]: { name: `moby/2/${C1}-init`, parent: CHAIN },
+          [C1]: { name: `moby/3/${C1}`, parent: `${C1}-init` },
+          [`extract-1-abcd ${CHAIN2}`]: { name: `moby/4/extract-1-abcd ${CHAIN2}`, parent: CHAIN },
+          [`${C2}-init-key`]: { name: `moby/5/${C2}-init-key`, parent: CHAIN },
+          gone: { name: 'moby/8/gone', parent: CHAIN },
+        },
+        ingests: { [loadRef]: { ref: `moby/1/${loadRef}` } },
+        leases: {
+          [C1]: { snapshots: [C1, `${C1}-init`] },
+          [C2]: { snapshots: [`${C2}-init-key`] },
+          '113169686--U5d': { labels: { 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' }, content: [dLoaded, dShared], ingests: [loadRef], snapshots: [`extract-1-abcd ${CHAIN2}`] },
+          'gonelease': { snapshots: ['gone'] },
+        },
+      },
+      'k8s.io': {
+        blobs: { [dShared]: { size: shared.length } },
+        leases: {
+          // another client's expiring lease: read, never called dead
+          '999-zzzz': { labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' }, content: [dShared] },
+          keep: { content: [dShared] },
+        },
+      },
+    },
+    backend: {
+      [`moby/1/${CHAIN}`]: { id: 1 },
+      [`moby/2/${C1}-init`]: { id: 2, parent: `moby/1/${CHAIN}` },
+      [`moby/3/${C1}`]: { id: 3, kind: 2, parent: `moby/2/${C1}-init` },
+      [`moby/4/extract-1-abcd ${CHAIN2}`]: { id: 4, kind: 2, parent: `moby/1/${CHAIN}` },
+      [`moby/5/${C2}-init-key`]: { id: 5, kind: 2, parent: `moby/1/${CHAIN}` },
+      'moby/6/unnamed': { id: 6 },
+      'moby/8/gone': { id: 8, parent: `moby/1/${CHAIN}` },
+    },
+  };
+  const s = containerdRoot(b, spec);
+  for (const id of [1, 2, 3, 4, 5, 6]) s.snapshotDir(id);
+  s.snapshotDir(7, 20000); // F1/F3: a dir the snapshotter has no record of
+  s.snapshotDir('new-123', 100);
+  s.blob(manifest);
+  s.blob(config);
+  s.blob(layer);
+  s.blob(loaded);
+  s.blob(shared);
+  const orphanBlob = s.blob('a blob no namespace records');
+  s.blob('stray', '0123-not-a-digest'); // F9
+  const liveIngest = s.ingestDir(`moby/1/${loadRef}`);
+  const emptyRef = s.ingestDir('moby/1/lost', { refText: '' }); // F8
+  const unknownRef = s.ingestDir('moby/1/nobody');
+  s.containerDir(C1, { name: 'web' });
+  s.containerDir(C3, { config: false });
+  return { s, dLayer, dLoaded, dShared, orphanBlob, liveIngest, emptyRef, unknownRef };
+}
+
+describe('scan of a damaged containerd store', () => {
+  it('reports every failure class with bytes, leases and affected images, only in moby namespaces', async () => {
+    const { s, dLoaded, dShared, orphanBlob, liveIngest, emptyRef, unknownRef } = damagedStore();
+    const r = await scanJson(s.dataRoot);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const out = r.out!;
+    expect(out.driver).toBe('overlayfs');
+    expect(out.containerdRoot).toBe(s.root);
+    const brief = out.findings.map((f) => [f.kind, f.paths.map((p: string) => path.relative(s.root, p)), f.reclaimable, f.affects, f.containerd ?? null]);
+    const snap = (n: number | string) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${n}`;
+    const rel = (p: string) => path.relative(s.root, p);
+    const bySorted = (l: unknown[]) => l.map((x) => JSON.stringify(x)).sort();
+    expect(bySorted(brief)).toEqual(bySorted([
+      ['containerd-orphan-snapshot', [snap(7)], true, { images: [], containers: [] }, null],
+      ['containerd-orphan-snapshot', [snap('new-123')], true, { images: [], containers: [] }, null],
+      ['containerd-orphan-blob', [rel(path.join(s.blobs, orphanBlob.slice(7)))], true, { images: [], containers: [] }, { digest: orphanBlob }],
+      ['containerd-orphan-ingest', [rel(emptyRef)], true, { images: [], containers: [] }, null],
+      ['containerd-orphan-ingest', [rel(unknownRef)], true, { images: [], containers: [] }, null],
+      ['containerd-configless-container', [`../../containers/${C3}`], true, { images: [], containers: [] }, null],
+      ['containerd-dead-lease', [rel(path.join(s.blobs, dLoaded.slice(7))), rel(liveIngest), snap(4)].sort(), false, { images: [], containers: [] }, { namespace: 'moby', lease: '113169686--U5d' }],
+      ['containerd-orphan-lease', [snap(5)], false, { images: [], containers: [] }, { namespace: 'moby', lease: C2 }],
+      ['containerd-orphan-record', [snap(6)], false, { images: [], containers: [] }, { snapshot: 'moby/6/unnamed' }],
+      ['containerd-stray-blob-name', [rel(path.join(s.blobs, '0123-not-a-digest'))], false, { images: [], containers: [] }, null],
+      ['containerd-missing-snapshot', [snap(8)], false, { images: ['app:2'], containers: [] }, { snapshot: 'moby/8/gone' }],
+    ]));
+    // kind order, then path
+    expect(out.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-stray-blob-name', 'containerd-missing-snapshot']);
+    // the shared blob stays: k8s.io's lease still holds it, so the dead moby lease does not free it
+    expect(JSON.stringify(out.findings)).not.toContain(dShared.slice(7));
+    // the orphan dir's bytes are its blocks (20000 B file + dirs)
+    const orphan = out.findings[0];
+    expect(orphan.bytes).toBeGreaterThanOrEqual(20000);
+    expect(out.summary).toEqual({ findings: 11, reclaimableBytes: out.findings.filter((f) => f.reclaimable).reduce((n, f) => n + f.bytes, 0) });
+  });
+});
+
+describe('a database that looks empty while the disk is full: errors, and nothing called garbage', () => {
+  it('F12: metadata.db re-created empty while meta.db names snapshots and their dirs exist', async () => {
+    const b = base();
+    const s = containerdRoot(b, { namespaces: { moby: { snapshots: { [CHAIN]: { name: `moby/1/${CHAIN}` } } } }, backend: {} });
+    s.snapshotDir(1);
+    s.snapshotDir(2);
+    const r = await scanJson(s.dataRoot);
+    expect(r.code).toBe(1);
+    expect(r.out!.findings.map((f) => [f.kind, f.severity, f.reclaimable, f.paths])).toEqual([
+      ['containerd-db-mismatch', 'error', false, [path.join(s.root, 'io.containerd.snapshotter.v1.overlayfs/metadata.db')]],
+    ]);
+    expect(r.out!.findings[0].reason).toContain('has no record while meta.db names 1 snapshots and snapshots/ has 2 dirs');
+  });
+
+  it('F13: meta.db emptied while the snapshotter and blobs/ are full', async () => {
+    const b = base();
+    const s = containerdRoot(b, { namespaces: {}, backend: { [`moby/1/${CHAIN}`]: { id: 1 } } });
+    s.snapshotDir(1);
+    s.snapshotDir(2);
+    s.blob('a live blob whose record went with meta.db');
+    const r = await scanJson(s.dataRoot);
+    expect(r.code).toBe(1);
+    expect(r.out!.findings.map((f) => [f.kind, f.severity, f.reclaimable])).toEqual([
+      ['containerd-db-mismatch', 'error', false],
+      ['containerd-db-mismatch', 'error', false],
+    ]);
+    expect(r.out!.summary).toEqual({ findings: 2, reclaimableBytes: 0 });
+  });
+});
+
+describe('refusals', () => {
+  const refused = async (r: Awaited<ReturnType<typeof scanJson>>, code: number, text: string) => {
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(text);
+    expect(r.code).toBe(code);
+  };
+
+  it.each([[2], [5]])('meta.db schema version %i: exit 4', async (version) => {
+    const s = containerdRoot(base(), { version, namespaces: { moby: {} } });
+    await refused(await scanJson(s.dataRoot), 4, `has schema version ${version}; layergc knows 3 and 4`);
+  });
+
+  it('meta.db without a version: exit 4', async () => {
+    const s = containerdRoot(base(), { versionRaw: Buffer.alloc(0), namespaces: {} });
+    await refused(await scanJson(s.dataRoot), 4, 'has schema version none');
+  });
+
+  it("a snapshotter other than overlayfs in moby's namespace: exit 4; in another namespace it is only read", async () => {
+    const s = containerdRoot(base(), { namespaces: { moby: { snapshots: { a: { name: 'moby/1/a', snapshotter: 'native' } } } } });
+    await refused(await scanJson(s.dataRoot), 4, 'namespace moby has snapshots of snapshotter native');
+    const t = containerdRoot(base(), { namespaces: { 'k8s.io': { snapshots: { a: { name: 'k8s.io/1/a', snapshotter: 'native' } } } } });
+    const r = await scanJson(t.dataRoot);
+    expect([r.code, r.out?.findings]).toEqual([0, []]);
+  });
+
+  it('storage-driver btrfs with the containerd store: exit 4', async () => {
+    const s = containerdRoot(base(), { namespaces: {} });
+    const cfg = path.join(s.dataRoot, '..', 'daemon.json');
+    fs.writeFileSync(cfg, JSON.stringify({ 'storage-driver': 'btrfs', features: { 'containerd-snapshotter': true } }));
+    await refused(await scanJson(s.dataRoot, ['--daemon-config', cfg]), 4, 'storage-driver btrfs with the containerd image store');
+  });
+
+  it('the features flag with --containerd-root of a dir that is no containerd root: exit 4', async () => {
+    const s = containerdRoot(base(), { namespaces: {} });
+    const other = path.join(s.dataRoot, '..', 'not-containerd');
+    fs.mkdirSync(other);
+    await refused(await scanJson(s.dataRoot, ['--containerd-root', other]), 4, `${other} has no io.containerd.metadata.v1.bolt/meta.db`);
+  });
+
+  it('purge of a containerd store is refused (exit 4) until it is supported', async () => {
+    const s = containerdRoot(base(), { namespaces: {} });
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('containerd image store');
+  });
+});
+
+describe('immutable files, verify and explain', () => {
+  it('an orphan dir with an immutable file names it and the chattr command', async () => {
+    const s = containerdRoot(base(), { namespaces: {} });
+    const d = s.snapshotDir(31); // after `docker rmi` of every image, F2's dir is the only one left
+    const locked = path.join(d, 'fs', 'data');
+    const { spawnSync } = await import('node:child_process');
+    const set = spawnSync('chattr', ['+i', locked]);
+    try {
+      if (set.status !== 0) return expect.soft(set.status, 'chattr +i not supported here').toBe(0);
+      const r = await scanJson(s.dataRoot);
+      expect(r.out!.findings).toHaveLength(1);
+      expect(r.out!.findings[0].reason).toContain(`1 file with an attribute, ${locked} (immutable); clear with: chattr -i '${locked}'`);
+    } finally {
+      spawnSync('chattr', ['-i', locked]);
+    }
+  });
+
+  it('verify: a truncated blob and a record whose size disagrees, with the images they break (exit 1)', async () => {
+    const { s, dLayer } = damagedStore();
+    const m = s.blob('a manifest of img:9');
+    const bad = path.join(s.blobs, m.slice(7));
+    fs.writeFileSync(bad, 'a manif'); // truncated (F10)
+    const r = await runCliAsync(['verify', '--data-root', s.dataRoot, '--json']);
+    expect(r.code).toBe(1);
+    const j = r.json as { findings: Record<string, any>[]; summary: Record<string, number> };
+    const byDigest = (l: unknown[][]) => [...l].sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+    // the container's rootfs is its snapshot, not the blob: only the images that list the blob are affected
+    expect(byDigest(j.findings.map((f) => [f.kind, f.containerd.digest, f.affects]))).toEqual(byDigest([
+      ['containerd-blob-mismatch', dLayer, { images: ['app:1', 'app:2'], containers: [] }],
+      ['containerd-blob-mismatch', m, { images: [], containers: [] }],
+    ]));
+    expect(j.findings.find((f) => f.containerd.digest === dLayer)!.reason).toContain(`it is ${'layer bytes of app:1'.length} bytes but its record in namespace moby says ${'layer bytes of app:1'.length + 1}`);
+    expect(j.findings.find((f) => f.containerd.digest === m)!.reason).toContain('its content hashes to sha256:');
+    expect(j.summary.layersVerified).toBe(7);
+    expect(j.summary.layersOk).toBe(5);
+  });
+
+  it('explain: a held snapshot dir (live, exit 0), a dead lease and an orphan dir (garbage, exit 1)', async () => {
+    const { s } = damagedStore();
+    const snap1 = path.join(s.snapshots, '1');
+    const live = await runCliAsync(['explain', '--data-root', s.dataRoot, snap1]);
+    expect(live.code).toBe(0);
+    expect(live.stdout).toContain('held by image app:1 (namespace moby)');
+    expect(live.stdout).toContain(`held by lease moby/${C1} of container web`);
+    const lease = await runCliAsync(['explain', '--data-root', s.dataRoot, '113169686--U5d', '--json']);
+    expect(lease.code).toBe(1);
+    expect([lease.json.type, lease.json.status, lease.json.findings.map((f: { kind: string }) => f.kind)]).toEqual(['lease', 'garbage', ['containerd-dead-lease']]);
+    const orphan = await runCliAsync(['explain', '--data-root', s.dataRoot, path.join(s.snapshots, '7')]);
+    expect(orphan.code).toBe(1);
+    expect(orphan.stdout).toContain('the overlayfs snapshotter has no record with id 7');
+  });
+});
