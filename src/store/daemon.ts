@@ -12,7 +12,7 @@ const DEFAULT_ROOT = '/var/lib/docker';
 const DEFAULT_CONFIG = '/etc/docker/daemon.json';
 
 /** dockerd flags that take a value, as `--flag value` or `--flag=value`. */
-function flagValue(args: string[], names: string[]): string | undefined {
+export function flagValue(args: string[], names: string[]): string | undefined {
   let v: string | undefined;
   for (let i = 0; i < args.length; i++) {
     for (const n of names) {

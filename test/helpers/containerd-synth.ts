@@ -31,16 +31,8 @@ export interface ContainerdSpec {
   noBackendDb?: boolean;
 }
 
-export function varint(n: number): Buffer {
-  let u = n >= 0 ? n * 2 : -n * 2 - 1;
-  const out: number[] = [];
-  while (u >= 0x80) {
-    out.push((u % 128) | 0x80);
-    u = Math.floor(u / 128);
-  }
-  out.push(u);
-  return Buffer.from(out);
-}
+/** Go's binary.PutVarint (zig-zag). */
+export const varint = (n: number): Buffer => uvarint(n >= 0 ? n * 2 : -n * 2 - 1);
 
 export function uvarint(n: number): Buffer {
   const out: number[] = [];

@@ -33,16 +33,19 @@ const BREF_CONTAINER = 'containerd.io/gc.bref.container';
 /** gc.ref.content, gc.ref.content.<x> and gc.ref.content/<x> name a blob; anything else with that prefix does not. */
 const namedLabel = (k: string, prefix: string) => k === prefix || k[prefix.length] === '.' || k[prefix.length] === '/';
 
+/** `<prefix><snapshotter>[/<name>]` -> the snapshot node its value names. */
+function snapshotLabel(ns: string, k: string, v: string, prefix: string): GcNode {
+  const rest = k.slice(prefix.length);
+  const slash = rest.indexOf('/');
+  return snapshotNode(ns, slash >= 0 ? rest.slice(0, slash) : rest, v);
+}
+
 /** The nodes a resource's labels reference (forward refs). */
 export function labelRefs(ns: string, labels: Labels): GcNode[] {
   const out: GcNode[] = [];
   for (const [k, v] of labels) {
     if (k.startsWith(REF_CONTENT) && namedLabel(k, REF_CONTENT)) out.push(contentNode(ns, v));
-    else if (k.startsWith(REF_SNAPSHOT)) {
-      const rest = k.slice(REF_SNAPSHOT.length);
-      const slash = rest.indexOf('/');
-      out.push(snapshotNode(ns, slash >= 0 ? rest.slice(0, slash) : rest, v));
-    }
+    else if (k.startsWith(REF_SNAPSHOT)) out.push(snapshotLabel(ns, k, v, REF_SNAPSHOT));
   }
   return out;
 }
@@ -52,11 +55,8 @@ function backRefs(ns: string, labels: Labels): GcNode[] {
   const out: GcNode[] = [];
   for (const [k, v] of labels) {
     if (k.startsWith(BREF_CONTENT) && namedLabel(k, BREF_CONTENT)) out.push(contentNode(ns, v));
-    else if (k.startsWith(BREF_SNAPSHOT)) {
-      const rest = k.slice(BREF_SNAPSHOT.length);
-      const slash = rest.indexOf('/');
-      out.push(snapshotNode(ns, slash >= 0 ? rest.slice(0, slash) : rest, v));
-    } else if (k.startsWith(BREF_IMAGE) && namedLabel(k, BREF_IMAGE)) out.push(imageNode(ns, v));
+    else if (k.startsWith(BREF_SNAPSHOT)) out.push(snapshotLabel(ns, k, v, BREF_SNAPSHOT));
+    else if (k.startsWith(BREF_IMAGE) && namedLabel(k, BREF_IMAGE)) out.push(imageNode(ns, v));
     else if (k.startsWith(BREF_CONTAINER) && namedLabel(k, BREF_CONTAINER)) out.push(`k|${ns}|${v}`);
   }
   return out;

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { lstatOrNull, listDir } from '../../fsx/read.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { resolveDataRoot, type LocateOptions } from '../locate.js';
-import { findDaemons } from '../daemon.js';
+import { findDaemons, flagValue } from '../daemon.js';
 import { trimSpace } from '../digest.js';
 import { MountTable } from '../../fsx/mounts.js';
 import type { ContainerdLocation, Holder } from './model.js';
@@ -110,16 +110,6 @@ export async function locateContainerd(opts: LocateOptions): Promise<ContainerdL
     configFile,
     notes,
   };
-}
-
-function flagValue(args: string[], names: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    for (const n of names) {
-      if (args[i] === n && i + 1 < args.length) return args[i + 1];
-      if (args[i].startsWith(`${n}=`)) return args[i].slice(n.length + 1);
-    }
-  }
-  return undefined;
 }
 
 function realOr(p: string): string {
