@@ -91,6 +91,7 @@ export class CliServer {
     const fd3 = child.stdio[3] as NodeJS.ReadableStream;
     fd3.setEncoding('utf8');
     fd3.on('data', (d: string) => {
+      if (this.child !== child) return; // a server killed after a hang: its late output is nobody's
       this.buf += d;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
@@ -104,7 +105,8 @@ export class CliServer {
       }
     });
     child.on('exit', () => {
-      if (this.child === child) this.child = null;
+      if (this.child !== child) return; // killed on purpose, already replaced
+      this.child = null;
       const w = this.waiting;
       this.waiting = null;
       w?.(null);
