@@ -236,8 +236,18 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
   const s = { root: path.join(dir, 'docker'), outside: path.join(dir, 'outside') };
   const mutations: string[] = [];
   const names = Object.keys(MUTATIONS);
+  // most mutations land where layergc reads metadata, not deep in a layer's files, where there is
+  // far more to pick from but one path much like another
+  const structural = (p: string) => {
+    const rel = path.relative(s.root, p);
+    return !/(^|\/)diff\/./.test(rel) && !/^(network|plugins|runtimes|swarm|volumes|trust|tmp)(\/|$)/.test(rel);
+  };
   for (let k = int(r, 1, 4); k > 0; k--) {
-    const { files, dirs } = walk(s.root);
+    const all = walk(s.root);
+    const focus = r() < 0.7;
+    const narrow = (xs: string[]) => (focus && xs.some(structural) ? xs.filter(structural) : xs);
+    const files = narrow(all.files);
+    const dirs = narrow(all.dirs);
     const name = pick(r, names);
     if ((name.startsWith('dir->') && !dirs.length) || (!name.startsWith('dir->') && !files.length)) continue;
     try {
