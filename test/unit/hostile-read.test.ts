@@ -245,14 +245,20 @@ describe('filesystem errors are expected, never "internal error"', () => {
   });
 });
 
+/** The base layer's driver dir moved out of the data root, a symlink to it left in its place. */
+function driverDirOutside(s: SyntheticRoot) {
+  const l = s.images[0].layers[0];
+  const copy = path.join(s.outside, 'copy');
+  fs.cpSync(l.driverDir, copy, { recursive: true });
+  fs.rmSync(l.driverDir, { recursive: true });
+  fs.symlinkSync(copy, l.driverDir);
+  return l;
+}
+
 describe('verify reads a layer only through directories opened from the data root, never a symlink', () => {
   it.concurrent('a driver dir that is a symlink out of the data root (to a copy of the real content): unsafe-path, skipped, in verify and scan --deep', async () => {
     const s = root();
-    const l = s.images[0].layers[0];
-    const copy = path.join(s.outside, 'copy');
-    fs.cpSync(l.driverDir, copy, { recursive: true });
-    fs.rmSync(l.driverDir, { recursive: true });
-    fs.symlinkSync(copy, l.driverDir);
+    const l = driverDirOutside(s);
     const verify = await cli(s, ['verify', '--json']);
     behaved(verify);
     expect(verify.code).toBe(1);
@@ -325,11 +331,7 @@ describe('verifyLayer with an anchor: a root that turns into a symlink after the
   it('unsafe-path, nothing read', async () => {
     const { verifyLayer } = await import('../../src/verify/index.js');
     const s = root();
-    const l = s.images[0].layers[0];
-    const copy = path.join(s.outside, 'copy');
-    fs.cpSync(l.driverDir, copy, { recursive: true });
-    fs.rmSync(l.driverDir, { recursive: true });
-    fs.symlinkSync(copy, l.driverDir);
+    const l = driverDirOutside(s);
     const target = { chainId: l.chainId, diffId: l.diffId, tarSplitPath: path.join(l.dir, 'tar-split.json.gz'), contentRoots: [path.join(l.driverDir, 'diff')] };
     // without an anchor the content is found through the link (the old behaviour, kept for callers that checked)
     expect((await verifyLayer(target)).ok).toBe(true);
