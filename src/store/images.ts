@@ -117,8 +117,9 @@ function readImage(id: string, path: string, tags: string[]): ImageRecord {
     rec.layersUnknown = true;
     return rec;
   }
-  const rootfs = cfg !== null && typeof cfg === 'object' ? cfg.rootfs : undefined;
-  const ids = rootfs && typeof rootfs === 'object' && Array.isArray(rootfs.diff_ids) ? (rootfs.diff_ids as unknown[]) : null;
+  const rootfs = isObject(cfg) ? goField(cfg, 'rootfs') : undefined;
+  const diffIds = isObject(rootfs) ? goField(rootfs, 'diff_ids') : undefined;
+  const ids = Array.isArray(diffIds) ? (diffIds as unknown[]) : null;
   if (!rootfs) rec.problem = 'config has no rootfs';
   else if (!ids || !ids.every((d) => typeof d === 'string' && parseDigest(d))) {
     rec.problem = 'config rootfs.diff_ids is not a list of digests';
@@ -132,4 +133,18 @@ function readImage(id: string, path: string, tags: string[]): ImageRecord {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Go's key folding: case-insensitive, with the long s (U+017F) and the Kelvin sign (U+212A). */
+const goFold = (k: string) => k.replace(/\u017f/g, 's').replace(/\u212a/g, 'k').toLowerCase();
+
+/**
+ * The value moby's json.Unmarshal puts in struct field `name`: keys match it case-insensitively
+ * ("RootFS", "DIFF_IDS" load), a later key overrides an earlier one, and objects decode into the
+ * same struct, so they merge. Reading only the exact key would miss the layers of such an image.
+ */
+function goField(obj: Record<string, unknown>, name: string): unknown {
+  let v: unknown;
+  for (const [k, x] of Object.entries(obj)) if (goFold(k) === name) v = isObject(x) && isObject(v) ? { ...v, ...x } : x;
+  return v;
 }
