@@ -2,7 +2,7 @@
 // same filesystem, each recorded in DIR/manifest.jsonl (fsynced) before it happens. `layergc
 // restore DIR` reads the manifest and moves everything back, newest first; it refuses to
 // overwrite anything, and a rerun after a crash finishes what is left.
-import { constants } from 'node:fs';
+import { constants, lstatSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { fs, isNotFound } from './fs.js';
@@ -123,7 +123,30 @@ export async function readManifest(dir: string): Promise<ManifestEntry[]> {
     try { out.push(JSON.parse(line) as ManifestEntry); } catch { /* a torn last line: its move never happened */ }
   }
   if (out[0]?.op !== 'quarantine') throw new QuarantineError(`${dir}/${MANIFEST} does not start with a quarantine header`);
+  assertDataRoot(dir, out[0].dataRoot);
   return out;
+}
+
+/** The manifest names where it puts things back: that must still be a Docker data root (image/<driver>/layerdb, no symlink on the way). */
+function assertDataRoot(dir: string, root: unknown): void {
+  const refuse = () => new QuarantineError(`${dir}/${MANIFEST} names ${JSON.stringify(root)} as its data root, which is not a Docker data root (no image/<driver>/layerdb); nothing was restored`);
+  if (typeof root !== 'string' || !root.startsWith('/') || root === '/' || posix.normalize(root) !== root || root.endsWith('/')) throw refuse();
+  let drivers: string[];
+  try {
+    if (!lstatSync(root).isDirectory()) throw refuse();
+    drivers = readdirSync(`${root}/image`);
+  } catch {
+    throw refuse();
+  }
+  const isStore = (d: string) => {
+    try {
+      assertContained(root, `${root}/image/${d}/layerdb/sha256`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!drivers.some(isStore)) throw refuse();
 }
 
 /**
@@ -155,6 +178,9 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
     } else if (e.op === 'edit') {
       assertContained(dataRoot, e.path);
       assertContained(dataRoot, e.previous);
+      // only the previous version the repair kept beside the file goes back over it, never another file
+      const run = (entries[0] as { run: string }).run;
+      if (e.previous !== `${e.path}.layergc-${run}`) throw new QuarantineError(`${MANIFEST} names ${e.previous} as the previous version of ${e.path}; a repair keeps it as ${e.path}.layergc-${run}, so nothing was restored`);
       if (!(await lstatOrNull(e.previous))) {
         items.push({ op: 'edit', path: e.path, from: e.previous, status: 'already', do: async () => undefined });
         continue;

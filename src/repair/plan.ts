@@ -3,7 +3,8 @@
 // their tags and digests, the distribution cache entries of their diff IDs, and the layers only
 // those images kept. A container on a doomed chain holds that chain (and its images) back unless
 // containers are included.
-import { ancestors, keepingClaims } from '../store/references.js';
+import { ancestors, keepingClaims, type DriverClaim } from '../store/references.js';
+import { inferKept } from '../findings/kept.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
 import { hexOf, short, HEX64 } from '../store/digest.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
@@ -125,13 +126,16 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
     if (held.has(id)) continue;
     gone.add(id);
   }
+  // a driver dir goes only when nothing that stays claims it, stacks on it, or may own it (BuildKit)
+  const goes = (c: DriverClaim) => (c.kind === 'layer' && gone.has(c.chainId)) || (c.kind === 'mount' && doomedMounts.has(c.mount));
+  const kept = await inferKept(store, scan.refs, goes);
+  const needed = (id: string) => keepingClaims(scan.refs.claims.get(id)).some((c) => !goes(c)) || kept.has(id);
+  for (const c of containers) c.driverIds = c.driverIds.filter((id) => !needed(id));
   for (const id of [...gone].sort((a, b) => depth(b) - depth(a) || a.localeCompare(b))) {
     const l = layers.get(id)!;
     const d = doomedChains.get(id) ?? released.get(id)!;
     const cacheId = l.cacheId;
-    // a driver dir another kept layer or a mount names stays
-    const others = cacheId ? keepingClaims(scan.refs.claims.get(cacheId)).filter((c) => !(c.kind === 'layer' && gone.has(c.chainId)) && !(c.kind === 'mount' && doomedMounts.has(c.mount))) : [];
-    doomed.push({ chainId: id, kind: d.kind, why: d.why, cacheId, removeDriverDir: !!cacheId && !others.length, diffId: l.diffId });
+    doomed.push({ chainId: id, kind: d.kind, why: d.why, cacheId, removeDriverDir: !!cacheId && !needed(cacheId), diffId: l.diffId });
   }
 
   // tags and digests of the removed images

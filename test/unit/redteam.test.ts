@@ -38,3 +38,150 @@ describe('the reference model: an image the daemon loads keeps its layers', () =
     });
   }
 });
+
+/** Spawn the CLI with a pause point; resolves with the child's pid once it is paused there. */
+function pausedCli(args: string[], step: string, dir: string): { pid: () => number; paused: Promise<void>; resume: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: step, LAYERGC_TEST_PAUSE_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+  const paused = (async () => {
+    for (let i = 0; !fs.existsSync(path.join(dir, 'paused')); i++) {
+      if (i > 3000) throw new Error(`never reached ${step}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return { pid: () => child.pid!, paused, resume: () => fs.writeFileSync(path.join(dir, 'resume'), ''), done };
+}
+
+describe('files layergc writes', () => {
+  it.concurrent('regression: --metrics-file whose temporary name is a planted symlink to a file outside: the file is not written through', async () => {
+    const s = root();
+    s.populate();
+    s.makeLeakedDriverDir();
+    const metricsDir = path.join(s.base, 'textfile');
+    fs.mkdirSync(metricsDir);
+    const victim = path.join(s.outside, 'precious.txt');
+    const before = listing([s.outside]);
+    const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
+    const run = pausedCli(['purge', '--data-root', s.root, '--yes', '--metrics-file', path.join(metricsDir, 'layergc.prom')], 'before-item', pause);
+    await run.paused;
+    fs.symlinkSync(victim, path.join(metricsDir, `.layergc.prom.${run.pid()}.tmp`));
+    run.resume();
+    await run.done;
+    same(before, listing([s.outside]));
+    expect(fs.readFileSync(path.join(metricsDir, 'layergc.prom'), 'utf8')).toContain('layergc_reclaimed_bytes');
+  });
+
+  it.concurrent('a crafted journal whose unfinished intents name paths outside and live dirs: nothing named is touched', async () => {
+    const s = root();
+    const { app, web } = s.populate();
+    s.makeLeakedDriverDir();
+    fs.mkdirSync(path.join(s.root, 'layergc'), { mode: 0o700 });
+    const lines = [s.outside, path.join(s.outside, 'precious.txt'), app.layers[0].driverDir, app.layers[0].dir, web.mountDriverDir, web.containerDir]
+      .map((p) => JSON.stringify({ time: '2024-01-01T00:00:00Z', run: 'x', event: 'intent', kind: 'unreferenced-driver-dir', paths: [p] }));
+    fs.writeFileSync(path.join(s.root, 'layergc/journal.jsonl'), `${lines.join('\n')}\n`);
+    const guard = [s.outside, app.layers[0].driverDir, app.layers[0].dir, web.mountDriverDir, web.containerDir];
+    const before = listing(guard);
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBe(0);
+    same(before, listing(guard));
+  });
+});
+
+describe('restore with a crafted manifest', () => {
+  it.concurrent('regression: a manifest whose dataRoot is a folder that is not a Docker data root: refused, nothing written there', async () => {
+    const s = root();
+    const q = path.join(s.base, 'q');
+    fs.mkdirSync(path.join(q, 'data/sub'), { recursive: true });
+    fs.writeFileSync(path.join(q, 'data/sub/planted'), 'planted\n');
+    fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
+      { op: 'quarantine', dataRoot: s.outside, run: 'x', time: '2024-01-01T00:00:00Z' },
+      { op: 'move', from: path.join(s.outside, 'sub/planted'), to: 'data/sub/planted' },
+    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const before = listing([s.outside]);
+    const r = await runCliAsync(['restore', q]);
+    expect(r.code).toBe(2);
+    same(before, listing([s.outside]));
+  });
+
+  it.concurrent('regression: an edit entry whose "previous" is another live file: refused, neither file changes', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const q = path.join(s.base, 'q');
+    fs.mkdirSync(q);
+    const a = path.join(app.layers[0].dir, 'cache-id');
+    const b = path.join(app.layers[1].dir, 'cache-id');
+    fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
+      { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
+      { op: 'edit', path: b, previous: a, sha256: sha256Hex(fs.readFileSync(b)) },
+    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const before = snapshotTree(s.root, { exclude: STATE });
+    const r = await runCliAsync(['restore', q]);
+    expect(r.code).toBe(2);
+    same(before, snapshotTree(s.root, { exclude: STATE }));
+  });
+
+  it.concurrent('a move entry whose source in the quarantine is reached through a symlinked dir, or lies outside data/: refused', async () => {
+    const s = root();
+    s.populate();
+    const q = path.join(s.base, 'q');
+    fs.mkdirSync(path.join(q, 'data'), { recursive: true });
+    fs.symlinkSync(s.outside, path.join(q, 'data/out'));
+    for (const to of ['data/out/precious.txt', 'data/../../outside/precious.txt']) {
+      fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
+        { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
+        { op: 'move', from: path.join(s.root, 'precious.txt'), to },
+      ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+      const before = [listing([s.outside]), snapshotTree(s.root, { exclude: STATE })];
+      const r = await runCliAsync(['restore', q]);
+      expect(r.code, to).not.toBe(0);
+      same(before[0], listing([s.outside]));
+      same(before[1], snapshotTree(s.root, { exclude: STATE }));
+    }
+  });
+});
+
+describe('purge --include broken: what a doomed item names that something else needs', () => {
+  it.concurrent('regression: a container on a broken chain whose mount-id names a live layer\'s dir: with containers, the live dir stays', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const doomed = s.addImage(['doomed:1'], [{ files: { 'd/1': 'd1' } }, { files: { 'd/2': 'd2' } }]);
+    const c = s.addContainer('c', doomed.id);
+    s.removeDriverDir(doomed.layers[0].cacheId); // missing-driver-data under c's chain
+    const live = app.layers[2];
+    s.writeMountFile(c.id, 'mount-id', live.cacheId);
+    s.writeMountFile(c.id, 'init-id', `${live.cacheId}-init`);
+    const before = listing([live.driverDir, live.dir]);
+    const r = await purge(s, ['--include', 'broken,containers', '--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    same(before, listing([live.driverDir, live.dir]));
+  });
+
+  it.concurrent('regression: a broken entry whose cache-id is a dir BuildKit may own while its databases cannot be read: the dir stays', async () => {
+    const s = root({ buildkit: 'garbage' });
+    s.populate();
+    const bk = s.makeBuildkitDir();
+    const img = s.addImage(['b:1'], [{ files: { 'b/1': 'b1' } }]);
+    s.writeLayerFile(img.layers[0].chainId, 'cache-id', bk.id); // now names BuildKit's dir
+    s.breakSize(img.layers[0].chainId); // and does not load: broken
+    const before = listing([bk.dir]);
+    const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    same(before, listing([bk.dir]));
+  });
+
+  it.concurrent('two entries claiming one cache-id, one broken and one live: the live layer\'s dir stays', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const img = s.addImage(['b:1'], [{ files: { 'b/1': 'b1' } }]);
+    s.writeLayerFile(img.layers[0].chainId, 'cache-id', app.layers[1].cacheId);
+    s.breakSize(img.layers[0].chainId);
+    const before = listing([app.layers[1].driverDir, app.layers[1].dir]);
+    const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    same(before, listing([app.layers[1].driverDir, app.layers[1].dir]));
+  });
+});

@@ -2,6 +2,7 @@
 // (0 when clean) so alerts can tell "clean" from "not run"; every sample carries data_root, so two
 // data roots on one host (system and rootless dockerd) can write two files without colliding.
 import { open, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
 import { LayergcError } from '../../errors.js';
@@ -97,7 +98,9 @@ export function purgeMetrics(h: ScanHeader, findings: Finding[], p: PurgeTotals,
 export async function writeMetricsFile(path: string, text: string): Promise<void> {
   const tmp = `${dirname(path)}/.${basename(path)}.${process.pid}.tmp`;
   try {
-    const fh = await open(tmp, 'w', 0o644);
+    // never through a file or link planted under the temporary name: it goes, and ours is created anew
+    await unlink(tmp).catch(() => undefined);
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       await fh.writeFile(text);
       await fh.sync();
