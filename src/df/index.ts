@@ -12,10 +12,12 @@ import { fs } from '../fsx/fs.js';
 import { scanStore } from '../findings/index.js';
 import { driverPaths } from '../findings/driver-paths.js';
 import { keepingClaims, mightBeBuildkit } from '../store/references.js';
-import { imageLabel } from '../store/images.js';
+import { imageLabel, type ImageRecord } from '../store/images.js';
+import { hexOf } from '../store/digest.js';
 import type { LayerRecord } from '../store/layerdb.js';
 import type { Store } from '../store/model.js';
 import type { MountTable } from '../fsx/mounts.js';
+import { SizeAccounting } from '../fsx/size.js';
 import { DF_CATEGORIES, FINDING_CATEGORIES, type DfCategory } from './categories.js';
 
 export interface DfCategoryBytes {
@@ -30,7 +32,10 @@ export interface DfImage {
   image: string;
   id: string;
   tags: string[];
-  /** layers no other image, container or BuildKit snapshot uses: what `docker rmi` frees */
+  /**
+   * What `docker rmi` of it frees: its layers no other image, container or BuildKit snapshot uses,
+   * and the config and metadata of it and of the untagged parents deleted with it
+   */
   uniqueBytes: number;
   /** layers this image shares with others, counted whole (as `docker system df` does) */
   sharedBytes: number;
@@ -169,11 +174,16 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
   walk(root);
   add('linked-outside', sizes.unfinishedBytes());
 
-  // per image: its layers, unique when nothing but this image uses the layer or its driver dir
+  // per image: its layers, unique when nothing but what `docker rmi` of it deletes uses the layer or its driver dir
   const images: DfImage[] = [];
+  const rmi = deletedWith(store);
+  // an image's own files are image-metadata's bytes already: measured apart, for the per-image view only
+  const own = new SizeAccounting(mounts);
+  const ownBytes = (i: ImageRecord) => own.measure(i.path).bytes + own.measure(`${store.loc.imageDir}/imagedb/metadata/sha256/${hexOf(i.id)}`).bytes;
   for (const img of store.images.images) {
     if (img.problem) continue; // the daemon skips it: it holds nothing
-    let unique = 0;
+    const gone = rmi(img);
+    let unique = [...gone].reduce((t, i) => t + ownBytes(i), 0);
     let shared = 0;
     for (const chain of img.chainIds) {
       const b = layerBytes.get(chain);
@@ -181,7 +191,7 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
       const l = store.layerdb.layers.get(chain);
       const owners = refs.live.get(chain) ?? [];
       const claims = l?.cacheId ? keepingClaims(refs.claims.get(l.cacheId)) : [];
-      const only = owners.every((o) => o.kind === 'image' && o.image === img) && claims.every((c) => c.kind === 'layer' && c.chainId === chain);
+      const only = owners.every((o) => o.kind === 'image' && gone.has(o.image)) && claims.every((c) => c.kind === 'layer' && c.chainId === chain);
       if (only) unique += b;
       else shared += b;
     }
@@ -203,6 +213,24 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
     images,
     reclaimableBytes: findings.filter((f) => f.reclaimable).reduce((s, f) => s + f.bytes, 0),
     mountsSkipped: [...skipped].sort(),
+  };
+}
+
+/**
+ * What `docker rmi` of an image (all its tags) deletes, as moby's imageDeleteHelper: nothing when a
+ * child image or a container needs it (rmi refuses); else the image, then each parent in turn
+ * while it is untagged, no container uses it and it has no other child.
+ */
+function deletedWith(store: Store): (img: ImageRecord) => Set<ImageRecord> {
+  const byId = new Map(store.images.images.map((i) => [i.id, i]));
+  const children = new Map<string, number>();
+  for (const i of store.images.images) if (i.parent) children.set(i.parent, (children.get(i.parent) ?? 0) + 1);
+  const inUse = new Set(store.containers.map((c) => c.image));
+  return (img) => {
+    if (children.has(img.id) || inUse.has(img.id)) return new Set();
+    const gone = new Set([img]);
+    for (let p = byId.get(img.parent ?? ''); p && !gone.has(p) && !p.tags.length && !inUse.has(p.id) && children.get(p.id) === 1; p = byId.get(p.parent ?? '')) gone.add(p);
+    return gone;
   };
 }
 

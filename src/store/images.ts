@@ -1,6 +1,6 @@
 // Image configs (imagedb/content/sha256/<id>) and tags (repositories.json), read as
 // image/fs.go and reference/store.go do.
-import { chainIds, HEX64, parseDigest, sha256Hex } from './digest.js';
+import { chainIds, HEX64, parseDigest, sha256Hex, trimSpace } from './digest.js';
 import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
@@ -12,6 +12,8 @@ export interface ImageRecord {
   chainIds: string[];    // bottom to top
   /** Why the daemon skips this image at restore ("invalid image"), if it does. */
   problem?: string;
+  /** imagedb/metadata/sha256/<hex>/parent: the image it was built on (the legacy builder's steps) */
+  parent?: string;
   /**
    * The config could not be read, parsed or trusted (missing, not a file, unreadable, not JSON,
    * not its digest): which layers the image uses is unknown, so no layer may be called unused.
@@ -74,7 +76,11 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
     }
     if (!e.stat.isFile() && !tags.has(id)) continue; // an untagged non-file is nothing the daemon loads
     seen.add(id);
-    images.push(readImage(id, e.path, (tags.get(id) ?? []).sort()));
+    const rec = readImage(id, e.path, (tags.get(id) ?? []).sort());
+    // docker rmi deletes an untagged parent with its last child (layergc df's unique bytes)
+    const parent = await readSmallFile(`${imageDir}/imagedb/metadata/sha256/${e.name}/parent`);
+    if (parent.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
+    images.push(rec);
   }
   // A tag whose config is not there: the daemon drops the tag at start, but what it pointed at is
   // unknown to layergc (deleted by hand, a lost write), so its layers may still be wanted.

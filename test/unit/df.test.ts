@@ -22,6 +22,8 @@ const df = (r: SyntheticRoot, extra: string[] = []) => runCliAsync(['df', '--dat
 /** One inode's blocks, as du counts a dir's own entry. */
 const own = (...ps: string[]) => ps.reduce((t, p) => t + fs.lstatSync(p).blocks * 512, 0);
 const layerPaths = (l: LayerInfo) => [l.dir, l.driverDir, l.linkPath];
+/** An image's config and imagedb metadata dir: what rmi deletes besides layers. */
+const imageFiles = (r: SyntheticRoot, i: ImageInfo) => du([i.configPath, path.join(r.imageDir, 'imagedb/metadata/sha256', i.id.slice(7))]);
 const GARBAGE = ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link'];
 
 /** The fixed categories with these bytes (0 otherwise), plus `other` rows. */
@@ -91,11 +93,12 @@ function damagedRoot(): { r: SyntheticRoot; want: Cat[]; images: Record<string, 
   const other: Record<string, number> = {};
   for (const n of ['engine-id', 'network', 'plugins', 'runtimes', 'swarm', 'tmp']) other[n] = du([path.join(r.root, n)]);
   const lb = (l: LayerInfo) => du(layerPaths(l));
+  const f = (i: ImageInfo) => imageFiles(r, i);
   const images = {
-    'busybox:latest': { unique: 0, shared: lb(base.layers[0]) },
-    'app:1': { unique: 0, shared: app.layers.reduce((t, l) => t + lb(l), 0) },
-    'solo:1': { unique: lb(solo.layers[1]), shared: lb(solo.layers[0]) },
-    'cracked:1': { unique: lb(cracked.layers[1]), shared: lb(cracked.layers[0]) },
+    'busybox:latest': { unique: f(base), shared: lb(base.layers[0]) },
+    'app:1': { unique: 0, shared: app.layers.reduce((t, l) => t + lb(l), 0) }, // web uses it: rmi refuses
+    'solo:1': { unique: f(solo) + lb(solo.layers[1]), shared: lb(solo.layers[0]) },
+    'cracked:1': { unique: f(cracked) + lb(cracked.layers[1]), shared: lb(cracked.layers[0]) },
   };
   const garbagePaths = { 'removing-orphan': [orphan.dir, orphan.driverDir], 'stale-write-set': [ws.dir], 'unreferenced-driver-dir': [leak.dir, leak.linkPath, ws.driverDir!, ws.linkPath!], 'dangling-link': [link] };
   return { r, want: expected(bytes, other), images, solo, garbagePaths };
@@ -208,8 +211,27 @@ describe('layergc df', () => {
     expect(cat('unreferenced-driver-dir')).toBe(0);
     const others = res.json.categories.filter((c: Cat) => c.category === 'other').map((c: Cat) => [c.path, c.bytes]);
     expect(others).toEqual(expect.arrayContaining([['overlay2/notes.txt', du([strayHome])], ['image/overlay2/layerdb/sha256/README', du([strayDb])]]));
-    expect(res.json.images).toEqual([{ image: 'k:1', id: img.id, tags: ['k:1'], uniqueBytes: 0, sharedBytes: 0 }]);
+    expect(res.json.images).toEqual([{ image: 'k:1', id: img.id, tags: ['k:1'], uniqueBytes: imageFiles(r, img), sharedBytes: 0 }]);
     expect(res.json.total.bytes).toBe(du([r.root]));
+  });
+
+  it('unique bytes follow docker rmi: untagged parent images the legacy builder left go with their only child', async () => {
+    const r = root();
+    const L0 = { files: { 'bin/sh': randomBytes(4000) } };
+    const L1 = { files: { 'step/1': randomBytes(6000) } };
+    const step = r.addImage([], [L0]); // the builder's intermediate image: untagged
+    const child = r.addImage(['child:1'], [L0, L1]);
+    const setParent = (img: ImageInfo, parent: ImageInfo) => fs.writeFileSync(path.join(r.imageDir, 'imagedb/metadata/sha256', img.id.slice(7), 'parent'), parent.id);
+    setParent(child, step);
+    const lb = (l: LayerInfo) => du(layerPaths(l));
+    const rows = async () => Object.fromEntries((await df(r)).json.images.map((i: { image: string; uniqueBytes: number; sharedBytes: number }) => [i.image, [i.uniqueBytes, i.sharedBytes]]));
+    // rmi child:1 deletes the untagged step too: both layers are child:1's alone
+    const f = (i: ImageInfo) => imageFiles(r, i);
+    expect(await rows()).toEqual({ 'child:1': [f(child) + f(step) + lb(child.layers[0]) + lb(child.layers[1]), 0], [step.id]: [0, lb(step.layers[0])] }); // rmi of a parent refuses
+    // a second child of the step: the step stays, and so does its layer
+    const other = r.addImage(['other:1'], [L0, { files: { 'step/2': randomBytes(3000) } }]);
+    setParent(other, step);
+    expect(await rows()).toEqual({ 'child:1': [f(child) + lb(child.layers[1]), lb(child.layers[0])], 'other:1': [f(other) + lb(other.layers[1]), lb(other.layers[0])], [step.id]: [0, lb(step.layers[0])] });
   });
 
   it('human view: the ten biggest other paths, the rest counted in one line; --json names each', async () => {
