@@ -66,16 +66,4 @@ describe('crc64 (CRC-64/GO-ISO)', () => {
     u8.set(Buffer.from('123456789'));
     expect(crc64(u8.subarray(0, 9)).toString('hex')).toBe('b90956c775a41001');
   });
-
-  it('is fast (well above sha256 speed on the build machine is expected; here only a floor)', () => {
-    const buf = randomBytes(1 << 20);
-    const c = new Crc64();
-    for (let i = 0; i < 8; i++) c.update(buf);
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < 64; i++) c.update(buf);
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const mbs = 64 / secs;
-    // A loose floor so that a slow CI machine does not fail; a BigInt or byte-table loop would be far below.
-    expect(mbs).toBeGreaterThan(300);
-  });
 });
