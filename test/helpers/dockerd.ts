@@ -40,6 +40,8 @@ export interface DaemonOptions {
   /** reuse an existing data root (it is never deleted by destroy(); only unmounted) */
   dataRoot?: string;
   debug?: boolean;
+  /** 28.5: the containerd image store (daemon.json features.containerd-snapshotter; snapshotter overlayfs) */
+  containerdStore?: boolean;
 }
 
 export interface DockerResult {
@@ -287,6 +289,7 @@ export class TestDaemon {
   readonly debug: boolean;
   /** true when dataRoot was passed in (destroy() then leaves it on disk) */
   readonly externalRoot: boolean;
+  readonly containerdStore: boolean;
   private _pid = 0;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -304,6 +307,7 @@ export class TestDaemon {
     this.pidFile = path.join(workDir, 'p');
     this.logFile = path.join(workDir, 'log');
     this.debug = !!opts.debug;
+    this.containerdStore = !!opts.containerdStore;
   }
 
   get pid(): number {
@@ -345,7 +349,7 @@ export class TestDaemon {
       fs.mkdirSync(path.join(workDir, 'cfg'), { recursive: true });
       fs.writeFileSync(path.join(workDir, 'cfg', 'config.json'), '{}\n');
       // own (empty) config file: never read /etc/docker/daemon.json of the host
-      fs.writeFileSync(path.join(workDir, 'daemon.json'), '{}\n');
+      fs.writeFileSync(path.join(workDir, 'daemon.json'), opts.containerdStore ? '{"features": {"containerd-snapshotter": true}}\n' : '{}\n');
       if (version === '28.5') {
         fs.mkdirSync(path.join(workDir, 'bin'));
         fs.symlinkSync(DOCKERD_285, path.join(workDir, 'bin', 'dockerd'));
@@ -410,8 +414,7 @@ export class TestDaemon {
       '--iptables=false',
       '--ip-masq=false',
       '--bridge=none',
-      '--storage-driver',
-      this.driver,
+      ...(this.containerdStore ? [] : ['--storage-driver', this.driver]),
     ];
     if (this.debug) args.push('--debug');
     const logFd = fs.openSync(this.logFile, 'a');
@@ -443,7 +446,7 @@ export class TestDaemon {
         last = await this.docker(['info', '--format', '{{.ServerVersion}}|{{.Driver}}'], { allowFail: true, timeoutMs: 10_000 });
         if (last.code === 0) {
           const [, drv] = last.stdout.trim().split('|');
-          if (drv !== this.driver) {
+          if (drv !== (this.containerdStore ? 'overlayfs' : this.driver)) {
             await this.kill();
             throw new Error(`dockerd runs storage driver ${drv}, wanted ${this.driver}; log tail:\n${tailFile(this.logFile)}`);
           }

@@ -22,6 +22,11 @@ function base(): string {
   return b;
 }
 
+/** Every path below `dir`, relative, sorted. */
+function listTree(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
 const scanJson = async (dataRoot: string, extra: string[] = []) => {
   const r = await runCliAsync(['scan', '--data-root', dataRoot, '--json', ...extra]);
   return { ...r, out: r.stdout ? (JSON.parse(r.stdout) as { findings: Record<string, any>[]; [k: string]: unknown }) : undefined };
@@ -318,11 +323,46 @@ describe('refusals', () => {
     await refused(await scanJson(s.dataRoot, ['--containerd-root', other]), 4, `${other} has no io.containerd.metadata.v1.bolt/meta.db`);
   });
 
-  it('purge of a containerd store is refused (exit 4) until it is supported', async () => {
-    const s = containerdRoot(base(), { namespaces: {} });
-    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
-    expect(r.code).toBe(4);
-    expect(r.stderr).toContain('containerd image store');
+});
+
+describe('purge', () => {
+  it('--dry-run plans exactly the record-less items and changes nothing; --yes removes exactly them; the rest stays reported', async () => {
+    const { s } = damagedStore();
+    const before = listTree(s.dataRoot);
+    const dry = await runCliAsync(['purge', '--dry-run', '--data-root', s.dataRoot, '--json']);
+    expect(dry.code).toBe(0);
+    const planned = (dry.json.actions as { kind: string; paths: string[]; status: string }[]).map((a) => [a.kind, a.status, a.paths.map((p) => path.relative(s.dataRoot, p))]);
+    const purgeable = (await scanJson(s.dataRoot)).out!.findings.filter((f) => f.reclaimable).map((f) => [f.kind, 'planned', f.paths.map((p: string) => path.relative(s.dataRoot, p))]);
+    expect(planned.map((x) => JSON.stringify(x)).sort()).toEqual(purgeable.map((x) => JSON.stringify(x)).sort());
+    expect(planned.map((p) => p[0]).sort()).toEqual(['containerd-configless-container', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-orphan-snapshot']);
+    expect(listTree(s.dataRoot)).toEqual(before);
+
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.summary).toMatchObject({ removed: 6, failed: 0, skipped: 0 });
+    const gone = planned.flatMap((p) => p[2] as string[]);
+    const after = listTree(s.dataRoot);
+    // exactly the planned paths (and what was below them) went, plus layergc's own journal appeared
+    expect(before.filter((p) => !after.includes(p))).toEqual(before.filter((p) => gone.some((g) => p === g || p.startsWith(`${g}/`))));
+    expect(after.filter((p) => !before.includes(p)).every((p) => p.startsWith('layergc'))).toBe(true);
+    const rescan = await scanJson(s.dataRoot);
+    expect(rescan.out!.findings.map((f) => f.kind)).toEqual(['containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-stray-blob-name', 'containerd-missing-snapshot']);
+  });
+
+  it('refuses (exit 3) while something holds the store: a flock on meta.db', async () => {
+    const { s } = damagedStore();
+    const { spawn } = await import('node:child_process');
+    const holder = spawn('flock', [path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db'), 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !fs.readFileSync('/proc/locks', 'utf8').includes(` ${holder.pid} `); i++) await new Promise((res) => setTimeout(res, 20));
+      const before = listTree(s.dataRoot);
+      const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain(`a lock on ${path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db')}`);
+      expect(listTree(s.dataRoot)).toEqual(before);
+    } finally {
+      holder.kill();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CONTAINERD_GARBAGE } from '../../src/findings/containerd/kinds.js';
 import { FINDING_KINDS } from '../../src/findings/types.js';
 import { INCLUDABLE_KINDS } from '../../src/purge/plan.js';
 import { KNOWN_DRIVERS } from '../../src/drivers/index.js';
@@ -34,8 +35,8 @@ describe('the schemas themselves', () => {
     const purgeSchema = loadSchema('purge');
     expect(scanSchema.$defs.kind.enum).toEqual([...FINDING_KINDS]);
     expect(scanSchema.properties.driver.enum).toEqual([...KNOWN_DRIVERS, 'overlayfs']); // overlayfs: the containerd image store's snapshotter
-    expect(purgeSchema.properties.driver.enum).toEqual([...KNOWN_DRIVERS]);
-    expect(purgeSchema.properties.actions.items.properties.kind.enum).toEqual([...INCLUDABLE_KINDS, ...REPAIR_ACTION_KINDS]);
+    expect(purgeSchema.properties.driver.enum).toEqual([...KNOWN_DRIVERS, 'overlayfs']);
+    expect(purgeSchema.properties.actions.items.properties.kind.enum).toEqual([...INCLUDABLE_KINDS, ...REPAIR_ACTION_KINDS, ...CONTAINERD_GARBAGE]);
   });
 
   it('every object of a fixed shape refuses unknown fields', () => {

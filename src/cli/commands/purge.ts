@@ -23,6 +23,8 @@ import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote, imagesNote } from '../notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
+import { purgeContainerd } from './purge-containerd.js';
+import { storeKind } from '../../store/containerd/index.js';
 
 interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string; quarantine?: string }
 
@@ -78,6 +80,11 @@ export function purgeCommand(): Command {
         throw new LayergcError('refusing to remove anything without --yes when not on a terminal; pass --yes to remove, or --dry-run to see the plan');
       }
 
+      if ((await storeKind(opts)) === 'containerd') {
+        if (kinds.length > GARBAGE_KINDS.length || repair.size) throw new LayergcError('--include does not apply to the containerd image store');
+        if (interactive) throw new LayergcError('on the containerd image store, run --dry-run first, then --yes');
+        return await purgeContainerd({ out, log }, opts, { minAgeMs, started });
+      }
       const loc = await locate(opts);
       const dryRun = !!opts.dryRun || interactive; // an interactive run plans first, then asks
       const lock = opts.dryRun ? undefined : await acquireLock(loc.dataRoot, 'layergc purge');
