@@ -7,7 +7,7 @@ export const ExitCode = {
   USAGE: 2,
   /** Refused: a daemon runs on this data root and the request needs it stopped. */
   DAEMON_RUNNING: 3,
-  /** A layout layergc does not handle (unknown driver or containerd schema; purge of the containerd store). */
+  /** A layout layergc does not handle (unknown driver, containerd schema or snapshotter). */
   UNSUPPORTED: 4,
   /** Another layergc holds this data root. */
   LOCKED: 5,

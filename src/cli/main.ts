@@ -14,7 +14,7 @@ Exit codes:
   1  findings (scan, verify), or some items could not be removed (purge), or a container held a broken chain back
   2  could not run: bad arguments, not a Docker data root, unreadable
   3  refused: a dockerd runs on this data root and the request needs it stopped
-  4  a layout layergc does not handle (unknown driver or containerd schema; purge of the containerd store)
+  4  a layout layergc does not handle (unknown driver, containerd schema or snapshotter)
   5  another layergc holds this data root`;
 
 export function program(): Command {
