@@ -31,6 +31,8 @@ export interface RepairPlan {
   images: DoomedImage[];
   containers: DoomedContainer[];
   heldBack: HeldBack[];
+  /** Why layers the removed images used are kept, when what else uses them cannot be known. */
+  notes: string[];
   /** Tags and digests that go from repositories.json. */
   refs: string[];
   /** distribution/diffid-by-digest and v2metadata-by-diffid files of the removed diff IDs. */
@@ -113,7 +115,11 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
 
   // layers that only removed images and containers kept go with them, as docker rmi releases them
   const released = new Map<string, { kind: FindingKind; why: string }>();
-  for (const [id, owners] of scan.refs.live) {
+  const notes: string[] = [];
+  // unknown is not empty: while a config or BuildKit's databases cannot be read, they may use any layer
+  const unknown = scan.refs.imagesUnknown.length ? `${scan.refs.imagesUnknown.length} image config(s) cannot be read` : scan.refs.buildkitUnknown ? "BuildKit's databases cannot be read" : undefined;
+  if (unknown && images.length) notes.push(`the layers only the removed images used are kept: ${unknown}, and they may use them`);
+  for (const [id, owners] of unknown ? [] : scan.refs.live) {
     if (doomedChains.has(id) || !owners.length) continue;
     const gone = owners.every((o) => (o.kind === 'image' && doomedImages.has(o.image)) || (o.kind === 'mount' && doomedMounts.has(o.mount)));
     if (gone) released.set(id, { kind: 'unreferenced-layer', why: `only ${owners.map((o) => (o.kind === 'image' ? `image ${imageLabel(o.image)}` : `container ${containers.find((d) => d.mount === (o as { mount: MountRecord }).mount)?.name}`)).join(', ')}, removed here, used it` });
@@ -147,7 +153,7 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   for (const d of images) d.image.chainIds.forEach((c, i) => { if (gone.has(c) || !layers.has(c)) goneDiffs.add(d.image.diffIds[i]); });
   for (const l of layers.values()) if (!gone.has(l.chainId) && l.diffId && scan.refs.loadable.get(l.chainId)) goneDiffs.delete(l.diffId);
   const distribution = await distributionEntries(store.loc.imageDir, goneDiffs);
-  return { layers: doomed, images, containers, heldBack, refs, distribution };
+  return { layers: doomed, images, containers, heldBack, refs, distribution, notes };
 }
 
 async function distributionEntries(imageDir: string, diffIds: Set<string>): Promise<{ path: string; diffId: string }[]> {

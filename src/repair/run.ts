@@ -32,6 +32,7 @@ export interface RepairRun {
   actions: Action[];
   images: RemovedImage[];
   heldBack: HeldBack[];
+  notes: string[];
 }
 
 export interface RepairOptions {
@@ -136,5 +137,5 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
     const a = actions[plan.containers.length + i];
     return { id: d.image.id, tags: d.image.tags, why: d.why, remedy: d.remedy, status: a.status };
   });
-  return { store, findings: first.findings, mounts: first.mounts, repairs, unproven: proven.unproven, edit, actions: [...actions, ...garbage], images, heldBack: plan.heldBack };
+  return { store, findings: first.findings, mounts: first.mounts, repairs, unproven: proven.unproven, edit, actions: [...actions, ...garbage], images, heldBack: plan.heldBack, notes: plan.notes };
 }

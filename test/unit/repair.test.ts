@@ -171,6 +171,38 @@ describe('purge --include broken', () => {
     expect((await scan(s.root)).json.findings).toEqual([]);
   });
 
+  it.concurrent('a layer only removed images used goes with them, as docker rmi releases it', async () => {
+    const s = root();
+    s.populate();
+    const gone = s.addImage(['gone:1'], [{ files: { 'g/1': 'base of gone' } }, { files: { 'g/2': 'top of gone' } }]);
+    s.removeDriverDir(gone.layers[1].cacheId, { withLink: true });
+    const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.actions.map((a: { kind: string; paths: string[] }) => [a.kind, a.paths[0]])).toEqual([
+      ['image-missing-layers', path.join(s.imageDir, 'imagedb/metadata/sha256', hexOf(gone.id))],
+      ['missing-driver-data', gone.layers[1].dir],
+      ['unreferenced-layer', gone.layers[0].dir],
+    ]);
+    for (const p of [gone.layers[0].dir, gone.layers[0].driverDir, gone.layers[0].linkPath]) expect(exists(p), p).toBe(false);
+    expect((await scan(s.root)).json.findings).toEqual([]);
+  });
+
+  it.concurrent('unknown is not empty: while an image config cannot be read, the layers only removed images used are kept, and the report says why', async () => {
+    const s = root();
+    s.populate();
+    const gone = s.addImage(['gone:1'], [{ files: { 'g/1': 'base of gone' } }, { files: { 'g/2': 'top of gone' } }]);
+    s.removeDriverDir(gone.layers[1].cacheId, { withLink: true });
+    const other = s.addImage(['other:1'], [{ files: { 'o/1': 'other' } }]);
+    s.corruptImageConfig(other.id);
+    const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.repair.images.map((i: { id: string }) => i.id)).toEqual([gone.id]);
+    expect(r.json.repair.notes).toEqual(['the layers only the removed images used are kept: 1 image config(s) cannot be read, and they may use them']);
+    expect(exists(gone.layers[1].dir)).toBe(false);
+    expect(exists(gone.layers[0].dir)).toBe(true);
+    expect(exists(gone.layers[0].driverDir)).toBe(true);
+  });
+
   it.concurrent('a missing link file is written from its one l/ symlink', async () => {
     const s = root();
     const { app } = s.populate();

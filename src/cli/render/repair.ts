@@ -18,6 +18,7 @@ export function repairJson(h: ScanHeader, r: RepairRun, dryRun: boolean, measure
       images: r.images,
       heldBack: r.heldBack,
       edits: r.edit ? [r.edit] : [],
+      ...(r.notes.length ? { notes: r.notes } : {}),
       ...(quarantine ? { quarantine } : {}),
     },
   };
@@ -45,6 +46,7 @@ export function renderRepairHuman(o: Output, h: ScanHeader, r: RepairRun, opts: 
   for (const hb of r.heldBack) {
     lines.push(`${c.yellow('held back')}  container ${hb.container}${hb.images.length ? ` (and image ${hb.images.join(', ')})` : ''}: ${hb.reason}`);
   }
+  for (const n of r.notes) lines.push(c.yellow(`note: ${n}`));
   if (r.images.length) {
     lines.push('', c.bold('What to do next:'));
     for (const i of r.images) lines.push(`  ${i.tags[0] ?? short(i.id)}: ${i.remedy}`);
