@@ -1,5 +1,11 @@
 // Notes that qualify a report: what layergc could not read, and so treated as in use.
 import type { Store } from '../store/model.js';
+import { SOURCE_CLAIMS } from '../store/sources.js';
+
+/** One note per reference source that cannot be read: what purge keeps because of it. */
+export function sourceNotes(store: Store): string[] {
+  return store.unknownSources.map((u) => `${u.path} ${u.why}: layergc cannot tell ${SOURCE_CLAIMS[u.source]}, so purge removes none of the driver dirs it could claim and calls no layer unreferenced`);
+}
 
 /** Images whose layers are unknown (config missing, unreadable or untrusted): nothing is unreferenced. */
 export function imagesNote(store: Store): string | undefined {

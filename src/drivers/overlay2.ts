@@ -121,8 +121,9 @@ export class Overlay2Driver implements DriverAdapter {
     const out: DanglingLink[] = [];
     for (const l of await this.linkEntries()) {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
-      const diff = await lstatOrNull(`${this.home}/${l.id}/diff`);
-      if (!diff?.isDirectory()) out.push({ path: l.path, target: l.target!, reason: `points to ${l.target}, which does not exist` });
+      // a layer dir that lost diff/ still owns its link: moby never recreates one, and a restored diff/ needs it
+      if (await lstatOrNull(`${this.home}/${l.id}`)) continue;
+      out.push({ path: l.path, target: l.target!, reason: `points to ${l.target}, which does not exist` });
     }
     return out;
   }

@@ -18,7 +18,7 @@ import { brokenMounts } from './broken-mount.js';
 import { imagesMissingLayers } from './image-missing-layers.js';
 import { invalidImages } from './invalid-image.js';
 import { unsafePaths } from './unsafe-path.js';
-import { inferKept, type InferredKeep } from './kept.js';
+import { inferHeld, inferKept, type InferredKeep } from './kept.js';
 
 // Order matters for byte accounting: a driver dir goes with the first finding that claims it.
 const MODULES: FindingModule[] = [
@@ -50,8 +50,9 @@ export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<S
   const mounts = opts.mounts ?? MountTable.read();
   const refs = computeReferences(store);
   const kept = await inferKept(store, refs);
+  const held = await inferHeld(store, refs, kept);
   const sizes = new SizeAccounting(mounts, opts.sizes !== false);
-  const ctx: ScanContext = { store, refs, kept, sizes, counted: new Set() };
+  const ctx: ScanContext = { store, refs, kept, held, sizes, counted: new Set() };
   const findings: Finding[] = [];
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);

@@ -3,6 +3,8 @@
 // dir pairs (<id>, <id>-init) while some mount's mount-id and init-id are both unreadable.
 import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
 import { MOUNT_ID } from '../store/layerdb.js';
+import { HEX64, short } from '../store/digest.js';
+import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 
 /** Driver ID -> why it is kept. */
@@ -31,4 +33,54 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
     for (const p of await driver.parentsOf(id)) if (!kept.has(p)) kept.set(p, `driver dir ${id}, which is in use, stacks on it`);
   }
   return kept;
+}
+
+/**
+ * Unclaimed driver dirs that are reported but kept (not purged by default), with why: while a
+ * reference source cannot be read, every dir it could claim; while a layer store entry has lost its
+ * cache-id, every dir that may be its only copy (unless the dir's own `lower` chain rules it out).
+ * Each is added to `kept` too, so no garbage that names it takes it along.
+ */
+export async function inferHeld(store: Store, refs: References, kept: InferredKeep): Promise<InferredKeep> {
+  const held: InferredKeep = new Map();
+  const free = store.driverEntries.filter((e) => !e.staged && !e.stat.isSymbolicLink() && !refs.claims.has(e.id) && !kept.has(e.id)).map((e) => e.id);
+  const hold = (id: string, why: string) => {
+    if (!held.has(id)) held.set(id, why);
+  };
+  for (const u of store.unknownSources) {
+    const why = `${u.path} ${u.why}, so layergc cannot tell ${SOURCE_CLAIMS[u.source]}; it removes none of them`;
+    if (u.source === 'layerdb/sha256') for (const id of free) hold(id, why);
+    if (u.source === 'layerdb/mounts') for (const id of free) if (MOUNT_ID.test(id)) hold(id, why);
+  }
+  // entries that lost their cache-id: symlinked entries too, whose files are never read
+  const lost: { chainId: string; why: string }[] = [];
+  for (const l of store.layerdb.layers.values()) {
+    if (!l.cacheId) lost.push({ chainId: l.chainId, why: l.problems.find((p) => p.includes('cache-id')) ?? 'its cache-id cannot be read' });
+  }
+  const sha256 = `${store.loc.layerdb}/sha256/`;
+  for (const u of store.unsafe) {
+    const name = u.path.startsWith(sha256) ? u.path.slice(sha256.length) : '';
+    if (HEX64.test(name)) lost.push({ chainId: `sha256:${name}`, why: 'its entry is a symlink, never read' });
+  }
+  if (lost.length) {
+    const { driver } = store;
+    const lowerOf = new Map<string, string[] | undefined>();
+    for (const id of free) {
+      if (id.endsWith('-init')) continue; // a container's init layer, never a layer's data
+      lowerOf.set(id, driver.parentsOf ? await driver.parentsOf(id) : undefined);
+    }
+    for (const e of lost) {
+      // the parent is known only from an entry whose other files are readable (a wiped entry, moby#44909, says nothing)
+      const rec = store.layerdb.layers.get(e.chainId);
+      let parentCache: string | null | undefined; // null: a base layer; undefined: unknown
+      if (rec?.diffId && !rec.problems.some((p) => p.startsWith('parent'))) parentCache = rec.parent ? store.layerdb.layers.get(rec.parent)?.cacheId : null;
+      for (const [id, lower] of lowerOf) {
+        // the dir's own lower chain rules it out when it does not stack on the entry's parent
+        if (lower && parentCache !== undefined && (parentCache === null ? lower.length > 0 : lower[0] !== parentCache)) continue;
+        hold(id, `layer ${short(e.chainId)} has lost its cache-id (${e.why}), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`);
+      }
+    }
+  }
+  for (const [id, why] of held) kept.set(id, why);
+  return held;
 }

@@ -65,6 +65,8 @@ export interface Finding {
   mountsInside?: string[];
   /** Renamed for removal by an earlier purge that did not finish: finished first. */
   staged?: boolean;
+  /** Why purge keeps it although it is reported (it may be live, or the only copy of a layer's data). */
+  kept?: string;
 }
 
 export interface ScanContext {
@@ -72,6 +74,8 @@ export interface ScanContext {
   refs: References;
   /** Driver IDs kept although nothing claims them (findings/kept.ts), with why. */
   kept: InferredKeep;
+  /** Of those, the ones reported as unreferenced-driver-dir but not purged by default (may be live or an only copy). */
+  held: InferredKeep;
   sizes: SizeAccounting;
   /** Driver IDs whose bytes a finding already counted, so a dir shared by two findings counts once. */
   counted: Set<string>;

@@ -14,29 +14,29 @@ function origin(id: string): string {
 export const unreferencedDriverDirs: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
-  const lost = [...ctx.store.layerdb.layers.values()].filter((l) => !l.cacheId).length;
-  const lostNote = lost
-    ? `; ${lost} layer store ${lost === 1 ? 'entry has' : 'entries have'} lost ${lost === 1 ? 'its' : 'their'} cache-id (invalid-layer-metadata), so this may be the data of one of them, unusable without it`
-    : '';
   for (const e of ctx.store.driverEntries) {
     if (e.stat.isSymbolicLink()) continue; // unsafe-path reports it
-    if (ctx.refs.claims.has(e.id) || ctx.kept.has(e.id)) continue; // owned, kept, or part of another finding
+    const held = e.staged ? undefined : ctx.held.get(e.id);
+    if (ctx.refs.claims.has(e.id) || (ctx.kept.has(e.id) && !held)) continue; // owned, kept, or part of another finding
     const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
     const m = measure(ctx, paths);
     const reason = e.staged
       ? 'an earlier layergc purge that did not finish (interrupted, or stopped by a file it could not remove) renamed this dir for removal; the next purge finishes it'
-      : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}${MOUNT_ID.test(e.id) && !e.id.endsWith('-init') ? lostNote : ''}`;
+      : held
+        ? `no layer, mount or BuildKit snapshot that layergc can read uses driver dir ${e.id}, but it is kept: ${held}`
+        : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}`;
     out.push({
       kind: 'unreferenced-driver-dir',
       severity: 'warning',
       cacheId: e.id,
       paths,
       bytes: m.bytes,
-      reclaimable: driver.removal !== 'report-only',
+      reclaimable: driver.removal !== 'report-only' && !held,
       reason: driver.removal === 'report-only' ? `${reason} (${driver.removalNote ?? 'report-only driver'})` : reason,
       affects: noAffects(),
       removal: { type: 'driver-dir', driverId: e.id },
       staged: e.staged,
+      ...(held ? { kept: held } : {}),
       newestMs: m.newestMs,
       mountsInside: m.mountsInside,
     });

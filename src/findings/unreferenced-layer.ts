@@ -9,6 +9,7 @@ export const unreferencedLayers: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   if (ctx.refs.buildkitUnknown) return out; // BuildKit may hold any of them
   if (ctx.refs.imagesUnknown.length) return out; // so may an image whose config cannot be read
+  if (ctx.store.unknownSources.length) return out; // images, mounts or entries that cannot be read may hold any of them
   const { layers } = ctx.store.layerdb;
   for (const l of layers.values()) {
     if (!ctx.refs.loadable.get(l.chainId) || ctx.refs.live.has(l.chainId)) continue;

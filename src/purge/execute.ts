@@ -8,6 +8,7 @@ import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { faultPoint } from '../fsx/fault.js';
 import type { DriverAdapter } from '../drivers/types.js';
+import { unsafeDriverId } from '../store/layerdb.js';
 import type { Journal } from './journal.js';
 import type { Action } from './plan.js';
 
@@ -23,6 +24,12 @@ export function freeBytes(path: string): number {
 
 export interface ExecuteContext { driver: DriverAdapter; rm: Remover; journal: Journal; onAction?: (a: Action) => void }
 
+/** The last word on an ID before any driver removes by it (the store validated it once already). */
+function refuseId(id: string): void {
+  const bad = unsafeDriverId(id);
+  if (bad) throw new Error(`refusing to remove driver ID ${JSON.stringify(id)}: it ${bad}`);
+}
+
 async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
   const { driver, rm } = ctx;
   const r = a.finding.removal;
@@ -32,6 +39,7 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
       await driver.removeLink(r.path, rm);
       return [r.path];
     case 'driver-dir':
+      refuseId(r.driverId);
       await driver.remove(r.driverId, rm);
       return a.finding.paths;
     case 'entry': {
@@ -45,7 +53,10 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
         if (!rm.dryRun) dir = staged;
       }
       faultPoint('after-stage');
-      if (r.driverId) await driver.remove(r.driverId, rm);
+      if (r.driverId) {
+        refuseId(r.driverId);
+        await driver.remove(r.driverId, rm);
+      }
       faultPoint('after-driver');
       await rm.removeTree(dir);
       faultPoint('after-metadata');

@@ -39,7 +39,10 @@ export function planPurge(findings: Finding[], policy: Policy, depthOf: (f: Find
   for (const f of findings) {
     if (!policy.kinds.includes(f.kind)) continue;
     const a: Action = { finding: f, status: 'planned', depth: depthOf(f) };
-    if (!f.reclaimable && f.kind !== 'unreferenced-layer') {
+    if (f.kept) {
+      a.status = 'skipped';
+      a.reason = `kept: ${f.kept}`;
+    } else if (!f.reclaimable && f.kind !== 'unreferenced-layer') {
       a.status = 'skipped';
       a.reason = 'layergc cannot remove this with this storage driver; see the reason';
     } else if (f.mountsInside?.length) {

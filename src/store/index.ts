@@ -6,6 +6,8 @@ import { readContainers } from './containers.js';
 import { readBuildkitOwnership } from './buildkit.js';
 import { findDaemons } from './daemon.js';
 import { createDriver } from '../drivers/index.js';
+import { unsafeDriverId } from './layerdb.js';
+import { unknownSources } from './sources.js';
 import type { Store, StoreLocation, Unsafe } from './model.js';
 
 /** Read the store; `located` skips locating again when the caller already did (purge, for its lock). */
@@ -13,7 +15,7 @@ export async function openStore(opts: LocateOptions, located?: StoreLocation): P
   const loc = located ?? (await locate(opts));
   const unsafe: Unsafe[] = [];
   const driver = createDriver(loc.driver, loc.driverHome);
-  const [layerdb, images, containers, buildkit, driverEntries] = await Promise.all([
+  const [layerdb, images, containers, buildkit, listed] = await Promise.all([
     readLayerDb(loc.layerdb),
     readImages(loc.imageDir, unsafe),
     readContainers(loc.dataRoot, unsafe),
@@ -21,7 +23,10 @@ export async function openStore(opts: LocateOptions, located?: StoreLocation): P
     driver.listEntries(),
   ]);
   unsafe.push(...layerdb.unsafe);
-  return { loc, layerdb, images, containers, buildkit, driver, driverEntries, daemon: findDaemons(loc.dataRoot), unsafe };
+  // ids are validated once, here: a name that is no layer ID (empty, a bookkeeping dir) is never an item
+  const driverEntries = listed.filter((e) => !unsafeDriverId(e.id));
+  const unknown = await unknownSources(loc, driverEntries.length);
+  return { loc, layerdb, images, containers, buildkit, driver, driverEntries, daemon: findDaemons(loc.dataRoot), unsafe, unknownSources: unknown };
 }
 
 export type { Store } from './model.js';

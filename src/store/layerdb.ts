@@ -57,10 +57,21 @@ export const layerdbPaths = (layerdb: string) => ({
 /** moby's isValidID for mount-id and init-id. */
 export const MOUNT_ID = /^[a-f0-9]{64}(-init)?$/;
 
-/** A driver ID is used as one path component under the driver home: never a separator or dot-dir. */
+/** Names the drivers keep for their own bookkeeping in the dirs that hold layer dirs: never a layer's ID. */
+const BOOKKEEPING = new Set(['l', 'layers', 'diff', 'mnt', 'quotas', 'subvolumes', 'metadata', 'graph', 'dir', 'work', 'merged', 'lower', 'link', 'committed', 'deviceset-metadata', 'transaction-metadata']);
+
+/**
+ * A driver ID is used as one path component under the driver home: never empty (a name that is
+ * only a staging suffix), a separator, a dot-dir, a driver's bookkeeping dir, a staging name, or
+ * text that is not the name on disk (invalid UTF-8 reads as U+FFFD).
+ */
 export function unsafeDriverId(id: string): string | null {
+  if (id === '') return 'is empty';
   if (id.includes('/') || id.includes('\0')) return 'contains a path separator or NUL';
   if (id === '.' || id === '..') return 'is a relative directory name';
+  if (BOOKKEEPING.has(id)) return "names a storage driver's own bookkeeping directory";
+  if (id.endsWith('-removing')) return 'is a staging name, not a layer ID';
+  if (id.includes('\uFFFD')) return 'is not valid UTF-8';
   return null;
 }
 

@@ -6,6 +6,7 @@ import type { ContainerRecord } from './containers.js';
 import type { BuildkitOwnership } from './buildkit.js';
 import type { DaemonInfo } from './daemon.js';
 import type { DriverAdapter, DriverEntry } from '../drivers/types.js';
+import type { UnknownSource } from './sources.js';
 
 /** Something that would lead out of the data root: reported, never followed. */
 export interface Unsafe { path: string; reason: string }
@@ -30,4 +31,6 @@ export interface Store {
   driverEntries: DriverEntry[];
   daemon: DaemonInfo;
   unsafe: Unsafe[];
+  /** Reference sources that cannot be read: every driver dir they could claim is kept. */
+  unknownSources: UnknownSource[];
 }

@@ -211,8 +211,8 @@ describe('broken layers', () => {
       { kind: 'invalid-layer-metadata', severity: 'error', layer: o.chainId, paths: [o.dir], bytes: 'some', reclaimable: false, reason: ['cache-id is missing'], affects: { images: ['other:1'], containers: [] } },
       { kind: 'image-missing-layers', severity: 'error', layer: l.chainId, paths: [solo.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1', 'does not load'], affects: { images: ['solo:1'], containers: [] } },
       { kind: 'image-missing-layers', severity: 'error', layer: o.chainId, paths: [other.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1', 'does not load'], affects: { images: ['other:1'], containers: [] } },
-      // with its cache-id gone, nothing names the layer's driver dir
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: o.cacheId, paths: [o.driverDir, o.linkPath], bytes: 'some', reclaimable: true, reason: [`uses driver dir ${o.cacheId}`] },
+      // with its cache-id gone, nothing names the layer's driver dir: reported, and kept as what may be its only copy
+      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: o.cacheId, paths: [o.driverDir, o.linkPath], bytes: 'some', reclaimable: false, reason: [`uses driver dir ${o.cacheId}, but it is kept: layer ${o.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy`, '`layergc purge --include broken` resolves it'] },
     ]);
   });
 
@@ -378,8 +378,8 @@ describe('unsafe paths: reported, never followed', () => {
       { kind: 'unsafe-path', severity: 'error', paths: [`${o.dir}/cache-id`], bytes: 0, reclaimable: false, reason: ['cache-id "../../.." contains a path separator or NUL; it would lead out of the driver home'] },
       { kind: 'unsafe-path', severity: 'error', paths: [`${l.dir}/cache-id`], bytes: 0, reclaimable: false, reason: ['cache-id ".." is a relative directory name; it would lead out of the driver home'] },
       { kind: 'removing-orphan', severity: 'warning', layer: o.chainId, paths: [o.dir], bytes: 'some', reclaimable: true, reason: ['its cache-id "../../.." contains a path separator or NUL, so moby skips it forever'] },
-      // the layer's own driver dir is named by nothing now
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: l.cacheId, paths: [l.driverDir, l.linkPath], bytes: 'some', reclaimable: true, reason: [`uses driver dir ${l.cacheId}`] },
+      // the layer's own driver dir is named by nothing now: kept as what may be its only copy
+      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: l.cacheId, paths: [l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: [`uses driver dir ${l.cacheId}, but it is kept: layer ${l.chainId.slice(7, 19)} has lost its cache-id`] },
       { kind: 'invalid-layer-metadata', severity: 'error', layer: l.chainId, paths: [l.dir], bytes: 'some', reclaimable: false, reason: ['cache-id ".." is a relative directory name'], affects: { images: ['solo:1'], containers: [] } },
       { kind: 'image-missing-layers', severity: 'error', layer: l.chainId, paths: [solo.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1'], affects: { images: ['solo:1'], containers: [] } },
     ]);

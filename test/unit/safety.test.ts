@@ -210,3 +210,199 @@ describe('names are bytes', () => {
     expectSame(healthy, tree(s.root), 'data root');
   });
 });
+
+describe('unknown is not empty: a reference source that cannot be read keeps what it could claim', () => {
+  /** A populated root, then `damage`; purge --yes: nothing of the store changes but the expected garbage. */
+  async function purgeWithSource(damage: (s: SyntheticRoot) => string, args: string[] = []) {
+    const s = root();
+    const { app, web } = s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const where = damage(s);
+    const before = tree(s.root);
+    const outside = snapshotTree(s.outside, { dirTimes: true });
+    const r = await purge(s, ['--yes', '--json', ...args]);
+    expectSame(outside, snapshotTree(s.outside, { dirTimes: true }), 'outside');
+    return { s, app, web, leak, where, before, r };
+  }
+
+  /** Move a source dir to outside/ and leave a symlink to it (people move these to other disks; moby follows it). */
+  const symlinked = (rel: (s: SyntheticRoot) => string) => (s: SyntheticRoot) => {
+    const p = rel(s);
+    const moved = path.join(s.outside, path.basename(p));
+    fs.renameSync(p, moved);
+    fs.symlinkSync(moved, p);
+    return p;
+  };
+
+  it.concurrent('layerdb/sha256 a symlink: no driver dir is removed; each is reported kept with the source and why', async () => {
+    const { s, leak, where, before, r } = await purgeWithSource(symlinked((s) => path.join(s.layerdb, 'sha256')));
+    expect(r.code).toBe(0);
+    expectSame(before, tree(s.root), 'data root');
+    const acts = r.json.actions as Action[];
+    expect(acts.length).toBeGreaterThan(0); // the others are kept already: the container's mount and the lower chains it stacks on
+    for (const a of acts) {
+      expect(a.status).toBe('skipped');
+      expect(a.reason).toBe(`kept: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one, so layergc cannot tell which driver dirs hold layers; it removes none of them`);
+    }
+    expect(acts.some((a) => a.paths[0] === leak.dir)).toBe(true);
+    expect(r.stderr).toContain(`layergc: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one: layergc cannot tell which driver dirs hold layers, so purge removes none of the driver dirs it could claim and calls no layer unreferenced`);
+  });
+
+  it.concurrent('layerdb/sha256 missing while the driver home holds layer dirs: nothing removed', async () => {
+    const { s, before, r, where } = await purgeWithSource((s) => {
+      const p = path.join(s.layerdb, 'sha256');
+      fs.rmSync(p, { recursive: true });
+      return p;
+    });
+    expect(r.code).toBe(0);
+    expectSame(before, tree(s.root), 'data root');
+    expect(new Set((r.json.actions as Action[]).map((a) => a.status))).toEqual(new Set(['skipped']));
+    expect((r.json.actions as Action[])[0].reason).toMatch(new RegExp(`^kept: ${where} is missing, but the driver home holds \\d+ layer dir\\(s\\)`));
+  });
+
+  it.concurrent('layerdb/sha256 a plain file: nothing removed', async () => {
+    const { s, before, r } = await purgeWithSource((s) => {
+      const p = path.join(s.layerdb, 'sha256');
+      fs.renameSync(p, path.join(s.outside, 'sha256'));
+      fs.writeFileSync(p, '');
+      return p;
+    });
+    expect(r.code).toBe(0);
+    expectSame(before, tree(s.root), 'data root');
+  });
+
+  it.concurrent("layerdb/mounts a symlink: the container's RW and init dirs stay; the leaked dir that is no container's goes too only when its name could not be one", async () => {
+    const { s, web, leak, where, r } = await purgeWithSource(symlinked((s) => path.join(s.layerdb, 'mounts')));
+    expect(r.code).toBe(0);
+    const acts = r.json.actions as Action[];
+    const byPath = new Map(acts.map((a) => [a.paths[0], a]));
+    for (const d of [web.mountDriverDir, web.initDriverDir, leak.dir]) {
+      expect(byPath.get(d)?.status, d).toBe('skipped');
+      expect(byPath.get(d)?.reason).toBe(`kept: ${where} is a symlink (to ${path.join(s.outside, 'mounts')}); layergc never follows one, so layergc cannot tell which driver dirs are containers' layers; it removes none of them`);
+      expect(fs.existsSync(d)).toBe(true);
+    }
+    expect(fs.readFileSync(path.join(web.mountDriverDir, 'diff/written-by-container'), 'utf8')).toBe('rw data\n');
+  });
+
+  it.concurrent('imagedb/content/sha256 a symlink, with --include unreferenced-layer: no layer is called unreferenced, none removed', async () => {
+    const { s, before, r } = await purgeWithSource((s) => {
+      s.addDanglingLayer();
+      return symlinked((t) => path.join(t.imageDir, 'imagedb/content/sha256'))(s);
+    }, ['--include', 'unreferenced-layer']);
+    expect(r.code).toBe(0);
+    const acts = r.json.actions as Action[];
+    // only the leaked dir (its name is no layer's) is garbage; every layer stays
+    expect(acts.map((a) => a.kind)).toEqual(['unreferenced-driver-dir']);
+    const after = tree(s.root);
+    expect([...before.keys()].filter((k) => !after.has(k)).every((k) => k.startsWith(path.relative(s.root, acts[0].paths[0])) || k.startsWith('overlay2/l/'))).toBe(true);
+  });
+
+  it.concurrent('containers missing while layerdb/mounts holds mounts, with --include unreferenced-layer: no layer removed', async () => {
+    const { s, app, r } = await purgeWithSource((s) => {
+      s.addDanglingLayer();
+      const p = path.join(s.root, 'containers');
+      fs.rmSync(p, { recursive: true });
+      return p;
+    }, ['--include', 'unreferenced-layer']);
+    expect(r.code).toBe(0);
+    expect((r.json.actions as Action[]).filter((a) => a.kind === 'unreferenced-layer')).toEqual([]);
+    for (const l of app.layers) expect(fs.existsSync(l.driverDir)).toBe(true);
+    expect(r.stderr).toContain(`${path.join(s.root, 'containers')} is missing, but layerdb/mounts holds 1 mount(s)`);
+  });
+});
+
+describe('ids that are not ids are never items', () => {
+  it.concurrent('overlay2: entries named exactly -layergc-removing and -removing, and a bookkeeping name, are not items', async () => {
+    const s = root();
+    s.populate();
+    for (const n of ['-layergc-removing', '-removing', 'work']) {
+      fs.mkdirSync(path.join(s.home, n));
+      fs.writeFileSync(path.join(s.home, n, 'f'), 'x');
+    }
+    const before = tree(s.root);
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.actions).toEqual([]);
+    expectSame(before, tree(s.root), 'data root');
+  });
+
+  /** The layout of `driver` beside the synthetic root's overlay2 one: layerdb dirs and the driver home. */
+  function otherDriver(s: SyntheticRoot, driver: string): string {
+    const img = path.join(s.root, 'image', driver);
+    for (const d of ['layerdb/sha256', 'layerdb/mounts', 'layerdb/tmp', 'imagedb/content/sha256', 'imagedb/metadata/sha256']) fs.mkdirSync(path.join(img, d), { recursive: true });
+    return path.join(s.root, driver);
+  }
+
+  it.concurrent('aufs: a diff/ entry named exactly -removing does not take aufs/layers/ with it', async () => {
+    const s = root();
+    const home = otherDriver(s, 'aufs');
+    for (const d of ['diff/-removing', 'mnt/-removing', 'layers']) fs.mkdirSync(path.join(home, d), { recursive: true });
+    fs.writeFileSync(path.join(home, 'diff/-removing/half'), 'x');
+    fs.writeFileSync(path.join(home, 'layers', 'a'.repeat(64)), '');
+    const r = await purge(s, ['--yes', '--json', '--driver', 'aufs']);
+    expect(r.code).toBe(0);
+    // the leftover layers/<id> file is garbage of its own; the dirs are not items
+    expect((r.json.actions as Action[]).map((a) => a.paths)).toEqual([[path.join(home, 'layers', 'a'.repeat(64))]]);
+    expect(fs.readdirSync(path.join(home, 'diff/-removing'))).toEqual(['half']);
+    expect(fs.existsSync(path.join(home, 'layers'))).toBe(true);
+  });
+
+  it.concurrent('btrfs: a subvolumes/ entry named exactly -layergc-removing does not take btrfs/quotas/ with it', async () => {
+    const s = root();
+    const home = otherDriver(s, 'btrfs');
+    for (const d of ['subvolumes/-layergc-removing', 'quotas']) fs.mkdirSync(path.join(home, d), { recursive: true });
+    fs.writeFileSync(path.join(home, 'subvolumes/-layergc-removing/left'), 'x');
+    fs.writeFileSync(path.join(home, 'quotas', 'b'.repeat(64)), '1048576');
+    const r = await purge(s, ['--yes', '--json', '--driver', 'btrfs']);
+    expect(r.code).toBe(0);
+    expect((r.json.actions as Action[]).map((a) => a.paths)).toEqual([[path.join(home, 'quotas', 'b'.repeat(64))]]);
+    expect(fs.readdirSync(path.join(home, 'subvolumes/-layergc-removing'))).toEqual(['left']);
+    expect(fs.existsSync(path.join(home, 'quotas'))).toBe(true);
+  });
+});
+
+describe('what may be an only copy is kept', () => {
+  it.concurrent('an empty layerdb entry (power loss, moby#44909): the unclaimed dir that may be its data is reported kept, pointing to --include broken', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const lost = s.addDanglingLayer({ 'built.txt': 'only copy\n' });
+    s.emptyLayerDir(lost.chainId);
+    const before = tree(s.root);
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBe(0);
+    const acts = r.json.actions as Action[];
+    const why = (d: string) => acts.find((a) => a.paths[0] === d);
+    for (const d of [leak.dir, lost.driverDir]) {
+      expect(why(d)?.status).toBe('skipped');
+      expect(why(d)?.reason).toBe(`kept: layer ${lost.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`);
+    }
+    expectSame(before, tree(s.root), 'data root');
+    expect(fs.readFileSync(path.join(lost.driverDir, 'diff/built.txt'), 'utf8')).toBe('only copy\n');
+    void app;
+  });
+
+  it.concurrent("a lost cache-id whose parent is known: a dir whose lower chain does not stack on that parent is ruled out and purged", async () => {
+    const s = root();
+    const { app } = s.populate();
+    const leak = s.makeLeakedDriverDir(); // no lower: a base layer's dir, not a child of app's top
+    const lost = s.addDanglingLayer({ 'child.txt': 'child\n' }, app.layers[2]);
+    s.writeLayerFile(lost.chainId, 'cache-id', '\0\0\0\0');
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBe(0);
+    const acts = r.json.actions as Action[];
+    expect(acts.find((a) => a.paths[0] === leak.dir)?.status).toBe('removed');
+    expect(acts.find((a) => a.paths[0] === lost.driverDir)?.status).toBe('skipped');
+    expect(fs.existsSync(path.join(lost.driverDir, 'diff/child.txt'))).toBe(true);
+  });
+
+  it.concurrent('an l/ link whose layer dir exists but lost diff/ is not dangling: it stays', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const top = app.layers[2];
+    fs.rmSync(path.join(top.driverDir, 'diff'), { recursive: true });
+    const r = await purge(s, ['--yes', '--json']);
+    expect((r.json.actions as Action[]).filter((a) => a.kind === 'dangling-link')).toEqual([]);
+    expect(fs.readlinkSync(top.linkPath)).toBe(`../${top.cacheId}/diff`);
+  });
+});

@@ -21,7 +21,7 @@ import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { buildkitNote, imagesNote } from '../notes.js';
+import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 import { purgeContainerd } from './purge-containerd.js';
 import { storeKind } from '../../store/containerd/index.js';
@@ -95,6 +95,7 @@ export function purgeCommand(): Command {
         if (store.daemon.running && kinds.includes('unreferenced-layer')) {
           throw new LayergcError(`a dockerd (pid ${store.daemon.processes.map((p) => p.pid).join(', ')}) runs on ${loc.dataRoot}; removing unreferenced layers needs it stopped`, ExitCode.DAEMON_RUNNING);
         }
+        for (const n of sourceNotes(store)) log.warn(n, { event: 'unknown-source' });
         const run = randomBytes(6).toString('hex');
         const journal = new Journal(loc.dataRoot, run, !!opts.dryRun); // an interactive run that goes ahead is not a dry one
         const unfinished = opts.dryRun ? [] : await journal.unfinished();

@@ -7,7 +7,7 @@ import { action, formatOf, withStoreOptions, type CommonOptions } from '../commo
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { buildkitNote, imagesNote } from '../notes.js';
+import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
 import { addRemedies } from '../../repair/remedy.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
@@ -32,7 +32,7 @@ export function scanCommand(): Command {
       const format = formatOf(opts);
       const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
       if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
-      const notes = [buildkitNote(store), imagesNote(store)].filter((n): n is string => !!n);
+      const notes = [buildkitNote(store), imagesNote(store), ...sourceNotes(store)].filter((n): n is string => !!n);
       if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
       else if (format === 'prometheus') out.out(metrics());
       else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
