@@ -35,22 +35,26 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   return kept;
 }
 
+export type HeldCause = 'unknown-source' | 'lost-cache-id';
+/** Driver ID -> why it is reported but kept, and whether repairing lost cache-ids can resolve it. */
+export type Held = Map<string, { why: string; cause: HeldCause }>;
+
 /**
  * Unclaimed driver dirs that are reported but kept (not purged by default), with why: while a
  * reference source cannot be read, every dir it could claim; while a layer store entry has lost its
  * cache-id, every dir that may be its only copy (unless the dir's own `lower` chain rules it out).
  * Each is added to `kept` too, so no garbage that names it takes it along.
  */
-export async function inferHeld(store: Store, refs: References, kept: InferredKeep): Promise<InferredKeep> {
-  const held: InferredKeep = new Map();
+export async function inferHeld(store: Store, refs: References, kept: InferredKeep): Promise<Held> {
+  const held: Held = new Map();
   const free = store.driverEntries.filter((e) => !e.staged && !e.stat.isSymbolicLink() && !refs.claims.has(e.id) && !kept.has(e.id)).map((e) => e.id);
-  const hold = (id: string, why: string) => {
-    if (!held.has(id)) held.set(id, why);
+  const hold = (id: string, why: string, cause: HeldCause) => {
+    if (!held.has(id)) held.set(id, { why, cause });
   };
   for (const u of store.unknownSources) {
     const why = `${u.path} ${u.why}, so layergc cannot tell ${SOURCE_CLAIMS[u.source]}; it removes none of them`;
-    if (u.source === 'layerdb/sha256') for (const id of free) hold(id, why);
-    if (u.source === 'layerdb/mounts') for (const id of free) if (MOUNT_ID.test(id)) hold(id, why);
+    if (u.source === 'layerdb/sha256') for (const id of free) hold(id, why, 'unknown-source');
+    if (u.source === 'layerdb/mounts') for (const id of free) if (MOUNT_ID.test(id)) hold(id, why, 'unknown-source');
   }
   // entries that lost their cache-id: symlinked entries too, whose files are never read
   const lost: { chainId: string; why: string }[] = [];
@@ -77,10 +81,10 @@ export async function inferHeld(store: Store, refs: References, kept: InferredKe
       for (const [id, lower] of lowerOf) {
         // the dir's own lower chain rules it out when it does not stack on the entry's parent
         if (lower && parentCache !== undefined && (parentCache === null ? lower.length > 0 : lower[0] !== parentCache)) continue;
-        hold(id, `layer ${short(e.chainId)} has lost its cache-id (${e.why}), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`);
+        hold(id, `layer ${short(e.chainId)} has lost its cache-id (${e.why}), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`, 'lost-cache-id');
       }
     }
   }
-  for (const [id, why] of held) kept.set(id, why);
+  for (const [id, h] of held) kept.set(id, h.why);
   return held;
 }

@@ -4,7 +4,7 @@ import type { Store } from '../store/model.js';
 import type { References } from '../store/references.js';
 import type { SizeAccounting } from '../fsx/size.js';
 import { keepingClaims } from '../store/references.js';
-import type { InferredKeep } from './kept.js';
+import type { Held, HeldCause, InferredKeep } from './kept.js';
 import { CONTAINERD_KINDS } from './containerd/kinds.js';
 
 export const FINDING_KINDS = [
@@ -66,7 +66,7 @@ export interface Finding {
   /** Renamed for removal by an earlier purge that did not finish: finished first. */
   staged?: boolean;
   /** Why purge keeps it although it is reported (it may be live, or the only copy of a layer's data). */
-  kept?: string;
+  kept?: { why: string; cause: HeldCause };
 }
 
 export interface ScanContext {
@@ -75,7 +75,7 @@ export interface ScanContext {
   /** Driver IDs kept although nothing claims them (findings/kept.ts), with why. */
   kept: InferredKeep;
   /** Of those, the ones reported as unreferenced-driver-dir but not purged by default (may be live or an only copy). */
-  held: InferredKeep;
+  held: Held;
   sizes: SizeAccounting;
   /** Driver IDs whose bytes a finding already counted, so a dir shared by two findings counts once. */
   counted: Set<string>;

@@ -23,7 +23,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
     const reason = e.staged
       ? 'an earlier layergc purge that did not finish (interrupted, or stopped by a file it could not remove) renamed this dir for removal; the next purge finishes it'
       : held
-        ? `no layer, mount or BuildKit snapshot that layergc can read uses driver dir ${e.id}, but it is kept: ${held}`
+        ? `no layer, mount or BuildKit snapshot that layergc can read uses driver dir ${e.id}, but it is kept: ${held.why}`
         : `no layer, mount or BuildKit snapshot uses driver dir ${e.id}: ${origin(e.id)}`;
     out.push({
       kind: 'unreferenced-driver-dir',

@@ -41,7 +41,7 @@ export function planPurge(findings: Finding[], policy: Policy, depthOf: (f: Find
     const a: Action = { finding: f, status: 'planned', depth: depthOf(f) };
     if (f.kept) {
       a.status = 'skipped';
-      a.reason = `kept: ${f.kept}`;
+      a.reason = `kept: ${f.kept.why}`;
     } else if (!f.reclaimable && f.kind !== 'unreferenced-layer') {
       a.status = 'skipped';
       a.reason = 'layergc cannot remove this with this storage driver; see the reason';

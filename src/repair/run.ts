@@ -129,7 +129,11 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   const gone = new Set(actions.flatMap((a) => a.finding.paths));
   const garbage = planPurge(scan.findings, { kinds: o.kinds, daemonRunning: false, minAgeMs: 0, now: Date.now() }, () => 0)
     .filter((a) => !(a.finding.kind === 'unreferenced-driver-dir' && a.finding.cacheId && repaired.has(a.finding.cacheId)) && !a.finding.paths.every((p) => gone.has(p)));
-  if (o.dryRun) measure(garbage, scan.mounts);
+  if (o.dryRun) {
+    // dirs kept while a cache-id is lost are what this run resolves: the dry run plans them as the real run will
+    for (const a of garbage) if (a.status === 'skipped' && a.finding.kept?.cause === 'lost-cache-id') Object.assign(a, { status: 'planned', reason: undefined });
+    measure(garbage, scan.mounts);
+  }
   if (o.quarantine) await quarantinePlan(garbage, store.driver, o.quarantine, o.journal);
   else await executePlan(garbage, { driver: store.driver, rm, journal: o.journal });
 
