@@ -122,7 +122,7 @@ export class Overlay2Driver implements DriverAdapter {
     for (const l of await this.linkEntries()) {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
       // a layer dir that lost diff/ still owns its link: moby never recreates one, and a restored diff/ needs it
-      if (await lstatOrNull(`${this.home}/${l.id}`)) continue;
+      if ((await lstatOrNull(`${this.home}/${l.id}`))?.isDirectory()) continue;
       out.push({ path: l.path, target: l.target!, reason: `points to ${l.target}, which does not exist` });
     }
     return out;
