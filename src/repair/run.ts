@@ -5,6 +5,7 @@ import { openStore } from '../store/index.js';
 import { scanStore, type Finding, type FindingKind, type ScanResult } from '../findings/index.js';
 import { imageLabel } from '../store/images.js';
 import { liveMounts, Remover } from '../fsx/remove.js';
+import { lstatOrNull } from '../fsx/read.js';
 import { AtomicWriter } from '../fsx/atomic.js';
 import type { Quarantine } from '../fsx/quarantine.js';
 import { SizeAccounting } from '../fsx/size.js';
@@ -66,7 +67,8 @@ async function repairActions(store: Store, plan: RepairPlan): Promise<Action[]> 
   for (const d of plan.images) {
     const own = plan.distribution.filter((e) => !claimed.has(e.path) && d.image.diffIds.includes(e.diffId)).map((e) => e.path);
     for (const p of own) claimed.add(p);
-    const paths = [d.metadataDir, d.image.path, ...own];
+    // an imported or pulled image may have no metadata dir: only what exists is listed
+    const paths = [...((await lstatOrNull(d.metadataDir)) ? [d.metadataDir] : []), d.image.path, ...own];
     out.push(action({
       kind: 'image-missing-layers', severity: 'error', paths, bytes: 0, reclaimable: true, reason: d.why, affects: { images: [imageLabel(d.image)], containers: [] },
       removal: { type: 'paths', paths },
