@@ -418,3 +418,17 @@ describe('immutable files, verify and explain', () => {
     expect(orphan.stdout).toContain('the overlayfs snapshotter has no record with id 7');
   });
 });
+
+describe('the bundled sample (fixtures/sample-containerd-root.tar.gz, made by a real dockerd 28.5)', () => {
+  it('scans to exactly its five leftovers; purge --dry-run plans the four removable ones', async () => {
+    const b = base();
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('tar', ['-xzf', path.join(__dirname, '../../fixtures/sample-containerd-root.tar.gz'), '-C', b]);
+    const r = await scanJson(b);
+    expect(r.code).toBe(1);
+    expect(r.out!.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-stray-blob-name']);
+    expect(r.out!.findings[3].reason).toContain('an expiring client lease (docker load, import, push)');
+    const dry = await runCliAsync(['purge', '--dry-run', '--data-root', b, '--json']);
+    expect([dry.code, dry.json.summary.planned]).toEqual([0, 3]);
+  });
+});
