@@ -8,6 +8,7 @@ import { inferKept } from '../findings/kept.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
 import { hexOf, short, HEX64 } from '../store/digest.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
+import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 import type { ContainerRecord } from '../store/containers.js';
 import type { MountRecord } from '../store/layerdb.js';
@@ -33,6 +34,8 @@ export interface RepairPlan {
   heldBack: HeldBack[];
   /** Why layers the removed images used are kept, when what else uses them cannot be known. */
   notes: string[];
+  /** Nothing could be removed safely (an unreadable reference source): exit 1. */
+  blocked?: boolean;
   /** Tags and digests that go from repositories.json. */
   refs: string[];
   /** distribution/diffid-by-digest and v2metadata-by-diffid files of the removed diff IDs. */
@@ -50,6 +53,11 @@ export function remedyFor(img: Pick<ImageRecord, 'tags' | 'id'>): string {
 export interface PlanOptions { containers: boolean; repairs: Repair[] }
 
 export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptions): Promise<RepairPlan> {
+  // unknown is not empty: with a reference source unreadable, what needs a broken layer cannot be known
+  if (store.unknownSources.length) {
+    const notes = store.unknownSources.map((u) => `${u.path} ${u.why}: ${SOURCE_CLAIMS[u.source]} cannot be known, so no broken layer, image or container is removed`);
+    return { layers: [], images: [], containers: [], heldBack: [], refs: [], distribution: [], notes, blocked: true };
+  }
   const layers = store.layerdb.layers;
   const fixed = new Set(opts.repairs.filter((r) => r.kind === 'cache-id').map((r) => r.layer!));
   const broken = new Map<string, { kind: FindingKind; why: string }>();

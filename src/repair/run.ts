@@ -34,6 +34,8 @@ export interface RepairRun {
   images: RemovedImage[];
   heldBack: HeldBack[];
   notes: string[];
+  /** An unreadable reference source stopped every removal of broken things. */
+  blocked: boolean;
 }
 
 export interface RepairOptions {
@@ -143,5 +145,5 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
     const a = actions[plan.containers.length + i];
     return { id: d.image.id, tags: d.image.tags, why: d.why, remedy: d.remedy, status: a.status };
   });
-  return { store, findings: first.findings, mounts: first.mounts, repairs, unproven: proven.unproven, edit, actions: [...actions, ...garbage], images, heldBack: plan.heldBack, notes: plan.notes };
+  return { store, findings: first.findings, mounts: first.mounts, repairs, unproven: proven.unproven, edit, actions: [...actions, ...garbage], images, heldBack: plan.heldBack, notes: plan.notes, blocked: !!plan.blocked };
 }

@@ -96,6 +96,7 @@ describe.each(VERSIONS)('repair on a real damaged overlay2 root (dockerd %s)', (
 
       const r1 = await timed(times, 'repair', () => purge(['--include', 'broken', '--yes']));
       expect(r1.code, r1.stderr).toBe(1);
+      expect(r1.json, `stdout: ${r1.stdout}\nstderr: ${r1.stderr}`).toBeDefined();
       expect(r1.json.repair.heldBack.map((h: { container: string }) => h.container)).toEqual(['oncreated']);
       expect(r1.json.repair.heldBack[0].images).toContain('multi:1');
       expect(r1.json.repair.repaired).toContainEqual(expect.objectContaining({ kind: 'cache-id', layer: f.lost.middle, cacheId: f.lost.cacheId, status: 'done' }));

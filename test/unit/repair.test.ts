@@ -203,6 +203,18 @@ describe('purge --include broken', () => {
     expect(exists(gone.layers[0].driverDir)).toBe(true);
   });
 
+  it.concurrent('unknown is not empty: with containers/ unreadable (a symlink), no broken layer, image or container is removed; exit 1, the report says why', async () => {
+    const d = damaged({ repairable: false });
+    const containers = path.join(d.s.root, 'containers');
+    fs.renameSync(containers, path.join(d.s.outside, 'containers'));
+    fs.symlinkSync(path.join(d.s.outside, 'containers'), containers);
+    const r = await purge(d.s, ['--include', 'broken,containers', '--yes', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.json.repair.notes).toEqual([expect.stringMatching(/containers is a symlink .*cannot be known, so no broken layer, image or container is removed$/)]);
+    expect(r.json.repair.images).toEqual([]);
+    for (const p of [d.mid.layers[1].dir, d.empty.layers[1].dir, d.mid.configPath, d.empty.configPath, ...d.doomedDist]) expect(exists(p), p).toBe(true);
+  });
+
   it.concurrent('a missing link file is written from its one l/ symlink', async () => {
     const s = root();
     const { app } = s.populate();

@@ -55,5 +55,5 @@ export async function purgeBroken({ out, log }: Omit<RunContext, 'opts'> & { opt
   else if (format === 'prometheus') out.out(metrics());
   else if (!(opts.quiet && !run.actions.length && !run.repairs.length && !run.heldBack.length)) out.out(renderRepairHuman(out, header, run, { dryRun, measuredFreed: measured, quarantine: quarantine?.dir }));
   const failed = totals.failed + run.repairs.filter((r) => r.status === 'failed').length + (run.edit?.status === 'failed' ? 1 : 0);
-  return failed || run.heldBack.length ? ExitCode.FOUND : ExitCode.OK;
+  return failed || run.heldBack.length || run.blocked ? ExitCode.FOUND : ExitCode.OK;
 }
