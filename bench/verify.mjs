@@ -148,6 +148,15 @@ process.exitCode = r.ok ? 0 : 1;\n`);
     procWhat = 'node <script calling verifyLayer> (fresh process)';
   }
 
+  // CRC-64 (the mismatch pass's per-file check) over 64 MiB in memory, after 8 MiB of warm-up
+  const { Crc64 } = await import(join(repo, 'dist/verify/crc64.js'));
+  const mib = Buffer.alloc(1 << 20, 0x5a);
+  const crc = new Crc64();
+  for (let i = 0; i < 8; i++) crc.update(mib);
+  const crcT0 = process.hrtime.bigint();
+  for (let i = 0; i < 64; i++) crc.update(mib);
+  const crcMBs = (64 * 1.048576) / (ms(crcT0) / 1e3);
+
   const loadBefore = loadavg();
   const first = process.hrtime.bigint();
   const r0 = await verifyLayer(target); // warm: page cache, JIT, the hashing worker
@@ -199,6 +208,7 @@ process.exitCode = r.ok ? 0 : 1;\n`);
   console.log(row(`(b) ${procWhat.slice(0, 58)}`, best(layergcProc), MBs(r0.bytes, best(layergcProc))) + `   [${median(layergcProc).toFixed(1)} ms]`);
   console.log(row('(b) xargs -0 cat <files> | openssl dgst -sha256, whole', best(pipeline), MBs(c.bytes, best(pipeline))) + `   [${median(pipeline).toFixed(1)} ms]`);
   console.log(row('    openssl dgst -sha256 concat-file, whole process', best(osslProc), MBs(c.bytes, best(osslProc))));
+  console.log(`CRC-64/GO-ISO in memory: ${crcMBs.toFixed(0)} MB/s (informational; the mismatch pass runs it per file)`);
   console.log(`load average before/after: ${loadBefore} / ${loadAfter} on ${os.availableParallelism()} CPUs (other work on the machine slows the two-thread pipeline first)`);
   if (cpuRatio !== undefined) {
     console.log(`CPU time per round (median): layergc ${median(inprocCpu).toFixed(0)} ms (both threads), openssl ${median(osslCpu).toFixed(0)} ms; bytes per CPU-second ratio ${cpuRatio.toFixed(2)}x (informational)`);
@@ -224,6 +234,7 @@ process.exitCode = r.ok ? 0 : 1;\n`);
       a: { layergcMs: best(inproc), layergcMBs: a.layergc, opensslMs: best(ossl), opensslMBs: a.openssl, opensslStartupMs: startup, ratio: ratioA, ratioMedian: ratioAMedian, reference: 'openssl dgst -sha256 <concatenated temp file>, start-up subtracted' },
       b: { layergcMs: best(layergcProc), command: procWhat, pipelineMs: best(pipeline), ratio: ratioB, ratioMedian: ratioBMedian, opensslConcatFileMs: best(osslProc), ratioVsConcatFile: ratioBFile, reference: 'xargs -0 cat <files> | openssl dgst -sha256' },
       firstCallMs: firstMs,
+      crc64MBs: crcMBs,
       cpu: cpuRatio === undefined ? null : { layergcMs: median(inprocCpu), opensslMs: median(osslCpu), ratio: cpuRatio, layergcCores: overlap },
       loadavg: { before: loadBefore, after: loadAfter, cpus: os.availableParallelism() },
       pass,
