@@ -39,15 +39,18 @@ export function cachedRoot(name, opts, { fresh } = {}) {
   return m;
 }
 
-/** Wall time (ms) and peak RSS (KiB, via GNU time) of a whole process; throws on an unexpected exit code. */
+/**
+ * Wall time (ms), and through GNU time peak RSS (KiB) and CPU time (user + system, ms) of a whole
+ * process; throws on an unexpected exit code. CPU time is what a loaded machine distorts least.
+ */
 export function timeProcess(cmd, args, { okCodes = [0], stdout = 'pipe' } = {}) {
-  const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M', cmd, ...args]] : [cmd, args];
+  const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M %U %S', cmd, ...args]] : [cmd, args];
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv[1], { stdio: ['ignore', stdout, 'pipe'], encoding: 'utf8', maxBuffer: 1 << 30 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (!okCodes.includes(r.status)) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.slice(-2000)}`);
-  const rssKb = GNU_TIME ? Number(r.stderr.trim().split('\n').pop()) : NaN;
-  return { ms, rssKb, stdout: r.stdout, stderr: r.stderr };
+  const [rssKb, user, sys] = GNU_TIME ? r.stderr.trim().split('\n').pop().split(' ').map(Number) : [NaN, NaN, NaN];
+  return { ms, rssKb, cpuMs: (user + sys) * 1000, stdout: r.stdout, stderr: r.stderr };
 }
 
 export const layergc = (args, opts = {}) => timeProcess(process.execPath, [BIN, ...args], opts);

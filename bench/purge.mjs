@@ -15,6 +15,8 @@ for (const N of sizes) {
   const base = mkdtempSync(`${CACHE}/purge-`);
   let rmMs = 0;
   let lgMs = 0;
+  let rmCpu = 0;
+  let lgCpu = 0;
   let clean = true;
   try {
     for (let round = 0; round < ROUNDS; round++) {
@@ -23,8 +25,16 @@ for (const N of sizes) {
       const b = cachedRoot(`purge${N}`, opts, { fresh: `${base}/b${round}` });
       dropCaches();
       const runs = [
-        () => (rmMs += timeProcess('rm', ['-rf', a.leakedDir]).ms),
-        () => (lgMs += layergc(['purge', '--yes', '--quiet', '--data-root', b.root]).ms),
+        () => {
+          const t = timeProcess('rm', ['-rf', a.leakedDir]);
+          rmMs += t.ms;
+          rmCpu += t.cpuMs;
+        },
+        () => {
+          const t = layergc(['purge', '--yes', '--quiet', '--data-root', b.root]);
+          lgMs += t.ms;
+          lgCpu += t.cpuMs;
+        },
       ];
       if (round % 2) runs.reverse();
       for (const run of runs) run();
@@ -36,8 +46,8 @@ for (const N of sizes) {
     rmSync(base, { recursive: true, force: true });
   }
   const ratio = lgMs / rmMs;
-  log(`${N} files, ${ROUNDS} rounds: rm -rf ${sec(rmMs)}, layergc purge --yes ${sec(lgMs)} (${ratio.toFixed(2)}x), clean after: ${clean}`);
-  rows.push({ files: N, rounds: ROUNDS, rmMs, layergcMs: lgMs, ratio, clean });
+  log(`${N} files, ${ROUNDS} rounds: rm -rf ${sec(rmMs)}, layergc purge --yes ${sec(lgMs)} (${ratio.toFixed(2)}x; CPU time ${(lgCpu / rmCpu).toFixed(2)}x), clean after: ${clean}`);
+  rows.push({ files: N, rounds: ROUNDS, rmMs, layergcMs: lgMs, ratio, rmCpuMs: rmCpu, layergcCpuMs: lgCpu, cpuRatio: lgCpu / rmCpu, clean });
 }
 const goals = Object.fromEntries(rows.map((r) => [`ratio${r.files}`, { value: r.ratio, goal: '<= 1.1x rm -rf, clean after', met: r.ratio <= 1.1 && r.clean }]));
 console.log(JSON.stringify({ bench: 'purge', rows, goals, pass: Object.values(goals).every((g) => g.met) }));

@@ -16,12 +16,17 @@ for (const layers of sizes) {
   timeProcess('find', [m.root, '-printf', '']); // warm the cache
   const find = [];
   const scan = [];
+  const findCpu = [];
+  const scanCpu = [];
   let rssKb = 0;
   let wrong = [];
   for (let i = 0; i < ROUNDS; i++) {
-    find.push(timeProcess('find', [m.root, '-printf', '']).ms);
+    const f = timeProcess('find', [m.root, '-printf', '']);
+    find.push(f.ms);
+    findCpu.push(f.cpuMs);
     const s = layergc(['scan', '--json', '--data-root', m.root], { okCodes: [1] });
     scan.push(s.ms);
+    scanCpu.push(s.cpuMs);
     rssKb = Math.max(rssKb, s.rssKb);
     const miss = countMismatches(kindCounts(JSON.parse(s.stdout).findings), m.expected);
     if (miss.length) wrong = miss;
@@ -33,11 +38,14 @@ for (const layers of sizes) {
     scanMs: best(scan),
     scanMedianMs: median(scan),
     ratio: best(scan) / best(find),
+    findCpuMs: best(findCpu),
+    scanCpuMs: best(scanCpu),
+    cpuRatio: best(scanCpu) / best(findCpu),
     peakRssMiB: rssKb / 1024,
     findingsExact: wrong.length === 0,
     mismatches: wrong,
   };
-  log(`${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`);
+  log(`${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`);
   rows.push(row);
 }
 const small = rows.find((r) => r.layers === 1000);
