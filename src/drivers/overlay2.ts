@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readlinkOrNull, readSmallFile } from '../fsx/read.js';
+import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../fsx/read.js';
 import { fs } from '../fsx/fs.js';
 import type { Remover } from '../fsx/remove.js';
 import { unsafeDriverId } from '../store/layerdb.js';
@@ -42,11 +42,16 @@ export class Overlay2Driver implements DriverAdapter {
   /** l/<LID> when it is a symlink to ../<id>/diff. */
   private async ownLink(id: string, dir: string): Promise<string | undefined> {
     const lid = await this.lidOf(dir);
-    if (!lid) return undefined;
-    const path = `${this.links}/${lid}`;
-    const st = await lstatOrNull(path);
-    if (!st?.isSymbolicLink()) return undefined;
-    return readlinkOrNull(path) === `../${id}/diff` ? path : undefined;
+    const l = lid ? (await this.linkIndex()).get(lid) : undefined;
+    return l?.target === `../${id}/diff` ? l.path : undefined;
+  }
+
+  /** A dir's `lower` file, read once per adapter: the damage check and the lower chain both need it. */
+  private readonly lowers = new Map<string, Promise<SmallFile>>();
+  private lowerOf(id: string): Promise<SmallFile> {
+    let f = this.lowers.get(id);
+    if (!f) this.lowers.set(id, (f = readSmallFile(`${this.dirOf(id)}/lower`)));
+    return f;
   }
 
   async pathsOf(id: string): Promise<string[]> {
@@ -76,7 +81,7 @@ export class Overlay2Driver implements DriverAdapter {
       else if (l.target === undefined) problems.push(`l/${lid} is not a symlink`);
       else if (l.target !== `../${id}/diff`) problems.push(`l/${lid} points to ${l.target}, not ../${id}/diff`);
     }
-    const lower = await readSmallFile(`${dir}/lower`);
+    const lower = await this.lowerOf(id);
     if (lower.state === 'ok') {
       if (!lower.text.trim()) problems.push('lower file is empty (a crash before Docker 25 wrote it non-atomically)');
       for (const part of lower.text.trim().split(':').filter(Boolean)) {
@@ -136,7 +141,7 @@ export class Overlay2Driver implements DriverAdapter {
   }
 
   async parentsOf(id: string): Promise<string[]> {
-    const lower = await readSmallFile(`${this.dirOf(id)}/lower`);
+    const lower = await this.lowerOf(id);
     if (lower.state !== 'ok') return [];
     const links = await this.linkIndex();
     const out: string[] = [];
