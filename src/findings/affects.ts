@@ -28,6 +28,11 @@ function dependents(store: Store): Dependents {
   return d;
 }
 
+/** The images whose chain runs through `chainId`, in store order. */
+export function imagesThrough(store: Store, chainId: string): ImageRecord[] {
+  return dependents(store).images.get(chainId) ?? [];
+}
+
 export function affectedBy(ctx: Pick<ScanContext, 'store' | 'refs'>, chainIds: string[]): Affects {
   const d = dependents(ctx.store);
   const images = new Set<string>();

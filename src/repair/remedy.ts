@@ -1,6 +1,7 @@
 // The remedy scan prints under each broken finding: the repair command with the flags that located
 // this store, and, for every image the repair would remove, how to get it back.
 import { imageLabel } from '../store/images.js';
+import { imagesThrough } from '../findings/affects.js';
 import type { Store } from '../store/model.js';
 import type { References } from '../store/references.js';
 import type { Finding } from '../findings/types.js';
@@ -23,7 +24,8 @@ export function addRemedies(findings: Finding[], store: Store, refs: References,
     if (!REPAIR_ACTION_KINDS.includes(f.kind)) continue;
     // a container whose own files are broken is not the repair's to remove: only one on a broken chain
     if (f.kind === 'broken-mount' && !(f.layer && !refs.loadable.get(f.layer))) continue;
-    const images = f.kind === 'broken-mount' ? [] : store.images.images.filter((i) => !i.problem && (f.kind === 'image-missing-layers' ? i.path === f.paths[0] : !!f.layer && i.chainIds.includes(f.layer)));
+    const candidates = f.kind === 'broken-mount' ? [] : f.kind === 'image-missing-layers' ? store.images.images.filter((i) => i.path === f.paths[0]) : f.layer ? imagesThrough(store, f.layer) : [];
+    const images = candidates.filter((i) => !i.problem);
     const lines = [`${repairCommand(opts, f.affects.containers.length > 0)} (then --yes): repairs what the evidence proves, removes the rest and what needs it`];
     for (const i of images) lines.push(`then for image ${imageLabel(i)}: ${remedyFor(i)}`);
     f.remedy = lines;
