@@ -139,10 +139,12 @@ export class Remover {
       const seen = this.staged.get(path);
       if (seen && !st.isDirectory()) throw new RemovalFailed([changed(path, Object.assign(new Error('ELOOP'), { code: 'ELOOP' }))]);
       if (!st.isDirectory()) {
-        const t = new TreeRemoval(path, p.dir.fd, st.dev, undefined);
-        const ok = t.file(p.dir.fd, Buffer.from(p.name), Buffer.alloc(0));
-        this.freed += t.freed;
-        if (!ok || t.failures.length) throw new RemovalFailed(withHints(t.failures));
+        try {
+          fs.unlinkSync(at); // a stray file or symlink: the entry itself, never its target
+          if (st.nlink === 1) this.freed += st.blocks * 512;
+        } catch (err) {
+          if (!isNotFound(err)) throw new RemovalFailed(withHints([failureOf(path, err)]));
+        }
         return;
       }
       try {
@@ -225,6 +227,8 @@ class TreeRemoval {
   freed = 0;
   /** Names (under the top) of subtrees moved up because they were too deep to hold open. */
   readonly moved: string[] = [];
+  /** The open dir the process's cwd is in: names in it are resolved without a /proc lookup each. */
+  private cwdFd = -1;
   constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined) {}
 
   private show(rel: Buffer): string {
@@ -233,6 +237,22 @@ class TreeRemoval {
 
   private failure(rel: Buffer, f: RemoveFailure | Omit<RemoveFailure, 'path'>): RemoveFailure {
     return { ...f, path: this.show(rel), ...(rel.length ? { raw: Buffer.concat([Buffer.from(`${this.top}/`), rel]) } : {}) };
+  }
+
+  /** `name` inside the open dir `parentFd`: relative when the cwd is in it (chdir to /proc/self/fd/N is fchdir), else through /proc. */
+  private at(parentFd: number, name: Buffer): Buffer {
+    return parentFd === this.cwdFd ? name : atFd(parentFd, name);
+  }
+
+  /** Work inside the open dir `fd`: the cwd holds that inode, whatever is renamed or swapped later. */
+  private enter(fd: number): void {
+    if (this.cwdFd === fd) return;
+    try {
+      process.chdir(fdDir(fd));
+      this.cwdFd = fd;
+    } catch {
+      this.cwdFd = -1; // names go through /proc/self/fd instead
+    }
   }
 
   /** Remove the directory `name` inside the open `parentFd`, whole. */
@@ -255,21 +275,32 @@ class TreeRemoval {
       return this.fail(rel, err);
     }
     faultPoint('walk');
+    const cwd = process.cwd();
+    try {
+      return this.walk(fd, rel, names);
+    } finally {
+      this.cwdFd = -1;
+      try { process.chdir(cwd); } catch { process.chdir('/'); }
+    }
+  }
+
+  private walk(fd: number, rel: Buffer, names: Dirent<Buffer>[]): boolean {
     const stack: Frame[] = [{ fd, rel, names, i: 0, all: true, name: Buffer.alloc(0), blocks: 0 }];
+    const join = (f: Frame, name: Buffer) => (f.rel.length ? Buffer.concat([f.rel, SLASH, name]) : name);
     while (stack.length) {
       const f = stack[stack.length - 1];
+      this.enter(f.fd);
       if (f.i < f.names.length) {
         const e = f.names[f.i++];
-        const childRel = f.rel.length ? Buffer.concat([f.rel, SLASH, e.name]) : e.name;
-        let isDir = e.isDirectory();
-        if (!isDir) {
-          const r = this.file(f.fd, e.name, childRel);
+        if (!e.isDirectory()) {
+          const r = this.file(f.fd, e.name, f.rel);
           if (r !== 'dir') {
             f.all = r && f.all;
             continue;
           }
-          isDir = true; // it became a directory since readdir looked
+          // it became a directory since readdir looked
         }
+        const childRel = join(f, e.name);
         if (stack.length >= MAX_OPEN) {
           f.all = this.moveUp(f.fd, e.name, childRel) && f.all;
           continue;
@@ -294,8 +325,9 @@ class TreeRemoval {
       }
       stack.pop();
       if (!stack.length) return f.all; // the top: its caller removes it
-      fs.closeSync(f.fd);
       const parent = stack[stack.length - 1];
+      this.enter(parent.fd);
+      fs.closeSync(f.fd);
       parent.all = this.rmdir(parent.fd, f.name, f.rel, f.all, f.blocks) && parent.all;
     }
     return true;
@@ -305,7 +337,7 @@ class TreeRemoval {
   private open(parentFd: number, name: Buffer, rel: Buffer): number | null | 'gone' {
     let fd: number;
     try {
-      fd = fs.openSync(atFd(parentFd, name), O_DIR);
+      fd = fs.openSync(this.at(parentFd, name), O_DIR);
     } catch (err) {
       if (errCode(err) === 'ENOENT') return 'gone';
       this.failures.push(this.failure(rel, changed('', err)));
@@ -327,7 +359,7 @@ class TreeRemoval {
 
   private rmdir(parentFd: number, name: Buffer, rel: Buffer, all: boolean, blocks: number): boolean {
     try {
-      fs.rmdirSync(atFd(parentFd, name));
+      fs.rmdirSync(this.at(parentFd, name));
       this.freed += blocks * 512;
       return true;
     } catch (err) {
@@ -337,9 +369,9 @@ class TreeRemoval {
     }
   }
 
-  /** Remove a non-directory; 'dir' when it turned out to be a directory. */
-  file(parentFd: number, name: Buffer, rel: Buffer): boolean | 'dir' {
-    const at = atFd(parentFd, name);
+  /** Remove a non-directory `name` of the dir at `parentRel`; 'dir' when it turned out to be a directory. */
+  file(parentFd: number, name: Buffer, parentRel: Buffer): boolean | 'dir' {
+    const at = this.at(parentFd, name);
     try {
       const st = fs.lstatSync(at);
       if (st.isDirectory()) return 'dir';
@@ -347,7 +379,7 @@ class TreeRemoval {
       if (st.nlink === 1) this.freed += st.blocks * 512;
       return true;
     } catch (err) {
-      return this.fail(rel, err);
+      return this.fail(parentRel.length ? Buffer.concat([parentRel, SLASH, name]) : name, err);
     }
   }
 
@@ -355,7 +387,7 @@ class TreeRemoval {
   private moveUp(parentFd: number, name: Buffer, rel: Buffer): boolean {
     const to = `.layergc-deep-${this.moved.length}`;
     try {
-      fs.renameSync(atFd(parentFd, name), atFd(this.topFd, to));
+      fs.renameSync(this.at(parentFd, name), atFd(this.topFd, to));
       this.moved.push(to);
       return true;
     } catch (err) {
