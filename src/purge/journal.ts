@@ -1,7 +1,7 @@
 // The purge journal, <root>/layergc/journal.jsonl: an intent line before an item's first change and
 // an outcome line after, each fsynced, so an interrupted run is visible and auditable.
 import { constants } from 'node:fs';
-import { fs } from '../fsx/fs.js';
+import { fs, errCode } from '../fsx/fs.js';
 import { stateDir } from './lock.js';
 
 export interface JournalEntry {
@@ -16,8 +16,17 @@ export interface JournalEntry {
 
 const MAX_BYTES = 4 << 20;
 
+const EVENTS = ['intent', 'removed', 'failed', 'finished-interrupted'];
+function wellFormed(e: unknown): e is JournalEntry {
+  const j = e as JournalEntry;
+  return typeof j === 'object' && j !== null && !Array.isArray(j) && EVENTS.includes(j.event) && typeof j.kind === 'string'
+    && Array.isArray(j.paths) && j.paths.length > 0 && j.paths.every((p) => typeof p === 'string' && p.startsWith('/'));
+}
+
 export class Journal {
   readonly path: string;
+  /** Journal lines of the wrong shape, skipped: never trusted, never fatal. */
+  readonly skippedLines: string[] = [];
   constructor(root: string, readonly run: string, private readonly dryRun: boolean) {
     this.path = `${stateDir(root)}/journal.jsonl`;
   }
@@ -25,7 +34,7 @@ export class Journal {
   async write(e: Omit<JournalEntry, 'time' | 'run'>): Promise<void> {
     if (this.dryRun) return;
     const line = `${JSON.stringify({ time: new Date().toISOString(), run: this.run, ...e })}\n`;
-    const fh = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    const fh = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     try {
       await fh.write(line);
       await fh.sync();
@@ -46,8 +55,20 @@ export class Journal {
   async unfinished(): Promise<JournalEntry[]> {
     let text = '';
     try {
-      text = (await fs.readFile(this.path)).toString('utf8');
-    } catch {
+      // never through a link, never blocking on a FIFO, only a regular file, and only its last part
+      const fh = await fs.open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) throw new Error('not a regular file');
+        const len = Math.min(st.size, 2 * MAX_BYTES);
+        const buf = Buffer.alloc(len);
+        await fh.read(buf, 0, len, st.size - len);
+        text = buf.toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') this.skippedLines.push(`the journal cannot be read (${errCode(err) ?? (err as Error).message}); it is not trusted`);
       return [];
     }
     const open = new Map<string, JournalEntry>();
@@ -55,6 +76,10 @@ export class Journal {
       if (!line.trim()) continue;
       let e: JournalEntry;
       try { e = JSON.parse(line) as JournalEntry; } catch { continue; } // a torn last line from a crash
+      if (!wellFormed(e)) {
+        this.skippedLines.push(line.length > 80 ? `${line.slice(0, 80)}...` : line);
+        continue;
+      }
       const key = `${e.kind}\0${e.paths[0]}`;
       if (e.event === 'intent') open.set(key, e);
       else open.delete(key);

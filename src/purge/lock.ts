@@ -1,6 +1,7 @@
 // One layergc at a time per data root: <root>/layergc/lock holds {pid, host, since}. A lock whose
 // holder is dead (same host, pid gone or reused) is taken over; one from another host is honoured.
 import { hostname } from 'node:os';
+import { constants } from 'node:fs';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { lstatOrNull } from '../fsx/read.js';
@@ -76,6 +77,20 @@ async function takeTakeover(path: string): Promise<boolean> {
   }
 }
 
+/** The lock's text: never through a link, never blocking on a FIFO, a regular file of at most 64 KiB. */
+async function readLockText(path: string): Promise<string> {
+  const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > 64 << 10) throw new Error('not a lock record');
+    const buf = Buffer.alloc(st.size);
+    await fh.read(buf, 0, st.size, 0);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 export interface Lock { path: string; ino: number; release(): Promise<void>; takenOver?: LockHolder }
 
 export async function acquireLock(root: string, command: string): Promise<Lock> {
@@ -115,7 +130,7 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
     }
     let holder: LockHolder;
     try {
-      holder = JSON.parse((await fs.readFile(path)).toString('utf8')) as LockHolder;
+      holder = JSON.parse(await readLockText(path)) as LockHolder;
       if (typeof holder !== 'object' || holder === null) throw new Error('not a lock record');
     } catch (err) {
       if (errCode(err) === 'ENOENT') continue;

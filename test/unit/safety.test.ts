@@ -406,3 +406,71 @@ describe('what may be an only copy is kept', () => {
     expect(fs.readlinkSync(top.linkPath)).toBe(`../${top.cacheId}/diff`);
   });
 });
+
+describe('files layergc writes', () => {
+  it.concurrent('--metrics-file in a dir that does not exist, or at a symlink: exit 2 before anything is removed', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const before = tree(s.root);
+    const link = path.join(s.base, 'metrics.prom');
+    fs.symlinkSync(path.join(s.outside, 'precious.txt'), link);
+    for (const [target, why] of [[path.join(s.base, 'no-such-dir/layergc.prom'), 'ENOENT'], [link, 'it is a symlink']]) {
+      const r = await purge(s, ['--yes', '--json', '--metrics-file', target]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`cannot write the metrics file ${target}: `);
+      expect(r.stderr).toContain(why);
+      expect(r.stderr).toContain('nothing was removed');
+    }
+    expectSame(before, tree(s.root), 'data root');
+    expect(fs.existsSync(leak.dir)).toBe(true);
+    expect(fs.readFileSync(path.join(s.outside, 'precious.txt'), 'utf8')).toBe('not docker data\n');
+  });
+
+  it.concurrent('the metrics temp file has a random name: a link planted at the old predictable names is never written through', async () => {
+    const s = root();
+    s.populate();
+    const dir = path.join(s.base, 'metrics');
+    fs.mkdirSync(dir);
+    for (let pid = 1; pid < 50; pid++) fs.symlinkSync(path.join(s.outside, 'precious.txt'), path.join(dir, `.layergc.prom.${pid}.tmp`));
+    const r = await purge(s, ['--yes', '--json', '--metrics-file', path.join(dir, 'layergc.prom')]);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'layergc.prom'), 'utf8')).toContain('layergc_purge_items');
+    expect(fs.readFileSync(path.join(s.outside, 'precious.txt'), 'utf8')).toBe('not docker data\n');
+    expect(fs.readdirSync(dir).filter((n) => !n.endsWith('.tmp') || !fs.lstatSync(path.join(dir, n)).isSymbolicLink())).toEqual(['layergc.prom']);
+  });
+});
+
+describe('the lock and the journal are never trusted', () => {
+  it.concurrent('journal lines of the wrong shape (42, null, {"paths":[1]}) are skipped with a warning; the purge runs and reports', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    fs.mkdirSync(path.join(s.root, 'layergc'), { mode: 0o700 });
+    fs.writeFileSync(path.join(s.root, 'layergc/journal.jsonl'), '42\nnull\n{"paths":[1]}\n{"event":"intent","kind":"x","paths":[]}\n');
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBe(0);
+    expect((r.json.actions as Action[]).map((a) => [a.paths[0], a.status])).toEqual([[leak.dir, 'removed']]);
+    for (const l of ['42', 'null', '{"paths":[1]}']) expect(r.stderr).toContain(`skipped a journal line of the wrong shape: ${JSON.stringify(l)}`);
+  });
+
+  it.concurrent('a FIFO at the lock and at the journal, a lock that is a symlink to /dev/zero: no hang, no memory blow-up; the run ends with a report', async () => {
+    const s = root();
+    s.populate();
+    s.makeLeakedDriverDir();
+    const state = path.join(s.root, 'layergc');
+    fs.mkdirSync(state, { mode: 0o700 });
+    expect(spawnSync('mkfifo', [path.join(state, 'journal.jsonl')]).status).toBe(0);
+    fs.symlinkSync('/dev/zero', path.join(state, 'lock'));
+    const r = await purge(s, ['--yes', '--json']);
+    expect([0, 1]).toContain(r.code);
+    expect(r.json.actions).toHaveLength(1);
+    expect(fs.existsSync('/dev/zero')).toBe(true);
+    fs.rmSync(path.join(state, 'journal.jsonl'));
+    expect(spawnSync('mkfifo', [path.join(state, 'lock')]).status).toBe(0);
+    const r2 = await purge(s, ['--yes', '--json']);
+    expect([0, 1]).toContain(r2.code);
+    expect(r2.json).toBeDefined();
+  });
+});

@@ -34,6 +34,7 @@ export async function purgeBroken({ out, log }: Omit<RunContext, 'opts'> & { opt
   const dryRun = !!opts.dryRun;
   const journal = new Journal(loc.dataRoot, randomBytes(6).toString('hex'), dryRun);
   const unfinished = dryRun ? [] : await journal.unfinished();
+  for (const l of journal.skippedLines) log.warn(`skipped a journal line of the wrong shape: ${JSON.stringify(l)}`, { event: 'journal-skipped' });
   if (unfinished.length) log.info(`finishing ${unfinished.length} item(s) an interrupted purge left`, { event: 'resume', items: unfinished.length });
   await journal.rotate();
   let quarantine: Quarantine | undefined;

@@ -20,7 +20,7 @@ import { INCLUDABLE_KINDS, parseDuration, planPurge, type Action } from '../../p
 import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
-import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
+import { checkMetricsTarget, purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 import { purgeContainerd } from './purge-containerd.js';
@@ -79,6 +79,7 @@ export function purgeCommand(): Command {
       if (interactive && !(process.stdin.isTTY && process.stdout.isTTY)) {
         throw new LayergcError('refusing to remove anything without --yes when not on a terminal; pass --yes to remove, or --dry-run to see the plan');
       }
+      if (opts.metricsFile) await checkMetricsTarget(opts.metricsFile); // before anything is removed
 
       if ((await storeKind(opts)) === 'containerd') {
         if (kinds.length > GARBAGE_KINDS.length || repair.size) throw new LayergcError('--include does not apply to the containerd image store');
@@ -99,6 +100,7 @@ export function purgeCommand(): Command {
         const run = randomBytes(6).toString('hex');
         const journal = new Journal(loc.dataRoot, run, !!opts.dryRun); // an interactive run that goes ahead is not a dry one
         const unfinished = opts.dryRun ? [] : await journal.unfinished();
+  for (const l of journal.skippedLines) log.warn(`skipped a journal line of the wrong shape: ${JSON.stringify(l)}`, { event: 'journal-skipped' });
         if (unfinished.length) log.info(`finishing ${unfinished.length} item(s) an interrupted purge left`, { event: 'resume', items: unfinished.length });
         await journal.rotate();
 

@@ -1,7 +1,8 @@
 // Prometheus text exposition for node_exporter's textfile collector. Every kind is always present
 // (0 when clean) so alerts can tell "clean" from "not run"; every sample carries data_root, so two
 // data roots on one host (system and rootless dockerd) can write two files without colliding.
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
@@ -96,10 +97,9 @@ export function purgeMetrics(h: ScanHeader, findings: Finding[], p: PurgeTotals,
  * target. A reader sees the old file or the new one, never half of one.
  */
 export async function writeMetricsFile(path: string, text: string): Promise<void> {
-  const tmp = `${dirname(path)}/.${basename(path)}.${process.pid}.tmp`;
+  // a random name, created with O_EXCL: nothing planted under a predictable name is ever written through
+  const tmp = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`;
   try {
-    // never through a file or link planted under the temporary name: it goes, and ours is created anew
-    await unlink(tmp).catch(() => undefined);
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       await fh.writeFile(text);
@@ -111,5 +111,24 @@ export async function writeMetricsFile(path: string, text: string): Promise<void
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw new LayergcError(`cannot write the metrics file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Before anything is removed: the metrics file can be written (its dir takes a new file, and what
+ * is at the path is a regular file or nothing), so a purge never removes and then fails to report.
+ */
+export async function checkMetricsTarget(path: string): Promise<void> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))).catch((err: Error) => {
+    throw new LayergcError(`cannot write the metrics file ${path}: ${err.message}; nothing was removed`);
+  });
+  if (st && !st.isFile()) throw new LayergcError(`cannot write the metrics file ${path}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; nothing was removed`);
+  const probe = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.probe`;
+  try {
+    const fh = await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    await fh.close();
+    await unlink(probe);
+  } catch (err) {
+    throw new LayergcError(`cannot write the metrics file ${path}: ${(err as Error).message.replace(/, open .*$/, '')}; nothing was removed`);
   }
 }
