@@ -1,6 +1,7 @@
 // Log events on stderr: plain lines for people, or one JSON object per event for journald and
 // log shippers (--log-format json).
 import type { Output } from './output.js';
+import { escapeText } from '../escape.js';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -14,7 +15,7 @@ export function makeLogger(format: 'text' | 'json', o: Output): Logger {
       o.err(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
     } else {
       const prefix = level === 'error' ? o.c.red('layergc: ') : level === 'warn' ? o.c.yellow('layergc: ') : 'layergc: ';
-      o.err(`${prefix}${msg}`);
+      o.err(`${prefix}${escapeText(msg)}`); // names from disk never forge a line or a terminal sequence
     }
   };
   return { info: emit('info'), warn: emit('warn'), error: emit('error') };

@@ -7,6 +7,7 @@ import type { Stats } from 'node:fs';
 import { ExitCode, LayergcError } from '../errors.js';
 import { listDir, lstatOrNull } from '../fsx/read.js';
 import { MountTable } from '../fsx/mounts.js';
+import { shellQuote } from '../escape.js';
 import type { Remover } from '../fsx/remove.js';
 import { findTool } from './btrfs.js';
 import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
@@ -137,7 +138,7 @@ export class ZfsDriver implements DriverAdapter {
 
   async remove(id: string, _rm: Remover): Promise<void> {
     const v = await this.datasets();
-    const ds = v.fsname ? `${v.fsname}/${id}` : `<fsname>/${id}`;
+    const ds = v.fsname ? shellQuote(`${v.fsname}/${id}`) ?? '<dataset>' : `<fsname>/${id}`;
     throw new LayergcError(`zfs layer ${id} is not removed by layergc (report-only): run \`zfs destroy -r ${ds}\` on the host${v.state === 'unknown' ? ` (${v.why})` : ''}`, ExitCode.UNSUPPORTED);
   }
 

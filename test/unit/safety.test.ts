@@ -474,3 +474,33 @@ describe('the lock and the journal are never trusted', () => {
     expect(r2.json).toBeDefined();
   });
 });
+
+const canChattr = process.getuid?.() === 0 && spawnSync('chattr', ['--help']).error === undefined;
+
+describe('output is safe', () => {
+  it.skipIf(!canChattr).concurrent('a name with a quote, a newline and an escape sequence: printed escaped, and the chattr remedy is one POSIX shell word for exactly those bytes', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const name = "x'$(touch pwned)\n\x1b[31mred";
+    const file = path.join(leak.dir, 'diff', name);
+    fs.writeFileSync(file, 'x');
+    expect(spawnSync('chattr', ['+i', file]).status).toBe(0);
+    try {
+      const r = await purge(s, ['--yes']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).not.toContain('\x1b');
+      expect(r.stderr).not.toContain('\x1b');
+      const staged = `${leak.dir}-layergc-removing/diff/${name}`;
+      expect(r.stdout).toContain(`${leak.dir}-layergc-removing/diff/x'$(touch pwned)\\x0a\\x1b[31mred`);
+      // the printed remedy, run by sh, names the file itself and runs nothing else
+      const cmd = /clear it with: (chattr -i .*?)\)?$/m.exec(r.stdout)![1];
+      expect(cmd).toMatch(/^chattr -i "\$\(printf '[^']*'\)"$/);
+      const sh = spawnSync('sh', ['-c', cmd.replace(/^chattr -i /, 'printf %s ')], { cwd: s.base });
+      expect(sh.stdout.toString()).toBe(staged);
+      expect(fs.existsSync(path.join(s.base, 'pwned'))).toBe(false);
+    } finally {
+      spawnSync('chattr', ['-R', '-i', s.base]);
+    }
+  });
+});

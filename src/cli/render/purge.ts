@@ -2,6 +2,7 @@
 import { short } from '../../store/digest.js';
 import type { Action } from '../../purge/plan.js';
 import { human, type Output } from '../output.js';
+import { escapeText } from '../../escape.js';
 import type { ScanHeader } from './scan-human.js';
 import { SCHEMA_VERSION } from './scan-json.js';
 
@@ -47,9 +48,9 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], op
   for (const a of actions) {
     const f = a.finding;
     const name = f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId}` : f.paths[0];
-    lines.push(`${word[a.status]}  ${f.kind}  ${name}  ${human(actionBytes(a))}`);
-    for (const p of f.paths) lines.push(c.dim(`    ${p}`));
-    if (a.reason) lines.push(`    ${a.status === 'failed' ? c.red('why:') : 'why:'} ${a.reason}`);
+    lines.push(`${word[a.status]}  ${f.kind}  ${escapeText(name)}  ${human(actionBytes(a))}`);
+    for (const p of f.paths) lines.push(c.dim(`    ${escapeText(p)}`));
+    if (a.reason) lines.push(`    ${a.status === 'failed' ? c.red('why:') : 'why:'} ${escapeText(a.reason)}`);
   }
   const t = purgeTotals(actions, opts.dryRun);
   lines.push('');

@@ -4,6 +4,7 @@ import { KIND_INFO } from '../../findings/kinds.js';
 import { short } from '../../store/digest.js';
 import type { Finding } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
+import { escapeText } from '../../escape.js';
 
 export interface ScanHeader { dataRoot: string; driver: string; daemonRunning: boolean; notes?: string[]; /** the containerd image store's root, when that is what was read */ containerdRoot?: string }
 
@@ -26,9 +27,9 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], e
     lines.push(c.dim(`  ${KIND_INFO[list[0].kind]}`));
     for (const f of list) {
       const name = f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0];
-      lines.push(`  ${c.bold(name)}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
-      lines.push(`    why: ${f.reason}`);
-      f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${p}`));
+      lines.push(`  ${c.bold(escapeText(name))}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
+      lines.push(`    why: ${escapeText(f.reason)}`);
+      f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${escapeText(p)}`));
       const a = [...f.affects.images.map((x) => `image ${x}`), ...f.affects.containers.map((x) => `container ${x}`)];
       if (a.length) lines.push(`    ${c.red('affects:')} ${a.join(', ')}`);
       for (const r of f.remedy ?? []) lines.push(`    remedy: ${r}`);

@@ -10,6 +10,7 @@ import { HEX64, short } from '../../store/digest.js';
 import { GcGraph, contentNode, expired, imageNode, ingestNode, leaseKey, parseNode, snapshotNode, type GcNode } from '../../store/containerd/gc.js';
 import type { ContainerdStore, MetaLease, MetaSnapshot } from '../../store/containerd/model.js';
 import { FINDING_KINDS, noAffects, type Affects, type Finding } from '../types.js';
+import { shellQuote } from '../../escape.js';
 
 const TEMPORARY = 'buildkit/lease.temporary';
 
@@ -47,7 +48,7 @@ export function pinnedFiles(dir: string): { path: string; attr: 'i' | 'a' }[] {
   return out;
 }
 
-const quote = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+const quote = (p: string) => shellQuote(p) ?? "'<a name that ends in a newline>'";
 
 /** A lease that belongs to an operation of the daemon, which died with it; or undefined. */
 function deadLeaseWhy(l: MetaLease, s: ContainerdStore): string | undefined {
