@@ -591,7 +591,7 @@ describe('zfs (report-only)', () => {
     expect(await drv.checkLayer(A, { hasParent: false })).toEqual([]);
     expect(await drv.checkLayer(B, { hasParent: false })).toEqual([`zfs dataset tank/docker/${B} does not exist`]);
     expect(drv.removalNote).toContain('zfs destroy -r tank/docker/<id>');
-    await expect(drv.remove(C, remover())).rejects.toThrow(`zfs destroy -r tank/docker/${C}`);
+    await expect(drv.remove(C, remover())).rejects.toThrow(`zfs destroy -r 'tank/docker/${C}'`);
     expect(nfs.readFileSync(join(tmp, 'zfs.args'), 'utf8').trim()).toBe('list -H -o name -t filesystem -r tank/docker');
   });
 
