@@ -1,7 +1,7 @@
 // Is a dockerd working on this data root? Looked up from the processes themselves (their
 // command line and config file), not only /var/run/docker.pid, so a daemon started with its own
 // exec-root and pidfile is found too.
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { trimSpace } from './digest.js';
 import { readSmallFileSync } from '../fsx/read.js';
 
@@ -50,6 +50,20 @@ export function daemonDataRoot(args: string[], cwd = '/'): { dataRoot: string; u
   return { dataRoot: realOr(dataRoot.startsWith('/') ? dataRoot : `${cwd}/${dataRoot}`), userns };
 }
 
+/**
+ * Whether two paths are one directory, by device and inode: a dockerd's root seen through
+ * /proc/<pid>/root (its own mount namespace: Docker-in-Docker, CI runners) or through a bind mount.
+ */
+function sameDir(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.isDirectory() && x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
 /** Every dockerd process whose data root is `dataRoot`, or its parent when userns-remap is on. */
 export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
   const processes: DaemonProcess[] = [];
@@ -73,7 +87,7 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
     }
     const d = daemonDataRoot(args.slice(1), cwd);
     const parentOfRemapped = d.userns && dataRoot.startsWith(`${d.dataRoot}/`) && /^\d+\.\d+$/.test(dataRoot.slice(d.dataRoot.length + 1));
-    if (d.dataRoot === dataRoot || parentOfRemapped) processes.push({ pid: Number(p), dataRoot: d.dataRoot, userns: d.userns });
+    if (d.dataRoot === dataRoot || parentOfRemapped || sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot) || (d.userns && sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot.replace(/\/\d+\.\d+$/, '')))) processes.push({ pid: Number(p), dataRoot: d.dataRoot, userns: d.userns });
   }
   return { running: processes.length > 0, processes };
 }

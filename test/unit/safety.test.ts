@@ -504,3 +504,29 @@ describe('output is safe', () => {
     }
   });
 });
+
+describe.skipIf(!asRoot)('whose daemon (root)', () => {
+  it.concurrent('a dockerd whose --data-root is another name for this root (a bind mount; through /proc/<pid>/root): matched by device and inode, young leaked dirs kept', async () => {
+    const s = root();
+    s.populate();
+    s.makeLeakedDriverDir();
+    const alias = path.join(s.base, 'alias');
+    fs.mkdirSync(alias);
+    const umount = mountBind(s.root, alias);
+    const bin = path.join(s.base, 'fake-bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'dockerd'), '#!/bin/sh\nwhile :; do sleep 1; done\n', { mode: 0o755 });
+    const { spawn } = await import('node:child_process');
+    const child = spawn(path.join(bin, 'dockerd'), ['--data-root', alias], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 300 && fs.readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() !== 'dockerd'; i++) await sleep(10);
+      const r = await purge(s, ['--yes', '--json']);
+      expect(r.json.daemonRunning).toBe(true);
+      expect((r.json.actions as Action[]).map((a) => a.status)).toEqual(['skipped']);
+      expect((r.json.actions as Action[])[0].reason).toContain('younger than --min-age');
+    } finally {
+      child.kill('SIGKILL');
+      umount();
+    }
+  });
+});
