@@ -1,6 +1,7 @@
 // Driver dirs kept although no claim names them: what a kept dir stacks on (overlay2 `lower`,
 // aufs `layers/<id>`), dirs BuildKit might own while its databases cannot be read, and container
-// dir pairs (<id>, <id>-init) while some mount's mount-id and init-id are both unreadable.
+// dir pairs (<id>, <id>-init) while some mount's mount-id and init-id are both unreadable, or a
+// container has no mount entry at all.
 import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
 import { MOUNT_ID } from '../store/layerdb.js';
 import { HEX64, short } from '../store/digest.js';
@@ -18,11 +19,16 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   if (refs.buildkitUnknown) {
     for (const id of entries) if (mightBeBuildkit(id)) kept.set(id, "BuildKit's databases cannot be read, and BuildKit may own it");
   }
-  if (store.layerdb.mounts.some((m) => !m.mountId && !m.initId)) {
+  // a container whose layerdb/mounts/<id> is gone has lost its mount-id and init-id just the same
+  const mounted = new Set(store.layerdb.mounts.map((m) => m.name));
+  const unmounted = store.containers.find((c) => !mounted.has(c.id));
+  const lostIds = store.layerdb.mounts.some((m) => !m.mountId && !m.initId);
+  if (lostIds || unmounted) {
+    const why = lostIds ? "it looks like a container's dir, and a container mount's mount-id and init-id cannot be read" : `it looks like a container's dir, and container ${unmounted!.name} has no layerdb/mounts entry naming its dirs`;
     for (const id of entries) {
       const rw = id.endsWith('-init') ? id.slice(0, -5) : id;
       if (MOUNT_ID.test(id) && entries.has(rw) && entries.has(`${rw}-init`) && !refs.claims.has(rw) && !refs.claims.has(`${rw}-init`)) {
-        kept.set(id, "it looks like a container's dir, and a container mount's mount-id and init-id cannot be read");
+        kept.set(id, why);
       }
     }
   }

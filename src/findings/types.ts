@@ -4,6 +4,7 @@ import type { Store } from '../store/model.js';
 import type { References } from '../store/references.js';
 import type { SizeAccounting } from '../fsx/size.js';
 import { keepingClaims } from '../store/references.js';
+import { STAGED_SUFFIX } from '../drivers/types.js';
 import type { Held, HeldCause, InferredKeep } from './kept.js';
 import { CONTAINERD_KINDS } from './containerd/kinds.js';
 
@@ -87,5 +88,6 @@ export const noAffects = (): Affects => ({ images: [], containers: [] });
 
 /** Whether a driver dir must stay although some garbage names it: claimed, or kept by inference. */
 export function driverDirKept(ctx: ScanContext, id: string): boolean {
-  return keepingClaims(ctx.refs.claims.get(id)).length > 0 || ctx.kept.has(id);
+  // its staging name too: removing <id> renames it there, and a dir of that name that something claims is not ours
+  return [id, `${id}${STAGED_SUFFIX}`].some((x) => keepingClaims(ctx.refs.claims.get(x)).length > 0 || ctx.kept.has(x));
 }

@@ -3,6 +3,7 @@
 import { MOUNT_ID } from '../store/layerdb.js';
 import { measure } from './measure.js';
 import { noAffects, type Finding, type FindingModule } from './types.js';
+import { STAGED_SUFFIX } from '../drivers/types.js';
 
 function origin(id: string): string {
   if (/^[a-f0-9]{64}-init$/.test(id)) return 'the init layer of a container that no longer exists (a failed create or removal)';
@@ -18,6 +19,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
     if (e.stat.isSymbolicLink()) continue; // unsafe-path reports it
     const held = e.staged ? undefined : ctx.held.get(e.id);
     if (ctx.refs.claims.has(e.id) || (ctx.kept.has(e.id) && !held)) continue; // owned, kept, or part of another finding
+    if (ctx.refs.claims.has(`${e.id}${STAGED_SUFFIX}`)) continue; // a claimed dir of our staging name is never our leftover
     const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
     const m = measure(ctx, paths);
     const reason = e.staged

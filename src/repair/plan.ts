@@ -5,6 +5,7 @@
 // containers are included.
 import { ancestors, keepingClaims, type DriverClaim } from '../store/references.js';
 import { inferKept } from '../findings/kept.js';
+import { STAGED_SUFFIX } from '../drivers/types.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
 import { hexOf, short, HEX64 } from '../store/digest.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
@@ -143,7 +144,7 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   // a driver dir goes only when nothing that stays claims it, stacks on it, or may own it (BuildKit)
   const goes = (c: DriverClaim) => (c.kind === 'layer' && gone.has(c.chainId)) || (c.kind === 'mount' && doomedMounts.has(c.mount));
   const kept = await inferKept(store, scan.refs, goes);
-  const needed = (id: string) => keepingClaims(scan.refs.claims.get(id)).some((c) => !goes(c)) || kept.has(id);
+  const needed = (id: string) => [id, `${id}${STAGED_SUFFIX}`].some((x) => keepingClaims(scan.refs.claims.get(x)).some((c) => !goes(c)) || kept.has(x));
   for (const c of containers) c.driverIds = c.driverIds.filter((id) => !needed(id));
   for (const id of [...gone].sort((a, b) => depth(b) - depth(a) || a.localeCompare(b))) {
     const l = layers.get(id)!;

@@ -185,3 +185,37 @@ describe('purge --include broken: what a doomed item names that something else n
     same(before, listing([app.layers[1].driverDir, app.layers[1].dir]));
   });
 });
+
+describe('ids that are not ids', () => {
+  it.concurrent('regression: a live layer whose cache-id ends in layergc\'s staging suffix is not an interrupted purge\'s leftover', async () => {
+    const s = root();
+    s.populate();
+    const img = s.addImage(['odd:1'], [{ files: { 'o/1': 'odd' } }]);
+    const odd = img.layers[0];
+    const staged = `${odd.driverDir}-layergc-removing`;
+    fs.renameSync(odd.driverDir, staged);
+    fs.writeFileSync(path.join(odd.dir, 'cache-id'), path.basename(staged));
+    fs.unlinkSync(odd.linkPath);
+    fs.symlinkSync(`../${path.basename(staged)}/diff`, odd.linkPath);
+    const before = listing([staged, odd.dir]);
+    expect((await purge(s, ['--yes', '--json'])).code).toBe(0);
+    same(before, listing([staged, odd.dir]));
+    // and garbage whose staging name is that dir (emptied, so a rename could replace it)
+    const leak = s.makeLeakedDriverDir({ id: path.basename(odd.driverDir) });
+    expect((await purge(s, ['--yes', '--json'])).code).toBeLessThan(2);
+    same(before, listing([staged, odd.dir]));
+    expect(exists(leak.dir)).toBe(true);
+  });
+});
+
+describe('lost container metadata', () => {
+  it.concurrent('a container whose layerdb/mounts/<id> is gone: its RW and init dirs are not purged as unreferenced', async () => {
+    const s = root();
+    const { web } = s.populate();
+    fs.rmSync(web.mountDir, { recursive: true });
+    const before = listing([web.mountDriverDir, web.initDriverDir, web.containerDir]);
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    same(before, listing([web.mountDriverDir, web.initDriverDir, web.containerDir]));
+  });
+});
