@@ -21,7 +21,7 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   }
   // a container whose layerdb/mounts/<id> is gone has lost its mount-id and init-id just the same
   const mounted = new Set(store.layerdb.mounts.map((m) => m.name));
-  const unmounted = store.containers.find((c) => !mounted.has(c.id));
+  const unmounted = store.unknownSources.some((u) => u.source === 'layerdb/mounts') ? undefined : store.containers.find((c) => !mounted.has(c.id));
   const lostIds = store.layerdb.mounts.some((m) => !m.mountId && !m.initId);
   if (lostIds || unmounted) {
     const why = lostIds ? "it looks like a container's dir, and a container mount's mount-id and init-id cannot be read" : `it looks like a container's dir, and container ${unmounted!.name} has no layerdb/mounts entry naming its dirs`;

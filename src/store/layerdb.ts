@@ -11,6 +11,8 @@ export interface LayerRecord {
   diffId?: string;
   size?: number;
   cacheId?: string;
+  /** A cache-id refused as a layer ID that still names one entry of the driver home: never garbage. */
+  namesDir?: string;
   parent?: string;        // chain ID of the parent, when the file exists and parses
   hasTarSplit: boolean;
   /** Why the daemon's loadLayer fails on this entry's own files; empty when it loads. */
@@ -169,6 +171,8 @@ async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsa
     if (bad) {
       unsafe.push({ path: `${dir}/cache-id`, reason: `cache-id "${c.value}" ${bad}; it would lead out of the driver home` });
       rec.problems.push(`cache-id "${c.value}" ${bad}`);
+      // still one name in the driver home (a staging or bookkeeping name): the dir it names stays claimed
+      if (!/^\.{0,2}$|[/\0\uFFFD]/.test(c.value!)) rec.namesDir = c.value;
     } else rec.cacheId = c.value;
   }
 

@@ -102,7 +102,7 @@ export function computeReferences(store: Store): References {
     list.push(c);
     claims.set(id, list);
   };
-  for (const l of layers.values()) claim(l.cacheId, { kind: 'layer', chainId: l.chainId, live: live.has(l.chainId), loadable: loadable.get(l.chainId) ?? false });
+  for (const l of layers.values()) claim(l.cacheId ?? l.namesDir, { kind: 'layer', chainId: l.chainId, live: live.has(l.chainId), loadable: loadable.get(l.chainId) ?? false });
   for (const m of store.layerdb.mounts) {
     // both files are written without fsync: one may be empty after a crash, so each also claims
     // the other's dir (init-id is always <mount-id>-init)
