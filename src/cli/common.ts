@@ -37,6 +37,18 @@ export function formatOf(o: CommonOptions): Format {
   return o.format ?? (o.json ? 'json' : 'human');
 }
 
+/** --fail-on: the least severe finding that makes scan or verify exit 1. */
+export type FailOn = 'error' | 'warning' | 'none';
+
+export function withFailOn(cmd: Command): Command {
+  return cmd.addOption(new Option('--fail-on <severity>', 'exit 1 when a finding of this severity or worse is found: error (broken layers only), warning (also garbage), none (always 0)').choices(['error', 'warning', 'none']).default('warning'));
+}
+
+export function exitFor(findings: readonly { severity: 'error' | 'warning' }[], failOn: FailOn = 'warning'): number {
+  if (failOn === 'none') return ExitCode.OK;
+  return findings.some((f) => failOn === 'warning' || f.severity === 'error') ? ExitCode.FOUND : ExitCode.OK;
+}
+
 export interface RunContext { out: Output; log: Logger; opts: CommonOptions }
 
 /** Run a command body; map errors to the documented exit codes. */
@@ -48,6 +60,7 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
     const log = makeLogger(opts.logFormat ?? 'text', out);
     let code: number;
     try {
+      if (opts.json && opts.format && opts.format !== 'json') throw new LayergcError(`--json and --format ${opts.format} conflict: pick one`);
       code = await body({ out, log, opts }, opts, cmd.args);
     } catch (err) {
       if (err instanceof LayergcError) {

@@ -14,7 +14,7 @@ export function makeLogger(format: 'text' | 'json', o: Output): Logger {
     if (format === 'json') {
       o.err(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
     } else {
-      const prefix = level === 'error' ? o.c.red('layergc: ') : level === 'warn' ? o.c.yellow('layergc: ') : 'layergc: ';
+      const prefix = level === 'error' ? o.ce.red('layergc: ') : level === 'warn' ? o.ce.yellow('layergc: ') : 'layergc: ';
       o.err(`${prefix}${escapeText(msg)}`); // names from disk never forge a line or a terminal sequence
     }
   };

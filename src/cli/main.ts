@@ -17,19 +17,30 @@ Exit codes:
   4  a layout layergc does not handle (unknown driver, containerd schema or snapshotter)
   5  another layergc holds this data root`;
 
+const EXAMPLES = `
+Examples:
+  layergc scan                     what is orphaned or broken, and what it costs
+  layergc purge --dry-run          what a purge would remove; changes nothing
+  layergc purge --yes              remove it (-f, --force: the same)
+  layergc explain nginx:1.27       why an image, container, layer or dir is kept
+  layergc verify my-container      prove its layers' content against the DiffIDs`;
+
+/** commander's usage errors: one line naming the help to read, exit 2 (a bad argument). */
+function quietErrors(c: Command, helpOf: string): Command {
+  return c
+    .configureOutput({ outputError: (msg, write) => write(`layergc: ${msg.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${helpOf} --help)\n`) })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+}
+
 export function program(): Command {
   const p = new Command('layergc')
     .description("Offline repair tool for Docker's image layer store: find, explain, verify and safely purge orphan and broken layers.")
     .version(VERSION)
-    .addHelpText('after', EXIT_CODES)
-    .showHelpAfterError()
-    .exitOverride((err) => {
-      // commander's own usage errors (unknown option, bad choice) are exit 2, like any bad argument
-      process.exit(err.exitCode === 0 ? 0 : 2);
-    });
+    .addHelpText('after', `${EXAMPLES}\n${EXIT_CODES}`);
+  quietErrors(p, 'layergc');
   for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand(), restoreCommand()]) {
     c.addHelpText('after', EXIT_CODES);
-    c.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    quietErrors(c, `layergc ${c.name()}`);
     p.addCommand(c);
   }
   return p;

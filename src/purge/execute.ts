@@ -22,7 +22,14 @@ export function freeBytes(path: string): number {
   }
 }
 
-export interface ExecuteContext { driver: DriverAdapter; rm: Remover; journal: Journal; onAction?: (a: Action) => void }
+export interface ExecuteContext {
+  driver: DriverAdapter;
+  rm: Remover;
+  journal: Journal;
+  onAction?: (a: Action) => void;
+  /** checked between items: once aborted (SIGINT, SIGTERM), the items not begun are skipped */
+  signal?: AbortSignal;
+}
 
 /** The last word on an ID before any driver removes by it (the store validated it once already). */
 function refuseId(id: string): void {
@@ -71,6 +78,10 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
 
 export async function executePlan(actions: Action[], ctx: ExecuteContext): Promise<void> {
   for (const a of actions) {
+    if (a.status === 'planned' && ctx.signal?.aborted) {
+      a.status = 'skipped';
+      a.reason = `not begun: the run was interrupted (${String(ctx.signal.reason)})`;
+    }
     if (a.status !== 'planned') {
       ctx.onAction?.(a);
       continue;

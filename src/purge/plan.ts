@@ -63,11 +63,3 @@ export function planPurge(findings: Finding[], policy: Policy, depthOf: (f: Find
   const staged = (a: Action) => (a.finding.staged ? 0 : 1);
   return actions.sort((x, y) => staged(x) - staged(y) || y.depth - x.depth);
 }
-
-/** Parse a duration such as 24h, 30m, 90s, 2d, 0. */
-export function parseDuration(s: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(s.trim());
-  if (!m) return null;
-  const unit = { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[(m[2] ?? 's') as 'ms'];
-  return Number(m[1]) * unit;
-}

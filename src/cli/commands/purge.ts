@@ -1,7 +1,6 @@
 // layergc purge: remove what scan calls garbage, through the storage-driver adapter, safely and
 // resumably. --dry-run runs the same plan and skips only the removal.
 import { Command, Option } from 'commander';
-import { createInterface } from 'node:readline/promises';
 import { randomBytes } from 'node:crypto';
 import { locate } from '../../store/locate.js';
 import { openStore } from '../../store/index.js';
@@ -16,7 +15,8 @@ import { acquireLock } from '../../purge/lock.js';
 import { Journal, type JournalEntry } from '../../purge/journal.js';
 import { lstatOrNull } from '../../fsx/read.js';
 import { STAGED_SUFFIX } from '../../drivers/types.js';
-import { INCLUDABLE_KINDS, parseDuration, planPurge, type Action } from '../../purge/plan.js';
+import { INCLUDABLE_KINDS, planPurge, type Action } from '../../purge/plan.js';
+import { DURATION_UNITS, parseDuration } from '../duration.js';
 import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
 import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
@@ -25,8 +25,9 @@ import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 import { purgeContainerd } from './purge-containerd.js';
 import { storeKind } from '../../store/containerd/index.js';
+import { confirm, Interrupt } from '../interrupt.js';
 
-interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; minAge: string; include?: string; quarantine?: string }
+interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; force?: boolean; minAge: string; include?: string; quarantine?: string }
 
 /** Close the journal entries of items an interrupted run began that are now gone, staged names included. */
 async function closeFinished(unfinished: JournalEntry[], journal: Journal): Promise<void> {
@@ -42,28 +43,21 @@ function measureNow(findings: Finding[], mounts: MountTable): void {
   for (const f of findings) f.bytes = f.paths.reduce((t, p) => t + sizes.measure(p).bytes, 0);
 }
 
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
-
 export function purgeCommand(): Command {
   return withStoreOptions(new Command('purge'))
     .description('remove orphan layers and leaked data (removing-orphan, stale-write-set, unreferenced-driver-dir, dangling-link)')
     .option('-n, --dry-run', 'show exactly what would be removed; change nothing')
     .option('-y, --yes', 'remove without asking')
+    .option('-f, --force', 'the same as --yes (as in docker system prune -f)')
     .option('--min-age <duration>', 'while a dockerd runs, keep leaked data younger than this (a pull may be in flight)', '24h')
     .addOption(new Option('--include <kinds>', `also remove these kinds (comma-separated): ${INCLUDABLE_KINDS.filter((k) => !GARBAGE_KINDS.includes(k)).join(', ')}; broken: repair broken layers, remove what cannot be repaired (containers: and the containers on them)`))
     .option('--quarantine <dir>', 'with --include broken: move what would be deleted into DIR (same filesystem) with a manifest; layergc restore DIR puts it back')
     .action(action<PurgeOptions>(async ({ out, log }, opts) => {
       const started = Date.now();
+      opts.yes ||= opts.force;
       const minAgeMs = parseDuration(opts.minAge);
-      if (minAgeMs === null) throw new LayergcError(`--min-age ${JSON.stringify(opts.minAge)} is not a duration (like 24h, 30m, 0)`);
-      if (opts.dryRun && opts.yes) throw new LayergcError('--dry-run and --yes contradict each other: pick one');
+      if (minAgeMs === null) throw new LayergcError(`--min-age ${JSON.stringify(opts.minAge)} is not a duration: a number with a unit (${DURATION_UNITS}), like 24h, 1h30m or 90m; or 0`);
+      if (opts.dryRun && opts.yes) throw new LayergcError(`--dry-run and ${opts.force ? '--force' : '--yes'} contradict each other: pick one`);
       const kinds: FindingKind[] = [...GARBAGE_KINDS];
       const repair = new Set<string>();
       for (const k of (opts.include ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
@@ -89,6 +83,7 @@ export function purgeCommand(): Command {
       const loc = await locate(opts);
       const dryRun = !!opts.dryRun || interactive; // an interactive run plans first, then asks
       const lock = opts.dryRun ? undefined : await acquireLock(loc.dataRoot, 'layergc purge');
+      const interrupt = new Interrupt((sig) => log.warn(`${sig}: finishing the item under way, then stopping (again to stop at once)`, { event: 'interrupted', signal: sig }));
       try {
         if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
         if (repair.has('broken')) return await purgeBroken({ out, log, opts }, opts, loc, { kinds, containers: repair.has('containers'), started });
@@ -116,11 +111,12 @@ export function purgeCommand(): Command {
         let doRun = !dryRun;
         if (interactive) {
           out.out(renderPurgeHuman(out, header, actions, { dryRun: true, asking: true }));
-          doRun = actions.some((a) => a.status === 'planned') && (await confirm('Remove the planned items? [y/N] '));
-          if (!doRun) {
+          const answer = actions.some((a) => a.status === 'planned') ? await confirm('Remove the planned items? [y/N] ', interrupt) : 'no';
+          if (answer !== 'yes') {
             out.out('Nothing removed.');
-            return ExitCode.OK;
+            return interrupt.exitCode ?? ExitCode.OK;
           }
+          doRun = true;
         }
         const format = formatOf(opts);
         const freeBefore = freeBytes(loc.dataRoot);
@@ -129,6 +125,7 @@ export function purgeCommand(): Command {
           driver: store.driver,
           rm,
           journal,
+          signal: interrupt.signal,
           onAction: (a: Action) => {
             if (a.status === 'failed' && (format !== 'human' || opts.logFormat === 'json')) log.warn(`could not remove ${a.finding.kind} ${a.finding.paths[0]}: ${a.reason}`, { event: 'failed', kind: a.finding.kind, paths: a.finding.paths, reason: a.reason });
             else if (a.status === 'removed' && opts.logFormat === 'json') log.info(`removed ${a.finding.kind} ${a.finding.paths[0]}`, { event: 'removed', kind: a.finding.kind, paths: a.finding.paths, bytes: a.finding.bytes });
@@ -148,12 +145,15 @@ export function purgeCommand(): Command {
         if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
         if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, !doRun, measured), null, 2));
         else if (format === 'prometheus') out.out(metrics());
-        else if (!(opts.quiet && !actions.length)) {
-          for (const note of [buildkitNote(store), imagesNote(store)]) if (note) log.warn(note);
-          out.out(renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured }));
+        else {
+          // the notes are the same every day: not for --quiet (the JSON and the metrics have the counts)
+          if (!opts.quiet) for (const note of [buildkitNote(store), imagesNote(store)]) if (note) log.warn(note);
+          const report = renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured, quiet: opts.quiet && !interrupt.exitCode });
+          if (report) out.out(report);
         }
-        return totals.failed ? ExitCode.FOUND : ExitCode.OK;
+        return interrupt.exitCode ?? (totals.failed ? ExitCode.FOUND : ExitCode.OK);
       } finally {
+        interrupt.dispose();
         await lock?.release();
       }
     }));

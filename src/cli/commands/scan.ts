@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { openStore } from '../../store/index.js';
 import { scanStore } from '../../findings/index.js';
 import { ExitCode } from '../../errors.js';
-import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
+import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
@@ -12,10 +12,10 @@ import { addRemedies } from '../../repair/remedy.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
 
-interface ScanOptions extends CommonOptions { deep?: boolean }
+interface ScanOptions extends CommonOptions { deep?: boolean; failOn: FailOn }
 
 export function scanCommand(): Command {
-  return withStoreOptions(new Command('scan'))
+  return withFailOn(withStoreOptions(new Command('scan')))
     .description('find orphan and broken layers; read-only')
     .option('--deep', 'also verify every layer\'s content against its DiffID (as `layergc verify`)')
     .action(action<ScanOptions>(async ({ out }, opts) => {
@@ -36,7 +36,7 @@ export function scanCommand(): Command {
       if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
       else if (format === 'prometheus') out.out(metrics());
       else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
-      return findings.length ? ExitCode.FOUND : ExitCode.OK;
+      return exitFor(findings, opts.failOn);
     }));
 }
 

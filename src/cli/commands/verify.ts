@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { openStore } from '../../store/index.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { verifyStore } from '../../verify/findings.js';
-import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
+import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { human } from '../output.js';
@@ -11,10 +11,10 @@ import { buildkitNote } from '../notes.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
 
-interface VerifyOptions extends CommonOptions { jobs?: string }
+interface VerifyOptions extends CommonOptions { jobs?: string; failOn: FailOn }
 
 export function verifyCommand(): Command {
-  return withStoreOptions(new Command('verify'))
+  return withFailOn(withStoreOptions(new Command('verify')))
     .description("rebuild each layer's tar stream from tar-split.json.gz and its files, and check it against the layer's DiffID")
     .argument('[layer...]', 'chain IDs to verify (with or without sha256:); default: every layer')
     .option('-j, --jobs <n>', 'layers verified at once (default: number of CPUs)')
@@ -42,7 +42,7 @@ export function verifyCommand(): Command {
         lines.push(`Verified ${run.results.length} layers (${human(run.bytes)}) in ${secs.toFixed(1)} s: ${ok} match their DiffID${run.findings.length ? `, ${run.findings.length} do not` : ''}.`);
         out.out(lines.join('\n'));
       }
-      return run.findings.length ? ExitCode.FOUND : ExitCode.OK;
+      return exitFor(run.findings, opts.failOn);
     }));
 }
 

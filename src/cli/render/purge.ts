@@ -37,8 +37,17 @@ export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, mea
   };
 }
 
-export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], opts: { dryRun: boolean; asking?: boolean; measuredFreed?: number }): string {
+/** Free space grew by about what was counted: other writers on the filesystem did not blur it. */
+const agrees = (measured: number, counted: number) => Math.abs(measured - counted) <= Math.max(1 << 20, counted / 10);
+
+/**
+ * The report of a purge. Quiet (the daily job's): only what was removed and what failed, '' when
+ * neither; items skipped by policy are in the metrics and the JSON, never here.
+ */
+export function renderPurgeHuman(o: Output, h: ScanHeader, all: Action[], opts: { dryRun: boolean; asking?: boolean; measuredFreed?: number; quiet?: boolean }): string {
   const { c } = o;
+  const actions = opts.quiet ? all.filter((a) => a.status === 'removed' || a.status === 'failed') : all;
+  if (opts.quiet && !actions.length) return '';
   const lines = [`${c.bold(`layergc purge${opts.asking ? ': the plan' : opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`];
   if (!actions.length) {
     lines.push(c.green('Nothing to remove.'));
@@ -52,12 +61,15 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, actions: Action[], op
     for (const p of f.paths) lines.push(c.dim(`    ${escapeText(p)}`));
     if (a.reason) lines.push(`    ${a.status === 'failed' ? c.red('why:') : 'why:'} ${escapeText(a.reason)}`);
   }
-  const t = purgeTotals(actions, opts.dryRun);
+  const t = purgeTotals(all, opts.dryRun);
+  const skipped = opts.quiet ? '' : `, ${t.skipped} skipped`;
   lines.push('');
-  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}; ${t.skipped} skipped.${opts.asking ? '' : ' Nothing was changed. Run with --yes to remove.'}`);
+  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}${skipped}.${opts.asking ? '' : ' Nothing was changed. Run with --yes to remove.'}`);
   else {
-    const measured = opts.measuredFreed !== undefined ? ` (free space on the data root's filesystem grew by ${human(Math.max(0, opts.measuredFreed))})` : '';
-    lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${measured}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}, ${t.skipped} skipped.`);
+    const m = opts.measuredFreed;
+    const same = m !== undefined && agrees(m, t.reclaimedBytes);
+    lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${same && t.reclaimedBytes ? ' (the filesystem\'s free space grew by as much)' : ''}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}${skipped}.`);
+    if (m !== undefined && !same) lines.push(c.dim(`Free space on the data root's filesystem changed by ${m < 0 ? '-' : '+'}${human(Math.abs(m))} meanwhile; other writers there count too.`));
     if (t.failed) lines.push('Failed items keep their staged names; fix the cause above and run layergc purge again to finish them.');
   }
   return lines.join('\n');
