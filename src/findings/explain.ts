@@ -6,10 +6,13 @@ import type { Store } from '../store/model.js';
 import type { ScanResult } from './index.js';
 import { describeClaim, describeOwner } from './describe.js';
 import type { Finding } from './types.js';
+import { resolveReference } from '../store/resolve.js';
+import type { ImageRecord } from '../store/images.js';
+import type { ContainerRecord } from '../store/containers.js';
 
 export interface Explanation {
   target: string;
-  type: 'layer' | 'driver-dir' | 'mount' | 'path' | 'snapshot' | 'blob' | 'lease';
+  type: 'image' | 'container' | 'layer' | 'driver-dir' | 'mount' | 'path' | 'snapshot' | 'blob' | 'lease';
   subject: string;
   status: 'live' | 'garbage' | 'broken' | 'unknown';
   /** The ownership chain, top (image tag, container) down to the thing, one line each. */
@@ -63,16 +66,43 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
     return { target, type: 'driver-dir', subject: `driver dir ${store.driver.dirOf(id)}`, status: statusOf(fs, live), because, findings: fs };
   };
 
+  const layerLine = (chainId: string, i: number, n: number) => {
+    const l = layers.get(chainId);
+    return `layer ${i + 1} of ${n}: ${short(chainId)}${!l ? ' is not in the layer store' : l.cacheId ? `, driver dir ${store.driver.dirOf(l.cacheId)}` : ''}`;
+  };
+
+  // an image is live; what is wrong with its layers makes it broken
+  const explainImage = (img: ImageRecord): Explanation => {
+    const label = imageLabel(img);
+    const because = img.chainIds.map((c, i) => layerLine(c, i, img.chainIds.length));
+    for (const c of store.containers.filter((x) => x.image === img.id)) because.push(`container ${c.name} runs on it`);
+    if (img.problem) because.push(`its config: ${img.problem}`);
+    const fs = touching((f) => (!!f.layer && img.chainIds.includes(f.layer)) || f.affects.images.includes(label) || f.paths.includes(img.path));
+    return { target, type: 'image', subject: `image ${label} (${short(img.id)})`, status: fs.some((f) => f.severity === BROKEN_SEVERITY) ? 'broken' : 'live', because, findings: fs };
+  };
+
+  const explainContainer = (c: ContainerRecord): Explanation => {
+    const m = store.layerdb.mounts.find((x) => x.name === c.id);
+    const img = store.images.images.find((i) => i.id === c.image);
+    const because = [img ? `it runs image ${imageLabel(img)} (${short(img.id)})` : `its image ${c.image ? short(c.image) : '(none recorded)'} is not in the image store`];
+    if (m) {
+      if (m.mountId) because.push(`its writable layer is driver dir ${store.driver.dirOf(m.mountId)} (mount-id)`);
+      if (m.initId) because.push(`its init layer is driver dir ${store.driver.dirOf(m.initId)} (init-id)`);
+      if (m.parent) because.push(`they sit on layer ${short(m.parent)}`);
+    } else because.push(`it has no layer mount (${store.loc.layerdb}/mounts/${c.id})`);
+    const fs = touching((f) => f.affects.containers.includes(c.name) || (!!m && f.paths.includes(m.dir)));
+    return { target, type: 'container', subject: `container ${c.name} (${short(c.id)})`, status: fs.some((f) => f.severity === BROKEN_SEVERITY) ? 'broken' : 'live', because, findings: fs };
+  };
+
   const chain = normalizeChainId(target);
   if (chain && layers.has(chain)) return explainLayer(chain);
   if (refs.claims.has(target) || store.driverEntries.some((e) => e.id === target)) return explainDriverId(target);
   if (chain && refs.live.has(chain)) return explainLayer(chain);
-  // a unique prefix of a chain ID
-  if (/^(sha256:)?[a-f0-9]{6,63}$/.test(target)) {
-    const hex = target.replace(/^sha256:/, '');
-    const hits = [...layers.keys()].filter((k) => k.slice(7).startsWith(hex));
-    if (hits.length === 1) return explainLayer(hits[0]);
-  }
+  const r = resolveReference(store, target);
+  if (r?.kind === 'image') return explainImage(r.image);
+  if (r?.kind === 'container') return explainContainer(r.container);
+  if (r?.kind === 'layer') return explainLayer(r.chainId);
+  if (r?.kind === 'driver-dir') return explainDriverId(r.id);
 
   const path = target.startsWith('/') ? target.replace(/\/+$/, '') : `${process.cwd()}/${target}`.replace(/\/+$/, '');
   const root = store.loc.dataRoot;

@@ -8,11 +8,13 @@ import { affectedBy } from '../findings/affects.js';
 import type { Store } from '../store/model.js';
 import { noAffects, type Finding } from '../findings/types.js';
 import { verifyLayers, type VerifyResult, type VerifyTarget } from './index.js';
-import { progressBar } from './progress.js';
+
+/** Makes the CLI's progress line, given the bytes the layers' recorded sizes add up to. */
+export type ProgressFactory = (totalBytes: number) => { update: (p: { layersDone: number; layersTotal: number; bytes: number }) => void; done: () => void };
 
 export interface VerifyRun { findings: Finding[]; results: VerifyResult[]; skipped: { chainId: string; reason: string }[]; bytes: number }
 
-export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: boolean; concurrency?: number; refs?: References } = {}): Promise<VerifyRun> {
+export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: ProgressFactory; concurrency?: number; refs?: References } = {}): Promise<VerifyRun> {
   const { layers } = store.layerdb;
   let ids = [...layers.keys()];
   if (opts.layers?.length) {
@@ -54,7 +56,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
     if (unsafeRoot(roots)) continue;
     targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: `${l.dir}/tar-split.json.gz`, contentRoots: roots, anchor: store.loc.dataRoot });
   }
-  const bar = opts.progress ? progressBar(targets.length) : undefined;
+  const bar = opts.progress?.(targets.reduce((n, t) => n + (layers.get(t.chainId)?.size ?? 0), 0));
   const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });
   bar?.done();
 
@@ -89,12 +91,13 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
  * scan --deep, with the references the scan already computed: the scan's findings plus verify's. An
  * unsafe path both report is kept once, in verify's words (which name the layer left unverified).
  */
-export async function verifyFindings(store: Store, opts: { progress?: boolean; refs?: References; scanFindings?: Finding[] }): Promise<Finding[]> {
-  const deep = (await verifyStore(store, opts)).findings;
+export async function verifyFindings(store: Store, opts: { progress?: ProgressFactory; refs?: References; scanFindings?: Finding[] }): Promise<VerifyRun> {
+  const run = await verifyStore(store, opts);
+  const deep = run.findings;
   if (opts.scanFindings) {
     const again = new Set(deep.filter((f) => f.kind === 'unsafe-path').map((f) => f.paths[0]));
     const list = opts.scanFindings;
     for (let i = list.length - 1; i >= 0; i--) if (list[i].kind === 'unsafe-path' && again.has(list[i].paths[0])) list.splice(i, 1);
   }
-  return deep;
+  return run;
 }

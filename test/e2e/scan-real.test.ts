@@ -176,17 +176,29 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       for (const f of findings) for (const p of f.paths) expect([home, s.root, path.join(home, 'l'), s.d.layerdb]).not.toContain(p);
     });
 
-    it('human output: every kind, what it breaks, and one summary line', async () => {
+    it('human output: the summary first (every kind, errors first), what it breaks, the next command with the same --data-root', async () => {
       const r = await cli(['scan']);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe('');
-      for (const k of new Set(findings.map((f) => f.kind))) expect(r.stdout).toMatch(new RegExp(`^${k} (error|warning) \\d+ found`, 'm'));
+      const kinds = [...new Set(findings.map((f) => f.kind))];
+      const at = (re: RegExp) => r.stdout.split('\n').findIndex((l) => re.test(l));
+      const summary = at(/^8 findings: 3 errors \(broken\), 5 warnings; \d+(\.\d+)? MB reclaimable\.$/);
+      expect(summary).toBeGreaterThan(0);
+      for (const k of kinds) {
+        const n = findings.filter((f) => f.kind === k).length;
+        const row = at(new RegExp(`^${k} +(error|warning) +${n} +\\S+ \\S+ +(yes|no|with --include)$`));
+        expect(row, k).toBeGreaterThan(0);
+        expect(row, k).toBeLessThan(summary);
+        expect(at(new RegExp(`^${k} (error|warning): ${n}$`)), k).toBeGreaterThan(summary);
+      }
+      const sev = r.stdout.split('\n').slice(0, summary).map((l) => /^\S+ +(error|warning) /.exec(l)?.[1]).filter(Boolean);
+      expect(sev).toEqual([...sev].sort()); // errors before warnings
+      expect(r.stdout.split('\n').filter((l) => l.length > 80 && !l.includes('/'))).toEqual([]);
       expect(r.stdout).toMatch(/affects: image victim:1/);
       expect(r.stdout).toMatch(/affects: image empty:1/);
       expect(r.stdout).toContain(s.fr.removingDir);
       expect(r.stdout).toContain(s.kl.leakedDriverDir);
-      const last = r.stdout.trimEnd().split('\n').pop()!;
-      expect(last).toMatch(/^8 findings \(3 errors, 5 warnings\); \d+(\.\d+)? MB reclaimable\. See what a purge would do: layergc purge --dry-run$/);
+      expect(r.stdout).toContain(`See what a purge would do:\n  layergc purge --dry-run --data-root ${s.root}\n`);
     });
 
     it('explain: a tagged image\'s top layer and a container\'s dir are live, the leaked dir is garbage', async () => {

@@ -1,6 +1,6 @@
 /**
  * The published JSON shapes (docs/scan.schema.json for scan and verify, docs/purge.schema.json for
- * purge), compiled once with ajv's draft 2020-12 build. `expectValid` fails a test with ajv's errors.
+ * purge, docs/explain.schema.json for explain), compiled once with ajv's draft 2020-12 build. `expectValid` fails a test with ajv's errors.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import { expect } from 'vitest';
 
-export type SchemaKind = 'scan' | 'purge' | 'df' | 'restore';
+export type SchemaKind = 'scan' | 'purge' | 'df' | 'restore' | 'explain';
 
 // ajv is CommonJS: depending on the loader the class is the default export or its `default` member
 const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as typeof import('ajv/dist/2020.js').default;
@@ -18,6 +18,7 @@ export const SCHEMA_FILES: Record<SchemaKind, string> = {
   purge: fileURLToPath(new URL('../../docs/purge.schema.json', import.meta.url)),
   df: fileURLToPath(new URL('../../docs/df.schema.json', import.meta.url)),
   restore: fileURLToPath(new URL('../../docs/restore.schema.json', import.meta.url)),
+  explain: fileURLToPath(new URL('../../docs/explain.schema.json', import.meta.url)),
 };
 
 let validators: Record<SchemaKind, ValidateFunction> | undefined;
@@ -28,8 +29,9 @@ export function loadSchema(kind: SchemaKind): Record<string, any> {
 
 export function validator(kind: SchemaKind): ValidateFunction {
   if (!validators) {
-    const ajv = new Ajv2020({ strict: true, allErrors: true, strictRequired: false });
-    validators = { scan: ajv.compile(loadSchema('scan')), purge: ajv.compile(loadSchema('purge')), df: ajv.compile(loadSchema('df')), restore: ajv.compile(loadSchema('restore')) };
+    // ajv's strict mode, every check of it on (strictRequired included)
+    const ajv = new Ajv2020({ strict: true, allErrors: true });
+    validators = { scan: ajv.compile(loadSchema('scan')), purge: ajv.compile(loadSchema('purge')), df: ajv.compile(loadSchema('df')), restore: ajv.compile(loadSchema('restore')), explain: ajv.compile(loadSchema('explain')) };
   }
   return validators[kind];
 }

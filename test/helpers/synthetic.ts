@@ -614,7 +614,7 @@ function finish(args: string[], opts: CliOptions, res: CliResult): CliResult {
   const wantsJson = args.includes('--json') || args.includes('--format=json') || (args.includes('--format') && args[args.indexOf('--format') + 1] === 'json');
   if (wantsJson && res.stdout.trim()) {
     res.json = JSON.parse(res.stdout);
-    const kind: SchemaKind | false = opts.schema ?? (args[0] === 'purge' ? 'purge' : args[0] === 'scan' || args[0] === 'verify' ? 'scan' : args[0] === 'df' ? 'df' : args[0] === 'restore' ? 'restore' : false);
+    const kind: SchemaKind | false = opts.schema ?? (args[0] === 'purge' ? 'purge' : args[0] === 'scan' || args[0] === 'verify' ? 'scan' : args[0] === 'df' ? 'df' : args[0] === 'restore' ? 'restore' : args[0] === 'explain' ? 'explain' : false);
     if (kind) expectValid(kind, res.json);
   }
   return res;

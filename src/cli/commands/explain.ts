@@ -1,5 +1,5 @@
-// layergc explain <path | chain ID | cache id>: why a thing is live (the chain of ownership from an
-// image tag or container down to the dir) or why it is garbage or broken.
+// layergc explain <what>: why a thing is live (the chain of ownership from an image tag or
+// container down to the dir) or why it is garbage or broken.
 import { Command } from 'commander';
 import { openStore } from '../../store/index.js';
 import { scanStore } from '../../findings/index.js';
@@ -10,20 +10,29 @@ import { findingJson } from '../render/finding-json.js';
 import { SCHEMA_VERSION } from '../render/scan-json.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
+import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
+
+export const TARGET_HELP = 'an image (tag, repo@digest, ID), a container (name, ID), a layer (chain ID), a driver dir (cache ID), IDs full or a unique prefix such as the 12 characters scan prints; or a path in the data root';
 
 export function explainCommand(): Command {
   return withStoreOptions(new Command('explain'))
-    .description('say why a layer, driver dir or path is live, garbage or broken')
-    .argument('<target>', 'a path inside the data root, a chain ID (with or without sha256:) or a driver/cache ID')
+    .description('say why an image, container, layer, driver dir or path is live, garbage or broken')
+    .argument('<what>', TARGET_HELP)
     .action(action<CommonOptions>(async ({ out }, opts, args) => {
+      const started = Date.now();
       if ((await storeKind(opts)) === 'containerd') return explainContainerdStore(out, opts, args[0]);
       const store = await openStore(opts);
       const scan = await scanStore(store);
       const e = await explain(store, scan, args[0]);
-      if (!e) throw new LayergcError(`${args[0]} is not a path, chain ID or driver ID that layergc knows in ${store.loc.dataRoot}`);
-      if (formatOf(opts) === 'json') {
-        out.out(JSON.stringify({ schemaVersion: SCHEMA_VERSION, dataRoot: store.loc.dataRoot, driver: store.loc.driver, ...e, findings: e.findings.map(findingJson) }, null, 2));
-      } else out.out(renderExplanation(e, out.c));
+      if (!e) throw new LayergcError(`${args[0]} is not an image, container, layer, driver dir or path that layergc knows in ${store.loc.dataRoot}`);
+      const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
+      // the metrics are the whole scan's: explain reads the whole store to answer
+      const metrics = () => scanMetrics(header, scan.findings, { started, finished: Date.now() }, 'explain');
+      if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+      const format = formatOf(opts);
+      if (format === 'json') out.out(JSON.stringify({ schemaVersion: SCHEMA_VERSION, dataRoot: store.loc.dataRoot, driver: store.loc.driver, ...e, findings: e.findings.map(findingJson) }, null, 2));
+      else if (format === 'prometheus') out.out(metrics());
+      else out.out(renderExplanation(e, out.c));
       return e.status === 'live' ? ExitCode.OK : ExitCode.FOUND;
     }));
 }

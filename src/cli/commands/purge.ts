@@ -26,6 +26,7 @@ import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js
 import { purgeContainerd } from './purge-containerd.js';
 import { storeKind } from '../../store/containerd/index.js';
 import { confirm, Interrupt } from '../interrupt.js';
+import { againWith } from '../hint.js';
 
 interface PurgeOptions extends CommonOptions { dryRun?: boolean; yes?: boolean; force?: boolean; minAge: string; include?: string; quarantine?: string }
 
@@ -148,7 +149,7 @@ export function purgeCommand(): Command {
         else {
           // the notes are the same every day: not for --quiet (the JSON and the metrics have the counts)
           if (!opts.quiet) for (const note of [buildkitNote(store), imagesNote(store)]) if (note) log.warn(note);
-          const report = renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured, quiet: opts.quiet && !interrupt.exitCode });
+          const report = renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured, quiet: opts.quiet && !interrupt.exitCode, again: againWith(opts) });
           if (report) out.out(report);
         }
         return interrupt.exitCode ?? (totals.failed ? ExitCode.FOUND : ExitCode.OK);

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import { openStore } from '../../store/index.js';
 import { scanStore } from '../../findings/index.js';
-import { ExitCode } from '../../errors.js';
 import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
@@ -11,31 +10,37 @@ import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
 import { addRemedies } from '../../repair/remedy.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
+import { againWith } from '../hint.js';
+import { progressFor, verifiedLines } from './verify.js';
 
-interface ScanOptions extends CommonOptions { deep?: boolean; failOn: FailOn }
+interface ScanOptions extends CommonOptions { deep?: boolean; failOn: FailOn; verbose?: boolean }
 
 export function scanCommand(): Command {
   return withFailOn(withStoreOptions(new Command('scan')))
     .description('find orphan and broken layers; read-only')
     .option('--deep', 'also verify every layer\'s content against its DiffID (as `layergc verify`)')
+    .option('-v, --verbose', 'say why for every item, not once per kind')
     .action(action<ScanOptions>(async ({ out }, opts) => {
       const started = Date.now();
       if ((await storeKind(opts)) === 'containerd') return scanContainerdStore(out, opts, started);
       const store = await openStore(opts);
       const { findings, refs } = await scanStore(store);
       addRemedies(findings, store, refs, opts);
+      const format = formatOf(opts);
+      let verified: string[] | undefined;
       if (opts.deep) {
         const { verifyFindings } = await import('../../verify/findings.js');
-        findings.push(...(await verifyFindings(store, { refs, scanFindings: findings, progress: out.isTTY && formatOf(opts) === 'human' && !opts.quiet })));
+        const run = await verifyFindings(store, { refs, scanFindings: findings, progress: progressFor(out, format, opts) });
+        findings.push(...run.findings);
+        verified = verifiedLines(run, Date.now() - started, 'scan --deep');
       }
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
-      const format = formatOf(opts);
       const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });
       if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
       const notes = [buildkitNote(store), imagesNote(store), ...sourceNotes(store)].filter((n): n is string => !!n);
       if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
       else if (format === 'prometheus') out.out(metrics());
-      else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
+      else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, { notes, verbose: opts.verbose, again: againWith(opts), verified }));
       return exitFor(findings, opts.failOn);
     }));
 }
@@ -57,6 +62,6 @@ async function scanContainerdStore(out: Output, opts: ScanOptions, started: numb
   if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
   if (format === 'json') out.out(JSON.stringify(scanJson(header, findings, notes), null, 2));
   else if (format === 'prometheus') out.out(metrics());
-  else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, notes));
-  return findings.length ? ExitCode.FOUND : ExitCode.OK;
+  else if (!(opts.quiet && !findings.length)) out.out(renderScanHuman(out, header, findings, { notes, verbose: opts.verbose, again: againWith(opts) }));
+  return exitFor(findings, opts.failOn);
 }

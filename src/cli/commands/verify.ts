@@ -1,46 +1,107 @@
 // layergc verify: prove each layer's content against its DiffID, offline.
 import { Command } from 'commander';
+import { spawnSync } from 'node:child_process';
 import { openStore } from '../../store/index.js';
-import { ExitCode, LayergcError } from '../../errors.js';
-import { verifyStore } from '../../verify/findings.js';
-import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
+import { LayergcError } from '../../errors.js';
+import { verifyStore, type VerifyRun } from '../../verify/findings.js';
+import { resolveReference } from '../../store/resolve.js';
+import { ancestors } from '../../store/references.js';
+import { short } from '../../store/digest.js';
+import type { Store } from '../../store/model.js';
+import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn, type Format } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
-import { human } from '../output.js';
+import { verifyMetrics, writeMetricsFile } from '../render/prometheus.js';
+import { human, type Output } from '../output.js';
 import { buildkitNote } from '../notes.js';
 import { storeKind } from '../../store/containerd/index.js';
-import type { Output } from '../output.js';
+import { againWith } from '../hint.js';
+import { progressLine } from '../progress.js';
+import type { Logger } from '../log.js';
 
-interface VerifyOptions extends CommonOptions { jobs?: string; failOn: FailOn }
+interface VerifyOptions extends CommonOptions { jobs?: string; failOn: FailOn; verbose?: boolean }
+
+/** The progress line: on stderr, when stderr is a terminal and a person reads the report. */
+export function progressFor(out: Output, format: Format, opts: CommonOptions) {
+  return out.errTTY && format === 'human' && !opts.quiet ? (total: number) => progressLine(total) : undefined;
+}
+
+/** What verify (or scan --deep) checked, for the human report. */
+export function verifiedLines(run: VerifyRun, ms: number, what: string): string[] {
+  const ok = run.results.filter((r) => r.ok).length;
+  const bad = run.results.length - ok;
+  const lines = [`${what}: verified ${run.results.length} layer${run.results.length === 1 ? '' : 's'} (${human(run.bytes)}) in ${(ms / 1000).toFixed(1)} s: ${ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${run.skipped.length ? `; ${run.skipped.length} skipped` : ''}.`];
+  for (const s of run.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason}`);
+  return lines;
+}
+
+/** Chain IDs to verify for what a person typed: an image's layers, a container's, a layer, a driver dir's layer. */
+function chainIdsFor(store: Store, what: string, log: Logger, again: (sub: string) => string): string[] {
+  const r = resolveReference(store, what);
+  const { layers } = store.layerdb;
+  const present = (ids: string[], of: string) => ids.filter((c) => {
+    if (layers.has(c)) return true;
+    log.warn(`layer ${short(c)} of ${of} is not in the layer store (see ${again('scan')})`);
+    return false;
+  });
+  switch (r?.kind) {
+    case 'layer': return [r.chainId];
+    case 'image': return present(r.image.chainIds, `image ${what}`);
+    case 'container': {
+      const m = store.layerdb.mounts.find((x) => x.name === r.container.id);
+      if (m?.parent) return present(ancestors(layers, m.parent).reverse(), `container ${what}`);
+      const img = store.images.images.find((i) => i.id === r.container.image);
+      return present(img?.chainIds ?? [], `container ${what}`);
+    }
+    case 'driver-dir': {
+      const l = [...layers.values()].find((x) => x.cacheId === r.id);
+      if (!l) throw new LayergcError(`driver dir ${r.id} is no layer's data (a container's writable layer has no DiffID to check)`);
+      return [l.chainId];
+    }
+    default: throw new LayergcError(`${what} is not an image, container, layer or driver dir in ${store.loc.dataRoot}`);
+  }
+}
+
+/** verify reads overlay redirects with getfattr (Debian's attr); without it, say so instead of guessing. */
+function getfattrNote(store: Store): string | undefined {
+  if (!['overlay2', 'fuse-overlayfs'].includes(store.loc.driver)) return undefined;
+  if (spawnSync('getfattr', ['--version'], { stdio: 'ignore' }).error === undefined) return undefined;
+  return "getfattr was not found (install Debian's or Alpine's `attr` package): directories renamed in an upper layer (overlay redirect_dir) cannot be followed, and their files would be reported missing";
+}
 
 export function verifyCommand(): Command {
   return withFailOn(withStoreOptions(new Command('verify')))
     .description("rebuild each layer's tar stream from tar-split.json.gz and its files, and check it against the layer's DiffID")
-    .argument('[layer...]', 'chain IDs to verify (with or without sha256:); default: every layer')
+    .argument('[what...]', 'images (tag, repo@digest, ID), containers (name, ID), layers (chain ID) or driver dirs, IDs full or a unique prefix; default: every layer')
     .option('-j, --jobs <n>', 'layers verified at once (default: number of CPUs)')
-    .action(action<VerifyOptions>(async ({ out }, opts, args) => {
+    .option('-v, --verbose', 'say why for every item, not once per kind')
+    .action(action<VerifyOptions>(async ({ out, log }, opts, args) => {
       const started = Date.now();
       if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
       if ((await storeKind(opts)) === 'containerd') return verifyContainerdStore(out, opts, started);
       const store = await openStore(opts);
       const format = formatOf(opts);
-      const run = await verifyStore(store, { layers: args, progress: out.isTTY && format === 'human' && !opts.quiet, concurrency: opts.jobs ? Number(opts.jobs) : undefined });
+      const layers = [...new Set(args.flatMap((a) => chainIdsFor(store, a, log, againWith(opts))))];
+      if (args.length && !layers.length) throw new LayergcError(`nothing to verify: no layer of ${args.join(', ')} is in the layer store`);
+      const getfattr = getfattrNote(store);
+      if (getfattr && format === 'human' && !opts.quiet) log.warn(getfattr);
+      const run = await verifyStore(store, { layers, progress: progressFor(out, format, opts), concurrency: opts.jobs ? Number(opts.jobs) : undefined });
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
+      const ok = run.results.filter((r) => r.ok).length;
+      const metrics = () => verifyMetrics(header, run.findings, { ok, failed: run.results.length - ok, skipped: run.skipped.length, bytes: run.bytes }, { started, finished: Date.now() });
+      if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+      const notes = [buildkitNote(store), getfattr].filter((n): n is string => !!n);
       if (format === 'json') {
-        const j = scanJson(header, run.findings, [buildkitNote(store)].filter((n): n is string => !!n));
+        const j = scanJson(header, run.findings, notes);
         const summary = j.summary as Record<string, unknown>;
         summary.layersVerified = run.results.length;
-        summary.layersOk = run.results.filter((r) => r.ok).length;
+        summary.layersOk = ok;
         summary.bytesVerified = run.bytes;
         j.skipped = run.skipped;
         out.out(JSON.stringify(j, null, 2));
-      } else if (!(opts.quiet && !run.findings.length)) {
-        const secs = (Date.now() - started) / 1000;
-        const ok = run.results.filter((r) => r.ok).length;
-        const lines = [renderScanHuman(out, header, run.findings).replace('layergc scan', 'layergc verify')];
-        for (const s of run.skipped) lines.push(`skipped layer ${s.chainId}: ${s.reason}`);
-        lines.push(`Verified ${run.results.length} layers (${human(run.bytes)}) in ${secs.toFixed(1)} s: ${ok} match their DiffID${run.findings.length ? `, ${run.findings.length} do not` : ''}.`);
-        out.out(lines.join('\n'));
+      } else if (format === 'prometheus') out.out(metrics());
+      else if (!(opts.quiet && !run.findings.length)) {
+        out.out(renderScanHuman(out, header, run.findings, { command: 'verify', notes: [buildkitNote(store)].filter((n): n is string => !!n), verbose: opts.verbose, again: againWith(opts), verified: verifiedLines(run, Date.now() - started, 'verify') }));
       }
       return exitFor(run.findings, opts.failOn);
     }));
@@ -61,7 +122,8 @@ async function verifyContainerdStore(out: Output, opts: VerifyOptions, started: 
     out.out(JSON.stringify(j, null, 2));
   } else if (!(opts.quiet && !findings.length)) {
     const secs = (Date.now() - started) / 1000;
-    out.out([renderScanHuman(out, header, findings).replace('layergc scan', 'layergc verify'), `Verified ${stats.blobs} blobs (${human(stats.bytes)}) in ${secs.toFixed(1)} s: ${stats.ok} match their digest and size${findings.length ? `, ${findings.length} do not` : ''}.`].join('\n'));
+    const verified = [`verify: verified ${stats.blobs} blobs (${human(stats.bytes)}) in ${secs.toFixed(1)} s: ${stats.ok} match their digest and size${findings.length ? `, ${findings.length} do not` : ''}.`];
+    out.out(renderScanHuman(out, header, findings, { command: 'verify', verbose: opts.verbose, again: againWith(opts), verified }));
   }
-  return findings.length ? ExitCode.FOUND : ExitCode.OK;
+  return exitFor(findings, opts.failOn);
 }

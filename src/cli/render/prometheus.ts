@@ -45,7 +45,9 @@ export class Exposition {
 
 const sum = (fs: readonly Finding[]) => fs.reduce((s, f) => s + f.bytes, 0);
 
-function common(h: ScanHeader, t: RunTimes, command: 'scan' | 'purge'): Exposition {
+export type MetricsCommand = 'scan' | 'purge' | 'verify' | 'explain';
+
+function common(h: ScanHeader, t: RunTimes, command: MetricsCommand): Exposition {
   const e = new Exposition({ data_root: h.dataRoot });
   return e
     .metric('layergc_info', 'layergc version, storage driver and command of the last run on this data root.', 'gauge', [[{ version: VERSION, driver: h.driver, command }, 1]])
@@ -60,11 +62,29 @@ function findingMetrics(e: Exposition, findings: readonly Finding[], bytesHelp: 
     .metric('layergc_finding_bytes', bytesHelp, 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, sum(of(k))]));
 }
 
-export function scanMetrics(h: ScanHeader, findings: Finding[], t: RunTimes): string {
-  const e = common(h, t, 'scan');
+/** scan's metrics; explain reports the scan it ran to answer, with command="explain". */
+export function scanMetrics(h: ScanHeader, findings: Finding[], t: RunTimes, command: MetricsCommand = 'scan'): string {
+  return scanExposition(h, findings, t, command).toString();
+}
+
+function scanExposition(h: ScanHeader, findings: Finding[], t: RunTimes, command: MetricsCommand): Exposition {
+  const e = common(h, t, command);
   findingMetrics(e, findings, 'Bytes held by the findings of the last scan, by kind.');
-  e.metric('layergc_reclaimable_bytes', 'Bytes a purge would free now.', 'gauge', [[{}, sum(findings.filter((f) => f.reclaimable))]]);
-  return e.toString();
+  return e.metric('layergc_reclaimable_bytes', 'Bytes a purge would free now.', 'gauge', [[{}, sum(findings.filter((f) => f.reclaimable))]]);
+}
+
+export interface VerifyTotals { ok: number; failed: number; skipped: number; bytes: number }
+
+/** verify: its findings (content kinds), and how many layers matched, did not, or could not be read. */
+export function verifyMetrics(h: ScanHeader, findings: Finding[], v: VerifyTotals, t: RunTimes): string {
+  return scanExposition(h, findings, t, 'verify')
+    .metric('layergc_verify_layers', 'Layers of the last verify, by outcome: ok (content matches its DiffID), failed, skipped (not verifiable offline).', 'gauge', [
+      [{ status: 'ok' }, v.ok],
+      [{ status: 'failed' }, v.failed],
+      [{ status: 'skipped' }, v.skipped],
+    ])
+    .metric('layergc_verified_bytes', 'Bytes of layer content the last verify read and hashed.', 'gauge', [[{}, v.bytes]])
+    .toString();
 }
 
 /**

@@ -44,7 +44,7 @@ const agrees = (measured: number, counted: number) => Math.abs(measured - counte
  * The report of a purge. Quiet (the daily job's): only what was removed and what failed, '' when
  * neither; items skipped by policy are in the metrics and the JSON, never here.
  */
-export function renderPurgeHuman(o: Output, h: ScanHeader, all: Action[], opts: { dryRun: boolean; asking?: boolean; measuredFreed?: number; quiet?: boolean }): string {
+export function renderPurgeHuman(o: Output, h: ScanHeader, all: Action[], opts: { dryRun: boolean; asking?: boolean; measuredFreed?: number; quiet?: boolean; again?: (sub: string) => string }): string {
   const { c } = o;
   const actions = opts.quiet ? all.filter((a) => a.status === 'removed' || a.status === 'failed') : all;
   if (opts.quiet && !actions.length) return '';
@@ -64,13 +64,13 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, all: Action[], opts: 
   const t = purgeTotals(all, opts.dryRun);
   const skipped = opts.quiet ? '' : `, ${t.skipped} skipped`;
   lines.push('');
-  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}${skipped}.${opts.asking ? '' : ' Nothing was changed. Run with --yes to remove.'}`);
+  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${t.planned} item${t.planned === 1 ? '' : 's'}, ${human(t.plannedBytes)}`)}${skipped}.${opts.asking ? '' : ` Nothing was changed. To remove: ${(opts.again ?? ((x: string) => `layergc ${x}`))('purge --yes')}`}`);
   else {
     const m = opts.measuredFreed;
     const same = m !== undefined && agrees(m, t.reclaimedBytes);
     lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${same && t.reclaimedBytes ? ' (the filesystem\'s free space grew by as much)' : ''}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}${skipped}.`);
     if (m !== undefined && !same) lines.push(c.dim(`Free space on the data root's filesystem changed by ${m < 0 ? '-' : '+'}${human(Math.abs(m))} meanwhile; other writers there count too.`));
-    if (t.failed) lines.push('Failed items keep their staged names; fix the cause above and run layergc purge again to finish them.');
+    if (t.failed) lines.push(`Failed items keep their staged names; fix the cause above, then finish them with: ${(opts.again ?? ((x: string) => `layergc ${x}`))('purge --yes')}`);
   }
   return lines.join('\n');
 }

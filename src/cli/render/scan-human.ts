@@ -1,43 +1,89 @@
-// The scan report for people: findings grouped by kind, what each is, why, its size and what it
-// breaks; then one summary line.
+// The report for people (scan, verify): a summary first (per kind: count, bytes, whether purge
+// removes it), errors before garbage; then the details, each kind's meaning and `why` once (all
+// of them with --verbose); then the next command to run. It reads at 80 columns.
 import { KIND_INFO } from '../../findings/kinds.js';
 import { short } from '../../store/digest.js';
-import type { Finding } from '../../findings/types.js';
+import { FINDING_KINDS, GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
 import { escapeText } from '../../escape.js';
+import { wrap } from './wrap.js';
 
 export interface ScanHeader { dataRoot: string; driver: string; daemonRunning: boolean; notes?: string[]; /** the containerd image store's root, when that is what was read */ containerdRoot?: string }
 
-export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], extraNotes: string[] = []): string {
+export interface ReportOptions {
+  /** the command named in the header */
+  command?: 'scan' | 'verify';
+  notes?: string[];
+  /** every item's why, not the first of each kind */
+  verbose?: boolean;
+  /** a next command with the flags that located this root */
+  again?: (sub: string) => string;
+  /** lines after the summary (what verify or scan --deep checked) */
+  verified?: string[];
+}
+
+function purged(list: Finding[]): string {
+  const k = list[0].kind;
+  const n = list.filter((f) => f.reclaimable).length;
+  if (k === 'unreferenced-layer') return 'with --include';
+  if (!GARBAGE_KINDS.includes(k) || n === 0) return 'no';
+  return n === list.length ? 'yes' : `${n} of ${list.length}`;
+}
+
+const nameOf = (f: Finding) => (f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0]);
+
+export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], opts: ReportOptions = {}): string {
   const { c } = o;
   const lines: string[] = [];
-  lines.push(`${c.bold('layergc scan')} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`);
-  for (const n of extraNotes) lines.push(c.yellow(`note: ${n}`));
+  lines.push(`${c.bold(`layergc ${opts.command ?? 'scan'}`)} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})`);
+  if (h.daemonRunning) lines.push(c.yellow('a dockerd is running on this data root'));
+  for (const n of opts.notes ?? []) lines.push(...wrap(`note: ${n}`).map((l) => c.yellow(l)));
+  if (opts.verified) lines.push(...opts.verified.flatMap((v) => (v.startsWith('  ') ? wrap(v.trimStart(), '  ', '    ') : wrap(v))));
   if (!findings.length) {
-    lines.push(c.green('No orphan or broken layers found.'));
+    if (opts.command !== 'verify') lines.push(c.green('No orphan or broken layers found.'));
     return lines.join('\n');
   }
-  const byKind = new Map<string, Finding[]>();
-  for (const f of findings) byKind.set(f.kind, [...(byKind.get(f.kind) ?? []), f]);
+
+  // errors first, then in the documented order of kinds
+  const rank = (k: FindingKind) => (findings.find((f) => f.kind === k)!.severity === 'error' ? 0 : 1) * 100 + FINDING_KINDS.indexOf(k);
+  const kinds = [...new Set(findings.map((f) => f.kind))].sort((a, b) => rank(a) - rank(b));
+  const byKind = new Map(kinds.map((k) => [k, findings.filter((f) => f.kind === k)]));
+
+  lines.push('');
+  lines.push(c.bold(`${'kind'.padEnd(26)}${'severity'.padEnd(10)}${'count'.padStart(6)}${'bytes'.padStart(11)}  purged`));
   for (const [kind, list] of byKind) {
-    const total = list.reduce((s, f) => s + f.bytes, 0);
-    const sev = list[0].severity === 'error' ? c.red('error') : c.yellow('warning');
-    lines.push('');
-    lines.push(`${c.bold(kind)} ${sev} ${list.length} found${total ? `, ${human(total)}` : ''}`);
-    lines.push(c.dim(`  ${KIND_INFO[list[0].kind]}`));
-    for (const f of list) {
-      const name = f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0];
-      lines.push(`  ${c.bold(escapeText(name))}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
-      lines.push(`    why: ${escapeText(f.reason)}`);
-      f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${escapeText(p)}`));
-      const a = [...f.affects.images.map((x) => `image ${x}`), ...f.affects.containers.map((x) => `container ${x}`)];
-      if (a.length) lines.push(`    ${c.red('affects:')} ${a.join(', ')}`);
-      for (const r of f.remedy ?? []) lines.push(`    remedy: ${r}`);
-    }
+    const sev = list[0].severity;
+    const bytes = list.reduce((s, f) => s + f.bytes, 0);
+    const sevText = (sev === 'error' ? c.red : c.yellow)(sev.padEnd(10));
+    lines.push(`${kind.padEnd(26)}${sevText}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${purged(list)}`);
   }
   const errors = findings.filter((f) => f.severity === 'error').length;
   const reclaim = findings.filter((f) => f.reclaimable).reduce((s, f) => s + f.bytes, 0);
-  lines.push('');
-  lines.push(`${c.bold(`${findings.length} finding${findings.length === 1 ? '' : 's'}`)} (${errors} error${errors === 1 ? '' : 's'}, ${findings.length - errors} warning${findings.length - errors === 1 ? '' : 's'}); ${c.bold(human(reclaim))} reclaimable. ${reclaim ? 'See what a purge would do: layergc purge --dry-run' : ''}`.trimEnd());
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  lines.push(...wrap(`${c.bold(plural(findings.length, 'finding'))}: ${plural(errors, 'error')} (broken), ${plural(findings.length - errors, 'warning')}; ${c.bold(human(reclaim))} reclaimable.`));
+
+  for (const [kind, list] of byKind) {
+    lines.push('');
+    lines.push(`${c.bold(kind)} ${(list[0].severity === 'error' ? c.red : c.yellow)(list[0].severity)}: ${list.length}`);
+    lines.push(...wrap(KIND_INFO[kind], '  ', '  ').map((l) => c.dim(l)));
+    if (!opts.verbose) lines.push(...wrap(`why: ${escapeText(list[0].reason)}${list.length > 1 ? ` (the first; --verbose shows each)` : ''}`, '  ', '       '));
+    for (const f of list) {
+      lines.push(`  ${c.bold(escapeText(nameOf(f)))}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
+      if (opts.verbose) lines.push(...wrap(`why: ${escapeText(f.reason)}`, '    ', '         '));
+      f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${escapeText(p)}`));
+      if (f.files?.length) {
+        lines.push(`    ${c.red('files:')}`);
+        for (const file of f.files) lines.push(...wrap(`${escapeText(file.name)}: ${file.problem}${file.detail ? ` (${file.detail})` : ''}`, '      ', '        '));
+      }
+      const a = [...f.affects.images.map((x) => `image ${x}`), ...f.affects.containers.map((x) => `container ${x}`)];
+      if (a.length) lines.push(...wrap(`${c.red('affects:')} ${a.join(', ')}`, '    ', '      '));
+      for (const r of f.remedy ?? []) lines.push(`    remedy: ${r}`); // a command: never wrapped
+    }
+  }
+  const next: [string, string][] = [];
+  if (reclaim && opts.again) next.push(['See what a purge would do', opts.again('purge --dry-run')]);
+  if (errors && opts.again) next.push(['Ask why about one (a name or ID above)', opts.again('explain <name or ID>')]);
+  // a command is never wrapped: it must copy whole
+  if (next.length) lines.push('', ...next.flatMap(([what, cmd]) => [`${what}:`, `  ${cmd}`]));
   return lines.join('\n');
 }

@@ -1,0 +1,110 @@
+/**
+ * The human reports, through the real CLI: scan opens with a summary (per kind: count, bytes,
+ * purged or not; errors before garbage), then the details with each kind's `why` once (every
+ * item's with --verbose), at 80 columns; hints keep --data-root/--driver/--daemon-config; verify
+ * names each damaged file and prints no "nothing found" line; scan --deep says what it verified;
+ * verify says when getfattr is missing.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { rootMaker, runCliAsync } from '../helpers/synthetic.js';
+
+const root = rootMaker();
+
+/** A root with garbage of two kinds (one with two items) and a broken layer. */
+function damaged() {
+  const s = root();
+  const { app } = s.populate();
+  const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
+  s.danglingLink();
+  const broken = s.addImage(['broken:1'], [{ files: { f: 'x\n' } }]);
+  s.removeDriverDir(broken.layers[0].cacheId, { withLink: true });
+  return { s, app, leaks, broken };
+}
+
+describe('scan, for people', () => {
+  it('summary first, errors before garbage; why once per kind; 80 columns; the next commands keep the locating flags', async () => {
+    const { s, leaks } = damaged();
+    const r = await runCliAsync(['scan', '--data-root', s.root, '--driver', 'overlay2']);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split('\n');
+    expect(lines.slice(0, 7)).toEqual([
+      `layergc scan ${s.root} (overlay2)`,
+      '',
+      'kind                      severity   count      bytes  purged',
+      'missing-driver-data       error          1        0 B  no',
+      expect.stringMatching(/^unreferenced-driver-dir   warning        2 +\d+\.\d+ kB  yes$/),
+      expect.stringMatching(/^dangling-link             warning        1 +\S+ \S+  yes$/),
+      expect.stringMatching(/^4 findings: 1 error \(broken\), 3 warnings; \d+\.\d+ kB reclaimable\.$/),
+    ]);
+    // the two leaked dirs: one why, both items
+    expect(r.stdout.match(/^ {2}why: no layer, mount or BuildKit snapshot uses driver dir/gm)).toHaveLength(1);
+    expect(r.stdout).toContain('(the first; --verbose shows each)');
+    for (const l of leaks) expect(r.stdout).toContain(`  dir ${l.id.slice(0, 12)}  `);
+    // only paths (which must copy whole) may pass 80 columns
+    expect(lines.filter((l) => l.length > 80 && !/\/\S{20,}/.test(l))).toEqual([]);
+    expect(r.stdout).toContain(`See what a purge would do:\n  layergc purge --dry-run --data-root ${s.root} --driver overlay2\n`);
+    expect(r.stdout).toContain(`  layergc explain <name or ID> --data-root ${s.root} --driver overlay2\n`);
+
+    const v = await runCliAsync(['scan', '--verbose', '--data-root', s.root]);
+    expect(v.stdout.match(/^ {4}why: no layer, mount or BuildKit snapshot uses driver dir/gm)).toHaveLength(2);
+    expect(v.stdout).not.toContain('--verbose shows each');
+  });
+
+  it('the hints quote a data root with a space, and keep --daemon-config', async () => {
+    const s = root();
+    s.populate();
+    s.makeLeakedDriverDir();
+    const spaced = path.join(s.base, 'my root');
+    fs.symlinkSync(s.root, spaced);
+    const cfg = path.join(s.base, 'daemon.json');
+    fs.writeFileSync(cfg, JSON.stringify({ 'data-root': spaced }));
+    const r = await runCliAsync(['scan', '--daemon-config', cfg]);
+    expect(r.stdout).toContain(`  layergc purge --dry-run --daemon-config ${cfg}\n`);
+    const d = await runCliAsync(['purge', '--dry-run', '--data-root', spaced]);
+    expect(d.stdout).toContain(`Nothing was changed. To remove: layergc purge --yes --data-root '${spaced}'`);
+  });
+});
+
+describe('verify and scan --deep, for people', () => {
+  it('verify names each damaged file and what differs, says what it verified, prints no "nothing found" line', async () => {
+    const { s, app, broken } = damaged();
+    fs.writeFileSync(path.join(app.layers[2].driverDir, 'diff/app/data.bin'), 'changed');
+    fs.rmSync(path.join(app.layers[1].driverDir, 'diff/app/run.sh'));
+    const r = await runCliAsync(['verify', '--data-root', s.root]);
+    expect(r.code).toBe(1);
+    // wrapped at 80 columns
+    expect(r.stdout).toMatch(/^verify: verified 3 layers \(\S+ \S+\) in \d+\.\d s: 1 match their DiffID,\s+2\s+do\s+not;\s+1\s+skipped\.$/m);
+    expect(r.stdout).toContain(`  skipped layer ${broken.layers[0].chainId.slice(7, 19)}: its driver data`);
+    expect(r.stdout).toContain('    files:\n      app/data.bin: short (7 bytes on disk, tar-split says 3000)\n');
+    expect(r.stdout).toMatch(/^ {6}app\/run\.sh: missing/m);
+    expect(r.stdout).not.toContain('No orphan or broken layers found');
+
+    const clean = root();
+    clean.populate();
+    const ok = await runCliAsync(['verify', '--data-root', clean.root]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^layergc verify .*\nverify: verified 3 layers \(\S+ \S+\) in \d+\.\d s: 3 match their DiffID\.\n$/);
+  });
+
+  it('scan --deep says that it verified, and how much', async () => {
+    const s = root();
+    s.populate();
+    const r = await runCliAsync(['scan', '--deep', '--data-root', s.root]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^scan --deep: verified 3 layers \(\S+ \S+\) in \d+\.\d s: 3 match their DiffID\.\nNo orphan or broken layers found\.\n$/m);
+  });
+
+  it('verify says when getfattr is missing, instead of treating redirects as absent', async () => {
+    const s = root();
+    s.populate();
+    const r = await runCliAsync(['verify', '--data-root', s.root], { env: { PATH: path.join(s.base, 'no-tools') } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^layergc: getfattr was not found \(install .*`attr` package\): directories renamed in an upper layer \(overlay redirect_dir\) cannot be followed/);
+    const j = await runCliAsync(['verify', '--json', '--data-root', s.root], { env: { PATH: path.join(s.base, 'no-tools') } });
+    expect(j.json.notes).toEqual([expect.stringMatching(/^getfattr was not found/)]);
+    const withTools = await runCliAsync(['verify', '--data-root', s.root]);
+    expect(withTools.stderr).toBe('');
+  });
+});
