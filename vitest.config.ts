@@ -9,5 +9,7 @@ export default defineConfig({
     // run one file at a time, so no test's timing depends on another's load
     fileParallelism: false,
     reporters: ['default'],
+    // the last lines say when real-daemon tests were skipped, and what installs their needs
+    globalSetup: ['test/helpers/skip-summary.ts'],
   },
 });

@@ -598,6 +598,11 @@ describe('contrib/kubernetes', () => {
     const textfile = c.volumeMounts.find((m: any) => vol(m.name).hostPath.path === '/var/lib/node_exporter/textfile_collector');
     expect(textfile).toBeTruthy();
     expect(mount('/etc/docker').readOnly).toBe(true);
+    // nothing is created on a node: no empty /etc/docker where there was none
+    expect(vol(mount('/etc/docker').name).hostPath).toEqual({ path: '/etc/docker', type: 'Directory' });
+    // only the nodes labelled for it, with the label the comment tells how to set
+    expect(pod.nodeSelector).toEqual({ 'layergc.io/docker': 'true' });
+    expect(dsText).toContain('kubectl label node <node> layergc.io/docker=true');
     expect(c.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER'] });
     expect(c.securityContext.runAsUser).toBe(0);
     // the loop: the shell script parses, and its layergc invocation is valid
@@ -607,6 +612,20 @@ describe('contrib/kubernetes', () => {
     const args = layergcArgs(script);
     expect(args[args.indexOf('--metrics-file') + 1]).toBe(`${textfile.mountPath}/layergc.prom`);
     checkInvocation(args);
+  });
+
+  it('the image builds from the sources on the current Node.js LTS, with attr (getfattr)', () => {
+    const df = fs.readFileSync(path.join(CONTRIB, 'kubernetes/Dockerfile'), 'utf8');
+    const from = [...df.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(from).toEqual(['node:lts-slim', 'node:lts-slim']);
+    expect(df).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends attr /m);
+    expect(df).toMatch(/^RUN npm pack /m);
+    // every file the package is made of is copied into the build, and not ignored
+    const copied = [...df.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'README.md', 'LICENSE', ...pkg.files.filter((f: string) => !f.startsWith('!') && f !== 'dist')]) expect(copied, f).toContain(f);
+    const ignored = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').filter(Boolean);
+    expect(ignored.filter((i) => copied.includes(i))).toEqual([]);
   });
 
   it('the kustomization lists every manifest', () => {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { BIN, REPO, rootMaker, runCli, runCliAsync, snapshotTree, diffSnapshots } from '../helpers/synthetic.js';
 import { HAS_SCRIPT, runInPty, sq } from '../helpers/pty.js';
 import { parseDuration } from '../../src/cli/duration.js';
+import { progressLine } from '../../src/cli/progress.js';
 
 const root = rootMaker();
 const ESC = '\x1b[';
@@ -245,6 +246,43 @@ describe('output streams', () => {
     expect(fs.readFileSync(outFile, 'utf8')).not.toContain(ESC);
     const dumb = await runInPty(['scan', '--data-root', s.root], [], { env: { TERM: 'dumb' } });
     expect(dumb.output).not.toContain(ESC);
+  });
+});
+
+describe('the progress line', () => {
+  it('measures progress in bytes, not layers: one big layer among small ones', () => {
+    const out: string[] = [];
+    const bar = progressLine(1000, (t) => out.push(t));
+    bar.update({ layersDone: 1, layersTotal: 10, bytes: 900 });
+    expect(out[0]).toMatch(/^\r\x1b\[2K\[#{18}\.{2}\] 1\/10 layers {2}900 B of ~1.00 kB {2}/);
+    bar.done();
+    expect(out[1]).toBe('\r\x1b[2K');
+  });
+
+  it.skipIf(!HAS_SCRIPT)('is drawn on stderr when stderr is a terminal, whatever stdout is; never when it is not', async () => {
+    const s = root();
+    s.populate();
+    const file = path.join(s.base, 'out');
+    const errTty = await runInPty(['verify', '--data-root', s.root], [], { redirect: `>${sq(file)}` });
+    expect(errTty.code).toBe(0);
+    expect(errTty.output).toContain('\r\x1b[2K');
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('\x1b[2K');
+    const outTty = await runInPty(['verify', '--data-root', s.root], [], { redirect: `2>${sq(file)}` });
+    expect(outTty.output).not.toContain('\x1b[2K');
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+  });
+});
+
+describe('npm test without a dockerd', () => {
+  it('its last lines say how many real-daemon tests were skipped, and the one command that installs their needs', () => {
+    const r = spawnSync(path.join(REPO, 'node_modules/.bin/vitest'), ['run', 'test/e2e/purge-real.test.ts'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, LAYERGC_NO_DOCKER: '1', NO_COLOR: '1' }, timeout: 120_000 });
+    expect(r.status).toBe(0);
+    const last = r.stdout.trimEnd().split('\n').slice(-2);
+    expect(last).toEqual([
+      expect.stringMatching(/^\d+ real-daemon tests were skipped \(no dockerd 20\.10\/28\.5 here, or a tool they need is missing\)\.$/),
+      'Install what they need: sudo bash .ci/install-deps.sh',
+    ]);
+    expect(Number(last[0].split(' ')[0])).toBeGreaterThan(10);
   });
 });
 
