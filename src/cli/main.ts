@@ -10,8 +10,10 @@ import { VERSION } from './version.js';
 
 const EXIT_CODES = `
 Exit codes:
-  0  nothing found (scan, verify), or everything planned was removed (purge); df always
-  1  findings (scan, verify), or some items could not be removed (purge), or a container held a broken chain back
+  0  nothing found (scan, verify), or everything planned was removed (purge);
+     df always
+  1  findings (scan, verify), or some items could not be removed (purge), or
+     a container held a broken chain back
   2  could not run: bad arguments, not a Docker data root, unreadable
   3  refused: a dockerd runs on this data root and the request needs it stopped
   4  a layout layergc does not handle (unknown driver, containerd schema or snapshotter)

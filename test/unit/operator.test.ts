@@ -4,7 +4,7 @@
  * on a pty with Ctrl-C and Ctrl-D, colour per stream), signals during `purge --yes`, a closed
  * stdout, --quiet for the daily job, and the package that `npm pack` makes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ describe('what a person types', () => {
     expect(r.code).toBe(0);
     const ex = r.stdout.slice(r.stdout.indexOf('Examples:'));
     for (const cmd of ['layergc scan', 'layergc purge --dry-run', 'layergc purge --yes', 'layergc explain', 'layergc verify']) expect(ex).toContain(`  ${cmd} `);
-    for (const c of [[], ['scan'], ['purge'], ['verify'], ['explain']]) {
+    for (const c of [[], ['scan'], ['purge'], ['verify'], ['explain'], ['df']]) {
       const h = runCli([...c, '--help'], { env: { COLUMNS: '80' } }).stdout;
       expect(h.split('\n').filter((l) => l.length > 80), `layergc ${c.join(' ')} --help`).toEqual([]);
     }
@@ -127,16 +127,23 @@ describe('the [y/N] prompt on a terminal', () => {
 });
 
 describe('SIGINT and SIGTERM during purge --yes', () => {
-  /** Stop the purge at its first item (after the intent is journalled), signal it, let it go on. */
+  /** Pause the purge at its first item (after the intent is journalled), signal it, let it go on. */
   async function interrupted(sig: 'SIGINT' | 'SIGTERM', extra: string[] = []) {
     const s = root();
     s.populate();
     const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
-    const run = runCliAsync(['purge', '--yes', '--data-root', s.root, ...extra], { env: { LAYERGC_TEST_CRASH_AT: 'after-intent:1:stop' } });
-    const pid = await stoppedLayergc(s.root);
-    process.kill(pid, sig);
-    process.kill(pid, 'SIGCONT');
-    const r = await run;
+    const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
+    const child = spawn(process.execPath, [BIN, 'purge', '--yes', '--data-root', s.root, ...extra], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    while (!fs.existsSync(path.join(pause, 'paused'))) await new Promise((r) => setTimeout(r, 10));
+    child.kill(sig);
+    fs.writeFileSync(path.join(pause, 'resume'), '');
+    const code = await closed;
+    const r = { code, stdout, stderr, json: extra.includes('--json') ? JSON.parse(stdout) : undefined };
     const journal = fs.readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     return { s, leaks, r, journal };
   }
@@ -169,21 +176,6 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     expect(q.r.stdout).toMatch(/Removed 1 item/);
   });
 });
-
-/** The pid of the layergc purge on `dataRoot` once it has stopped itself (state T). */
-async function stoppedLayergc(dataRoot: string): Promise<number> {
-  for (let i = 0; i < 3000; i++) {
-    for (const d of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-      try {
-        const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-        if (!cmd.includes(BIN) || !cmd.includes(dataRoot)) continue;
-        if (/^\d+ \(.*\) T /.test(fs.readFileSync(`/proc/${d}/stat`, 'utf8'))) return Number(d);
-      } catch { /* gone */ }
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('layergc never stopped');
-}
 
 describe('--quiet, the daily job', () => {
   it('items skipped by policy are not printed; they are in the JSON and the metrics', async () => {
