@@ -11,7 +11,8 @@ export const HAS_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }
 /** POSIX shell single-quoting. */
 export const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export interface PtyStep { waitFor: RegExp; send: string }
+/** Wait for text on the terminal, or for a condition (checked every 20 ms), then type `send`. */
+export interface PtyStep { waitFor: RegExp | (() => boolean); send: string }
 export interface PtyResult { code: number | null; output: string }
 
 /**
@@ -32,14 +33,20 @@ export function runInPty(args: string[], steps: PtyStep[] = [], opts: { env?: Re
       child.kill('SIGKILL');
       reject(new Error(`pty run timed out; output so far:\n${output}`));
     }, opts.timeoutMs ?? 30_000);
+    const ready = (w: PtyStep['waitFor']) => (typeof w === 'function' ? w() : w.test(output));
+    const advance = () => {
+      while (pending.length && ready(pending[0].waitFor)) child.stdin.write(pending.shift()!.send);
+    };
+    const poll = setInterval(advance, 20);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       output += d;
-      while (pending.length && pending[0].waitFor.test(output)) child.stdin.write(pending.shift()!.send);
+      advance();
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearInterval(poll);
       resolve({ code, output: output.replace(/\r\n/g, '\n') });
     });
   });

@@ -167,6 +167,25 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     }
   });
 
+  it.skipIf(!HAS_SCRIPT)('Ctrl-C on the terminal during purge --yes: the same, exit 130', async () => {
+    const s = root();
+    s.populate();
+    const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
+    const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
+    const paused = path.join(pause, 'paused');
+    const r = await runInPty(['purge', '--yes', '--data-root', s.root], [
+      { waitFor: () => fs.existsSync(paused), send: '\x03' },
+      // the terminal's SIGINT is queued while the purge is paused; then it goes on
+      { waitFor: () => fs.existsSync(paused) && !fs.writeFileSync(path.join(pause, 'resume'), ''), send: '' },
+    ], { env: { LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
+    expect(r.code).toBe(130);
+    const plain = r.output.replace(/\x1b\[[0-9;]*m/g, ''); // a terminal: in colour
+    expect(plain).toContain('layergc: SIGINT: finishing the item under way, then stopping');
+    expect(plain).toMatch(/Removed 1 item, .*0 failed, 1 skipped\./);
+    expect(plain).not.toMatch(/at .*\.js:\d+/);
+    expect(leaks.filter((l) => fs.existsSync(l.dir))).toHaveLength(1);
+  });
+
   it('--json and --quiet still say what was done', async () => {
     const j = await interrupted('SIGTERM', ['--json']);
     expect(j.r.code).toBe(143);

@@ -32,7 +32,7 @@ export function scanCommand(): Command {
         const { verifyFindings } = await import('../../verify/findings.js');
         const run = await verifyFindings(store, { refs, scanFindings: findings, progress: progressFor(out, format, opts) });
         findings.push(...run.findings);
-        verified = verifiedLines(run, Date.now() - started, 'scan --deep');
+        verified = verifiedLines(run, Date.now() - started, 'scan --deep', againWith(opts));
       }
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
       const metrics = () => scanMetrics(header, findings, { started, finished: Date.now() });

@@ -27,11 +27,12 @@ export function progressFor(out: Output, format: Format, opts: CommonOptions) {
 }
 
 /** What verify (or scan --deep) checked, for the human report. */
-export function verifiedLines(run: VerifyRun, ms: number, what: string): string[] {
+export function verifiedLines(run: VerifyRun, ms: number, what: string, again: (sub: string) => string): string[] {
   const ok = run.results.filter((r) => r.ok).length;
   const bad = run.results.length - ok;
   const lines = [`${what}: verified ${run.results.length} layer${run.results.length === 1 ? '' : 's'} (${human(run.bytes)}) in ${(ms / 1000).toFixed(1)} s: ${ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${run.skipped.length ? `; ${run.skipped.length} skipped` : ''}.`];
-  for (const s of run.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason}`);
+  // the reasons point at scan: with the flags that located this root
+  for (const s of run.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
   return lines;
 }
 
@@ -101,7 +102,7 @@ export function verifyCommand(): Command {
         out.out(JSON.stringify(j, null, 2));
       } else if (format === 'prometheus') out.out(metrics());
       else if (!(opts.quiet && !run.findings.length)) {
-        out.out(renderScanHuman(out, header, run.findings, { command: 'verify', notes: [buildkitNote(store)].filter((n): n is string => !!n), verbose: opts.verbose, again: againWith(opts), verified: verifiedLines(run, Date.now() - started, 'verify') }));
+        out.out(renderScanHuman(out, header, run.findings, { command: 'verify', notes: [buildkitNote(store)].filter((n): n is string => !!n), verbose: opts.verbose, again: againWith(opts), verified: verifiedLines(run, Date.now() - started, 'verify', againWith(opts)) }));
       }
       return exitFor(run.findings, opts.failOn);
     }));
