@@ -11,7 +11,7 @@ import { addRemedies } from '../../repair/remedy.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
 import { againWith } from '../hint.js';
-import { progressFor, verifiedLines } from './verify.js';
+import { progressFor, verifiedLines } from '../verified.js';
 
 interface ScanOptions extends CommonOptions { deep?: boolean; failOn: FailOn; verbose?: boolean }
 

@@ -1,40 +1,23 @@
 // layergc verify: prove each layer's content against its DiffID, offline.
 import { Command } from 'commander';
-import { spawnSync } from 'node:child_process';
 import { openStore } from '../../store/index.js';
 import { LayergcError } from '../../errors.js';
-import { verifyStore, type VerifyRun } from '../../verify/findings.js';
+import { verifyStore } from '../../verify/findings.js';
 import { resolveReference } from '../../store/resolve.js';
 import { ancestors } from '../../store/references.js';
 import { short } from '../../store/digest.js';
 import type { Store } from '../../store/model.js';
-import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn, type Format } from '../common.js';
+import { action, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
 import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { verifyMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { human, type Output } from '../output.js';
 import { buildkitNote } from '../notes.js';
 import { storeKind } from '../../store/containerd/index.js';
 import { againWith } from '../hint.js';
-import { progressLine } from '../progress.js';
+import { progressFor, verifiedLines } from '../verified.js';
 import type { Logger } from '../log.js';
 
 interface VerifyOptions extends CommonOptions { jobs?: string; failOn: FailOn; verbose?: boolean }
-
-/** The progress line: on stderr, when stderr is a terminal and a person reads the report. */
-export function progressFor(out: Output, format: Format, opts: CommonOptions) {
-  return out.errTTY && format === 'human' && !opts.quiet ? (total: number) => progressLine(total) : undefined;
-}
-
-/** What verify (or scan --deep) checked, for the human report. */
-export function verifiedLines(run: VerifyRun, ms: number, what: string, again: (sub: string) => string): string[] {
-  const ok = run.results.filter((r) => r.ok).length;
-  const bad = run.results.length - ok;
-  const lines = [`${what}: verified ${run.results.length} layer${run.results.length === 1 ? '' : 's'} (${human(run.bytes)}) in ${(ms / 1000).toFixed(1)} s: ${ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${run.skipped.length ? `; ${run.skipped.length} skipped` : ''}.`];
-  // the reasons point at scan: with the flags that located this root
-  for (const s of run.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
-  return lines;
-}
 
 /** Chain IDs to verify for what a person typed: an image's layers, a container's, a layer, a driver dir's layer. */
 function chainIdsFor(store: Store, what: string, log: Logger, again: (sub: string) => string): string[] {
@@ -64,8 +47,9 @@ function chainIdsFor(store: Store, what: string, log: Logger, again: (sub: strin
 }
 
 /** verify reads overlay redirects with getfattr (Debian's attr); without it, say so instead of guessing. */
-function getfattrNote(store: Store): string | undefined {
+async function getfattrNote(store: Store): Promise<string | undefined> {
   if (!['overlay2', 'fuse-overlayfs'].includes(store.loc.driver)) return undefined;
+  const { spawnSync } = await import('node:child_process'); // only here: the CLI loads fast
   if (spawnSync('getfattr', ['--version'], { stdio: 'ignore' }).error === undefined) return undefined;
   return "getfattr was not found (install Debian's or Alpine's `attr` package): directories renamed in an upper layer (overlay redirect_dir) cannot be followed, and their files would be reported missing";
 }
@@ -84,7 +68,7 @@ export function verifyCommand(): Command {
       const format = formatOf(opts);
       const layers = [...new Set(args.flatMap((a) => chainIdsFor(store, a, log, againWith(opts))))];
       if (args.length && !layers.length) throw new LayergcError(`nothing to verify: no layer of ${args.join(', ')} is in the layer store`);
-      const getfattr = getfattrNote(store);
+      const getfattr = await getfattrNote(store);
       if (getfattr && format === 'human' && !opts.quiet) log.warn(getfattr);
       const run = await verifyStore(store, { layers, progress: progressFor(out, format, opts), concurrency: opts.jobs ? Number(opts.jobs) : undefined });
       const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
