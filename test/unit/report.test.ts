@@ -8,7 +8,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Chalk } from 'chalk';
 import { rootMaker, runCliAsync } from '../helpers/synthetic.js';
+import { renderPurgeHuman } from '../../src/cli/render/purge.js';
+import type { Action } from '../../src/purge/plan.js';
+import type { Output } from '../../src/cli/output.js';
 
 const root = rootMaker();
 
@@ -106,5 +110,43 @@ describe('verify and scan --deep, for people', () => {
     expect(j.json.notes).toEqual([expect.stringMatching(/^getfattr was not found/)]);
     const withTools = await runCliAsync(['verify', '--data-root', s.root]);
     expect(withTools.stderr).toBe('');
+  });
+});
+
+describe('verify --fail-on', () => {
+  it('a content mismatch is an error: exit 1 unless --fail-on none', async () => {
+    const s = root();
+    const { app } = s.populate();
+    const code = async (...a: string[]) => (await runCliAsync(['verify', '--data-root', s.root, ...a])).code;
+    expect([await code(), await code('--fail-on', 'error'), await code('--fail-on', 'none')]).toEqual([0, 0, 0]);
+    fs.writeFileSync(path.join(app.layers[2].driverDir, 'diff/app/data.bin'), 'changed');
+    expect([await code(), await code('--fail-on', 'warning'), await code('--fail-on', 'error'), await code('--fail-on', 'none')]).toEqual([1, 1, 1, 0]);
+  });
+});
+
+describe("the purge report's free-space line", () => {
+  const o = { c: new Chalk({ level: 0 }) } as Output;
+  const h = { dataRoot: '/r', driver: 'overlay2', daemonRunning: false };
+  const removed = (bytes: number): Action => ({
+    finding: { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: 'a'.repeat(64), paths: ['/r/overlay2/x'], bytes, reclaimable: true, reason: 'r', affects: { images: [], containers: [] } },
+    status: 'removed',
+    depth: 0,
+    freedBytes: bytes,
+  });
+
+  it('says the free space grew by as much only when it did; else a labelled line of its own', () => {
+    const agree = renderPurgeHuman(o, h, [removed(50e6)], { dryRun: false, measuredFreed: 50.5e6 });
+    expect(agree).toContain("Removed 1 item, 50.0 MB (the filesystem's free space grew by as much); 0 failed, 0 skipped.");
+    expect(agree).not.toContain('Free space on');
+    const other = renderPurgeHuman(o, h, [removed(50e6)], { dryRun: false, measuredFreed: -3e9 });
+    expect(other).toContain('Removed 1 item, 50.0 MB; 0 failed, 0 skipped.\nFree space on the data root\'s filesystem changed by -3.00 GB meanwhile; other writers there count too.');
+  });
+
+  it('--quiet: only what was removed or failed; nothing at all when neither', () => {
+    const skipped: Action = { ...removed(10), status: 'skipped', reason: 'a dockerd runs', freedBytes: undefined };
+    expect(renderPurgeHuman(o, h, [skipped], { dryRun: false, quiet: true })).toBe('');
+    const both = renderPurgeHuman(o, h, [skipped, removed(4096)], { dryRun: false, quiet: true });
+    expect(both).toMatch(/^removed {2}unreferenced-driver-dir/m);
+    expect(both).not.toMatch(/skipped|a dockerd runs/);
   });
 });
