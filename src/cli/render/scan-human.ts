@@ -30,6 +30,9 @@ function purged(list: Finding[]): string {
   return n === list.length ? 'yes' : `${n} of ${list.length}`;
 }
 
+/** A remedy that gives a command to copy (layergc …, docker pull …) is never wrapped; prose is. */
+const remedyLines = (r: string) => (/\b(layergc|docker pull) /.test(r) ? [`    remedy: ${r}`] : wrap(`remedy: ${r}`, '    ', '      '));
+
 const nameOf = (f: Finding) => (f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0]);
 
 export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], opts: ReportOptions = {}): string {
@@ -77,7 +80,7 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], o
       }
       const a = [...f.affects.images.map((x) => `image ${x}`), ...f.affects.containers.map((x) => `container ${x}`)];
       if (a.length) lines.push(...wrap(`${c.red('affects:')} ${a.join(', ')}`, '    ', '      '));
-      for (const r of f.remedy ?? []) lines.push(`    remedy: ${r}`); // a command: never wrapped
+      for (const r of f.remedy ?? []) lines.push(...remedyLines(r));
     }
   }
   const next: [string, string][] = [];
