@@ -12,6 +12,7 @@ import { renderScanHuman } from '../render/scan-human.js';
 import { scanJson } from '../render/scan-json.js';
 import { verifyMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { buildkitNote } from '../notes.js';
+import { human, type Output } from '../output.js';
 import { storeKind } from '../../store/containerd/index.js';
 import { againWith } from '../hint.js';
 import { progressFor, verifiedLines } from '../verified.js';
