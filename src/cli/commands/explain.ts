@@ -11,7 +11,6 @@ import { SCHEMA_VERSION } from '../render/scan-json.js';
 import { storeKind } from '../../store/containerd/index.js';
 import type { Output } from '../output.js';
 import { scanMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { wrap } from '../render/wrap.js';
 
 export const TARGET_HELP = 'an image (tag, repo@digest, ID), a container (name, ID), a layer (chain ID), a driver dir (cache ID), IDs full or a unique prefix such as the 12 characters scan prints; or a path in the data root';
 
@@ -41,8 +40,8 @@ export function explainCommand(): Command {
 function renderExplanation(e: Explanation, c: import('chalk').ChalkInstance): string {
   const colour = e.status === 'live' ? c.green : e.status === 'broken' ? c.red : c.yellow;
   const lines = [`${c.bold(e.subject)}: ${colour(e.status)}`];
-  for (const l of e.because) lines.push(...wrap(l.trimStart(), `  ${' '.repeat(l.length - l.trimStart().length)}`));
-  for (const f of e.findings) lines.push(...wrap(`${c.bold(f.kind)}: ${f.reason}`, '  ', '    '));
+  for (const l of e.because) lines.push(`  ${l}`);
+  for (const f of e.findings) lines.push(`  ${c.bold(f.kind)}: ${f.reason}`);
   return lines.join('\n');
 }
 
