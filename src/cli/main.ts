@@ -16,7 +16,8 @@ Exit codes:
      a container held a broken chain back
   2  could not run: bad arguments, not a Docker data root, unreadable
   3  refused: a dockerd runs on this data root and the request needs it stopped
-  4  a layout layergc does not handle (unknown driver, containerd schema or snapshotter)
+  4  a layout layergc does not handle (unknown driver, containerd schema or
+     snapshotter)
   5  another layergc holds this data root`;
 
 const EXAMPLES = `
