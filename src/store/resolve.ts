@@ -65,5 +65,5 @@ export function resolveReference(store: Store, text: string): Resolved | null {
   if (hits.length <= 1) return hits[0] ?? null;
   const exact = hits.filter((h) => hexOf(h.kind === 'image' ? h.image.id : h.kind === 'container' ? h.container.id : h.kind === 'layer' ? h.chainId : h.id) === hex);
   if (exact.length === 1) return exact[0];
-  throw new LayergcError(`${text} is ambiguous; it could be any of:\n${hits.map((h) => `  ${describe(h)}`).join('\n')}\nGive more of the ID, or a tag or name.`);
+  throw new LayergcError(`${text} is ambiguous; it could be any of: ${hits.map(describe).join('; ')}. Give more of the ID, or a tag or name.`);
 }

@@ -103,7 +103,7 @@ describe('explain', () => {
     for (const cmd of ['explain', 'verify']) {
       const r = await runCliAsync([cmd, 'abcde', '--data-root', s.root]);
       expect(r.code, cmd).toBe(2);
-      expect(r.stderr, cmd).toBe(`layergc: abcde is ambiguous; it could be any of:\n  driver dir ${a.id}\n  driver dir ${b.id}\nGive more of the ID, or a tag or name.\n`);
+      expect(r.stderr, cmd).toBe(`layergc: abcde is ambiguous; it could be any of: driver dir ${a.id}; driver dir ${b.id}. Give more of the ID, or a tag or name.\n`);
     }
     const ok = await runCliAsync(['explain', 'abcde1', '--json', '--data-root', s.root]);
     expect(ok.json.subject).toContain(a.id);
