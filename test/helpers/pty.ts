@@ -12,7 +12,7 @@ export const HAS_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }
 export const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Wait for text on the terminal, or for a condition (checked every 20 ms), then type `send`. */
-export interface PtyStep { waitFor: RegExp | (() => boolean); send: string }
+export interface PtyStep { waitFor: RegExp | (() => boolean); send: string; then?: () => void }
 export interface PtyResult { code: number | null; output: string }
 
 /**
@@ -35,7 +35,11 @@ export function runInPty(args: string[], steps: PtyStep[] = [], opts: { env?: Re
     }, opts.timeoutMs ?? 30_000);
     const ready = (w: PtyStep['waitFor']) => (typeof w === 'function' ? w() : w.test(output));
     const advance = () => {
-      while (pending.length && ready(pending[0].waitFor)) child.stdin.write(pending.shift()!.send);
+      while (pending.length && ready(pending[0].waitFor)) {
+        const step = pending.shift()!;
+        child.stdin.write(step.send);
+        step.then?.();
+      }
     };
     const poll = setInterval(advance, 20);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

@@ -175,8 +175,8 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     const paused = path.join(pause, 'paused');
     const r = await runInPty(['purge', '--yes', '--data-root', s.root], [
       { waitFor: () => fs.existsSync(paused), send: '\x03' },
-      // the terminal's SIGINT is queued while the purge is paused; then it goes on
-      { waitFor: () => fs.existsSync(paused) && !fs.writeFileSync(path.join(pause, 'resume'), ''), send: '' },
+      // the terminal echoes ^C when it sends SIGINT (queued while the purge is paused); then it goes on
+      { waitFor: /\^C/, send: '', then: () => fs.writeFileSync(path.join(pause, 'resume'), '') },
     ], { env: { LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
     expect(r.code).toBe(130);
     const plain = r.output.replace(/\x1b\[[0-9;]*m/g, ''); // a terminal: in colour
