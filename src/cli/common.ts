@@ -1,5 +1,5 @@
 // Options every command shares, and how a command ends: an exit code, never a stray throw.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { ExitCode, LayergcError } from '../errors.js';
 import { makeOutput, type Output } from './output.js';
 import { makeLogger, type Logger } from './log.js';

@@ -2,7 +2,7 @@
 // image that is gone), then the removals as purge actions, journaled the same way. With a
 // quarantine every removal is a move into it instead, recorded in its manifest.
 import { readSmallFile, lstatOrNull } from '../fsx/read.js';
-import { AtomicWriter } from '../fsx/atomic.js';
+import type { AtomicWriter } from '../fsx/atomic.js';
 import { faultPoint } from '../fsx/fault.js';
 import type { Quarantine } from '../fsx/quarantine.js';
 import type { DriverAdapter } from '../drivers/types.js';

@@ -101,7 +101,7 @@ export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
 export async function locate(opts: LocateOptions): Promise<StoreLocation> {
   const dr = await resolveDataRoot(opts);
   const { config, configFile, notes } = dr;
-  let real = dr.real;
+  const real = dr.real;
 
   if (config.features?.['containerd-snapshotter'] === true) {
     throw new LayergcError(`${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb; layergc scan, verify and explain read that store, this command does not`, ExitCode.UNSUPPORTED);

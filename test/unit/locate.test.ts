@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rootMaker, runCliAsync, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
+import { rootMaker, runCliAsync, type SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
 const root = rootMaker({ populate: true });
 

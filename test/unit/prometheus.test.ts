@@ -57,7 +57,7 @@ function parseExposition(text: string): { samples: Sample[]; help: Map<string, s
   return { samples, help, type };
 }
 
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   expect(hits.length, `${name}${JSON.stringify(labels)} matches ${hits.length} samples`).toBeLessThanOrEqual(1);
   return hits[0]?.value;
@@ -112,24 +112,24 @@ describe('scanMetrics', () => {
     expect(samples.filter((s) => s.name === 'layergc_finding_bytes').map((s) => s.labels.kind)).toEqual([...FINDING_KINDS]);
     for (const k of FINDING_KINDS) {
       const mine = findings.filter((f) => f.kind === k);
-      expect(valueOf(samples, 'layergc_findings', { kind: k })).toBe(mine.length);
-      expect(valueOf(samples, 'layergc_finding_bytes', { kind: k })).toBe(mine.reduce((s, f) => s + f.bytes, 0));
+      expect(sampleValue(samples, 'layergc_findings', { kind: k })).toBe(mine.length);
+      expect(sampleValue(samples, 'layergc_finding_bytes', { kind: k })).toBe(mine.reduce((s, f) => s + f.bytes, 0));
     }
-    expect(valueOf(samples, 'layergc_findings', { kind: 'removing-orphan' })).toBe(2);
-    expect(valueOf(samples, 'layergc_finding_bytes', { kind: 'removing-orphan' })).toBe(1024);
+    expect(sampleValue(samples, 'layergc_findings', { kind: 'removing-orphan' })).toBe(2);
+    expect(sampleValue(samples, 'layergc_finding_bytes', { kind: 'removing-orphan' })).toBe(1024);
   });
 
   it('reclaimable bytes count only what purge can remove', () => {
-    expect(valueOf(samples, 'layergc_reclaimable_bytes')).toBe(1000 + 24 + 5000 + 4096);
+    expect(sampleValue(samples, 'layergc_reclaimable_bytes')).toBe(1000 + 24 + 5000 + 4096);
   });
 
   it('time, duration, daemon state, version, driver and command', () => {
-    expect(valueOf(samples, 'layergc_last_run_timestamp_seconds')).toBe(1_700_000_003);
-    expect(valueOf(samples, 'layergc_last_run_duration_seconds')).toBe(2.5);
-    expect(valueOf(samples, 'layergc_daemon_running')).toBe(0);
+    expect(sampleValue(samples, 'layergc_last_run_timestamp_seconds')).toBe(1_700_000_003);
+    expect(sampleValue(samples, 'layergc_last_run_duration_seconds')).toBe(2.5);
+    expect(sampleValue(samples, 'layergc_daemon_running')).toBe(0);
     expect(samples.find((s) => s.name === 'layergc_info')?.labels).toEqual({ data_root: '/var/lib/docker', version: VERSION, driver: 'overlay2', command: 'scan' });
     const running = parseExposition(scanMetrics({ ...header, daemonRunning: true }, [], times)).samples;
-    expect(valueOf(running, 'layergc_daemon_running')).toBe(1);
+    expect(sampleValue(running, 'layergc_daemon_running')).toBe(1);
   });
 
   it('puts data_root on every sample, so two data roots on one host never collide', () => {
@@ -146,7 +146,7 @@ describe('scanMetrics', () => {
   it('a clean store: zeros everywhere, still every family', () => {
     const { samples: clean } = parseExposition(scanMetrics(header, [], times));
     expect(clean.filter((s) => s.name === 'layergc_findings').every((s) => s.value === 0)).toBe(true);
-    expect(valueOf(clean, 'layergc_reclaimable_bytes')).toBe(0);
+    expect(sampleValue(clean, 'layergc_reclaimable_bytes')).toBe(0);
   });
 
   it.skipIf(!PROMTOOL)('passes promtool check metrics', () => {
@@ -165,16 +165,16 @@ describe('purgeMetrics', () => {
     const text = purgeMetrics(header, findings, { removed: 3, failed: 1, skipped: 1, reclaimedBytes: 1000 + 24 + 4096, dryRun: false }, times);
     const { samples, type, help } = parseExposition(text);
     expect(type.get('layergc_purge_items')).toBe('gauge');
-    expect(valueOf(samples, 'layergc_purge_items', { status: 'removed' })).toBe(3);
-    expect(valueOf(samples, 'layergc_purge_items', { status: 'failed' })).toBe(1);
-    expect(valueOf(samples, 'layergc_purge_items', { status: 'skipped' })).toBe(1);
-    expect(valueOf(samples, 'layergc_purge_items', { status: 'planned' })).toBe(0);
-    expect(valueOf(samples, 'layergc_reclaimed_bytes')).toBe(5120);
-    expect(valueOf(samples, 'layergc_purge_dry_run')).toBe(0);
+    expect(sampleValue(samples, 'layergc_purge_items', { status: 'removed' })).toBe(3);
+    expect(sampleValue(samples, 'layergc_purge_items', { status: 'failed' })).toBe(1);
+    expect(sampleValue(samples, 'layergc_purge_items', { status: 'skipped' })).toBe(1);
+    expect(sampleValue(samples, 'layergc_purge_items', { status: 'planned' })).toBe(0);
+    expect(sampleValue(samples, 'layergc_reclaimed_bytes')).toBe(5120);
+    expect(sampleValue(samples, 'layergc_purge_dry_run')).toBe(0);
     // left: the failed driver dir (5000) and the skipped dangling link (0)
-    expect(valueOf(samples, 'layergc_reclaimable_bytes')).toBe(5000);
+    expect(sampleValue(samples, 'layergc_reclaimable_bytes')).toBe(5000);
     // findings are what the run found before removing anything
-    expect(valueOf(samples, 'layergc_findings', { kind: 'removing-orphan' })).toBe(2);
+    expect(sampleValue(samples, 'layergc_findings', { kind: 'removing-orphan' })).toBe(2);
     expect(help.get('layergc_finding_bytes')).toMatch(/purge/);
     expect(samples.find((s) => s.name === 'layergc_info')?.labels.command).toBe('purge');
     if (PROMTOOL) expect(promtoolCheck(text)).toEqual({ code: 0, out: '' });
@@ -182,16 +182,16 @@ describe('purgeMetrics', () => {
 
   it('never reports less than 0 left to reclaim (freed bytes come from free space, which others change too)', () => {
     const t = purgeMetrics(header, findings, { removed: 9, failed: 0, skipped: 0, reclaimedBytes: 1e9, dryRun: false }, times);
-    expect(valueOf(parseExposition(t).samples, 'layergc_reclaimable_bytes')).toBe(0);
+    expect(sampleValue(parseExposition(t).samples, 'layergc_reclaimable_bytes')).toBe(0);
   });
 
   it('a dry run: planned items, nothing reclaimed, everything still reclaimable', () => {
     const t = purgeMetrics(header, findings, { removed: 0, failed: 0, skipped: 1, planned: 4, reclaimedBytes: 0, dryRun: true }, times);
     const { samples } = parseExposition(t);
-    expect(valueOf(samples, 'layergc_purge_items', { status: 'planned' })).toBe(4);
-    expect(valueOf(samples, 'layergc_reclaimed_bytes')).toBe(0);
-    expect(valueOf(samples, 'layergc_purge_dry_run')).toBe(1);
-    expect(valueOf(samples, 'layergc_reclaimable_bytes')).toBe(10120);
+    expect(sampleValue(samples, 'layergc_purge_items', { status: 'planned' })).toBe(4);
+    expect(sampleValue(samples, 'layergc_reclaimed_bytes')).toBe(0);
+    expect(sampleValue(samples, 'layergc_purge_dry_run')).toBe(1);
+    expect(sampleValue(samples, 'layergc_reclaimable_bytes')).toBe(10120);
   });
 });
 

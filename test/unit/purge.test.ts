@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diffSnapshots, REPO, rootMaker, runCliAsync, scan, snapshotTree, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
+import { diffSnapshots, REPO, rootMaker, runCliAsync, scan, snapshotTree, type SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
 const root = rootMaker();
 

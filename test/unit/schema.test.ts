@@ -16,7 +16,7 @@ import { FINDING_KINDS } from '../../src/findings/types.js';
 import { INCLUDABLE_KINDS } from '../../src/purge/plan.js';
 import { KNOWN_DRIVERS } from '../../src/drivers/index.js';
 import { expectValid, loadSchema, schemaErrors } from '../helpers/schema.js';
-import { rootMaker, runCliAsync, scan, SyntheticRoot } from '../helpers/synthetic.js';
+import { rootMaker, runCliAsync, scan, type SyntheticRoot } from '../helpers/synthetic.js';
 
 const root = rootMaker();
 

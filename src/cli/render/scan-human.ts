@@ -73,7 +73,9 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], o
     for (const f of list) {
       lines.push(`  ${c.bold(escapeText(nameOf(f)))}${f.bytes ? `  ${human(f.bytes)}` : ''}${f.reclaimable ? '' : c.dim('  (not purged)')}`);
       if (opts.verbose) lines.push(...wrap(`why: ${escapeText(f.reason)}`, '    ', '         '));
-      f.paths.forEach((p, i) => lines.push(`    ${i === 0 ? 'paths:' : '      '} ${escapeText(p)}`));
+      f.paths.forEach((p, i) => {
+        lines.push(`    ${i === 0 ? 'paths:' : '      '} ${escapeText(p)}`);
+      });
       if (f.files?.length) {
         lines.push(`    ${c.red('files:')}`);
         for (const file of f.files) lines.push(...wrap(`${escapeText(file.name)}: ${file.problem}${file.detail ? ` (${file.detail})` : ''}`, '      ', '        '));
