@@ -84,18 +84,23 @@ export class Remover {
     faultPoint('after-rename');
   }
 
+  /** The opened parent dir of `path`, from the root down; null when some part of it is already gone. */
+  private openParentIfThere(path: string): ReturnType<typeof openParent> | null {
+    try {
+      return openParent(this.root, path);
+    } catch (err) {
+      if (err instanceof OutsideDataRoot && err.missing) return null;
+      throw err;
+    }
+  }
+
   /** Remove one non-directory entry (a file or a symlink itself, never its target). */
   async unlink(path: string): Promise<void> {
     relParts(this.root, path);
     this.ops.push({ op: 'unlink', path });
     if (this.dryRun) return;
-    let p;
-    try {
-      p = openParent(this.root, path);
-    } catch (err) {
-      if (err instanceof OutsideDataRoot && err.missing) return;
-      throw err;
-    }
+    const p = this.openParentIfThere(path);
+    if (!p) return;
     try {
       const at = atFd(p.dir.fd, p.name);
       const st = fs.lstatSync(at);
@@ -119,13 +124,8 @@ export class Remover {
     this.ops.push({ op: 'remove-tree', path });
     if (this.dryRun) return;
     faultPoint('remove-tree');
-    let p;
-    try {
-      p = openParent(this.root, path);
-    } catch (err) {
-      if (err instanceof OutsideDataRoot && err.missing) return;
-      throw err;
-    }
+    const p = this.openParentIfThere(path);
+    if (!p) return;
     let fd: number | undefined;
     try {
       const at = atFd(p.dir.fd, p.name);
