@@ -65,3 +65,17 @@ export function shellQuote(name: string | Buffer): string | null {
   }
   return `"$(printf '${fmt}')"`;
 }
+
+/** A shell word for a flag's value: bare when plain, else quoted as shellQuote does. */
+export function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : (shellQuote(s) ?? `'${s.replace(/'/g, `'\\''`)}'`);
+}
+
+/** The flags that located a data root, for a command printed to be copied: it acts on the same root. */
+export function locatingFlags(opts: { dataRoot?: string; driver?: string; daemonConfig?: string }): string[] {
+  const flags: string[] = [];
+  if (opts.dataRoot !== undefined) flags.push('--data-root', shellWord(opts.dataRoot));
+  if (opts.driver !== undefined) flags.push('--driver', shellWord(opts.driver));
+  if (opts.daemonConfig !== undefined) flags.push('--daemon-config', shellWord(opts.daemonConfig));
+  return flags;
+}

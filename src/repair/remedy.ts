@@ -7,16 +7,11 @@ import type { References } from '../store/references.js';
 import type { Finding } from '../findings/types.js';
 import type { LocateOptions } from '../store/locate.js';
 import { REPAIR_ACTION_KINDS, remedyFor } from './plan.js';
-
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+import { locatingFlags } from '../escape.js';
 
 /** The purge --include broken command for the store `opts` located. */
 export function repairCommand(opts: LocateOptions, containers: boolean): string {
-  const flags: string[] = [];
-  if (opts.dataRoot) flags.push('--data-root', quote(opts.dataRoot));
-  if (opts.driver) flags.push('--driver', quote(opts.driver));
-  if (opts.daemonConfig) flags.push('--daemon-config', quote(opts.daemonConfig));
-  return ['layergc purge --include', containers ? 'broken,containers' : 'broken', '--dry-run', ...flags].join(' ');
+  return ['layergc purge --include', containers ? 'broken,containers' : 'broken', '--dry-run', ...locatingFlags(opts)].join(' ');
 }
 
 export function addRemedies(findings: Finding[], store: Store, refs: References, opts: LocateOptions): void {
