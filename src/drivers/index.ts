@@ -1,6 +1,6 @@
 // The adapter registry: one file per storage driver, chosen by the driver's name.
 import type { DriverAdapter } from './types.js';
-import { Overlay2Driver } from './overlay2.js';
+import { Overlay2Driver } from './overlay2/index.js';
 import { VfsDriver } from './vfs.js';
 import { BtrfsDriver } from './btrfs.js';
 import { AufsDriver } from './aufs.js';

@@ -1,6 +1,6 @@
 // unsafe-path: anything that would lead out of the data root (a symlink where a dir or file
 // belongs, a cache-id with "/" or ".."). Reported, never followed, never removed.
-import { Overlay2Driver } from '../drivers/overlay2.js';
+import { Overlay2Driver } from '../drivers/overlay2/index.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { noAffects, type Finding, type FindingModule } from './types.js';
 

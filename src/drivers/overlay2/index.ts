@@ -1,10 +1,10 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../fsx/read.js';
-import { fs } from '../fsx/fs.js';
-import type { Remover } from '../fsx/remove.js';
-import { unsafeDriverId } from '../store/layerdb.js';
-import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
+import { fs } from '../../fsx/fs.js';
+import type { Remover } from '../../fsx/remove.js';
+import { unsafeDriverId } from '../../store/layerdb.js';
+import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from '../types.js';
 
 const LID = /^[A-Z2-7]{26}$/;
 
