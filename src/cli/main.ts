@@ -6,6 +6,7 @@ import { purgeCommand } from './commands/purge.js';
 import { verifyCommand } from './commands/verify.js';
 import { dfCommand } from './commands/df.js';
 import { restoreCommand } from './commands/restore.js';
+import { unlockCommand } from './commands/unlock.js';
 import { VERSION } from './version.js';
 
 const EXIT_CODES = `
@@ -18,7 +19,8 @@ Exit codes:
   3  refused: a dockerd runs on this data root and the request needs it stopped
   4  a layout layergc does not handle (unknown driver, containerd schema or
      snapshotter)
-  5  another layergc holds this data root`;
+  5  another layergc holds this data root (or may: see layergc unlock);
+     unlock: refused, the holder is alive`;
 
 const EXAMPLES = `
 Examples:
@@ -41,7 +43,7 @@ export function program(): Command {
     .version(VERSION)
     .addHelpText('after', `${EXAMPLES}\n${EXIT_CODES}`);
   quietErrors(p, 'layergc');
-  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand(), restoreCommand()]) {
+  for (const c of [scanCommand(), purgeCommand(), verifyCommand(), explainCommand(), dfCommand(), restoreCommand(), unlockCommand()]) {
     c.addHelpText('after', EXIT_CODES);
     quietErrors(c, `layergc ${c.name()}`);
     p.addCommand(c);

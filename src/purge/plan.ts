@@ -29,7 +29,7 @@ export interface Policy {
   now: number;
 }
 
-function ago(ms: number): string {
+export function ago(ms: number): string {
   const m = Math.round(ms / 60000);
   return m < 120 ? `${m} min` : `${Math.round(m / 60)} h`;
 }

@@ -314,7 +314,10 @@ describe('a removal that fails', () => {
 describe('lock', () => {
   function writeLock(s: SyntheticRoot, pid: number, since: string): void {
     fs.mkdirSync(path.join(s.root, 'layergc'), { mode: 0o700 });
-    fs.writeFileSync(path.join(s.root, 'layergc/lock'), `${JSON.stringify({ pid, host: hostname(), since, command: 'layergc purge' })}\n`);
+    // a live holder's start time proves it is the process that took the lock (test/unit/lock.test.ts)
+    const stat = fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8') : undefined;
+    const startTime = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    fs.writeFileSync(path.join(s.root, 'layergc/lock'), `${JSON.stringify({ pid, host: hostname(), since, command: 'layergc purge', startTime })}\n`);
   }
 
   it.concurrent('held by a live process on this host: exit 5 naming pid, host and since; nothing changed', async () => {
