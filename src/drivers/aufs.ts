@@ -3,7 +3,9 @@
 // Layout facts: daemon/graphdriver/aufs/{aufs.go,dirs.go}.
 import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
 import type { Remover } from '../fsx/remove.js';
-import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
+import type { DriverEntry } from './types.js';
+import { DriverBase } from './base.js';
+import { stageAndDelete } from './stage.js';
 
 /** aufs's own staging name (atomicRemove); aufs deletes diff/*-removing and mnt/*-removing at startup. */
 const REMOVING = '-removing';
@@ -11,14 +13,15 @@ const REMOVING = '-removing';
 /** A name that can only be one path component. */
 const SAFE_NAME = /^(?!\.\.?$)[^/\0]+$/;
 
-export class AufsDriver implements DriverAdapter {
+export class AufsDriver extends DriverBase {
   readonly name = 'aufs';
   readonly removal = 'files' as const;
   readonly diff: string;
   readonly mnt: string;
   readonly layers: string;
 
-  constructor(readonly home: string) {
+  constructor(home: string) {
+    super(home);
     this.diff = `${home}/diff`;
     this.mnt = `${home}/mnt`;
     this.layers = `${home}/layers`;
@@ -89,14 +92,7 @@ export class AufsDriver implements DriverAdapter {
     return layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => SAFE_NAME.test(l));
   }
 
-  async danglingLinks(): Promise<DanglingLink[]> {
-    return [];
-  }
-
-  /** diff/<id> holds only the layer's own files (aufs has a native DiffGetter reading from there). */
-  async contentRoots(id: string): Promise<string[]> {
-    return [this.dirOf(id)];
-  }
+  // contentRoots: diff/<id> holds only the layer's own files (aufs has a native DiffGetter reading from there)
 
   /** What aufs's Remove does, unmount aside: layers/<id>, then diff/<id>, then mnt/<id>. */
   async remove(id: string, rm: Remover): Promise<void> {
@@ -104,24 +100,8 @@ export class AufsDriver implements DriverAdapter {
     const lst = await lstatOrNull(layers);
     if (lst?.isDirectory()) await rm.removeTree(layers);
     else if (lst) await rm.unlink(layers);
-    await this.atomicRemove(`${this.diff}/${id}`, rm);
-    await this.atomicRemove(`${this.mnt}/${id}`, rm);
-  }
-
-  async removeLink(path: string, rm: Remover): Promise<void> {
-    await rm.unlink(path);
-  }
-
-  /** Rename to <path>-removing, then delete the tree; a leftover -removing is finished first. */
-  private async atomicRemove(path: string, rm: Remover): Promise<void> {
-    const staged = `${path}${REMOVING}`;
-    const st = await lstatOrNull(path);
-    if (st && !st.isDirectory()) {
-      await rm.unlink(path); // a stray file or symlink: the entry itself goes, never its target
-    } else if (st) {
-      if (await lstatOrNull(staged)) await rm.removeTree(staged);
-      await rm.rename(path, staged);
-    }
-    if ((st && st.isDirectory()) || (await lstatOrNull(staged))) await rm.removeTree(staged);
+    // aufs's own atomicRemove staging name: aufs finishes these at startup too
+    await stageAndDelete(`${this.diff}/${id}`, rm, { suffix: REMOVING });
+    await stageAndDelete(`${this.mnt}/${id}`, rm, { suffix: REMOVING });
   }
 }

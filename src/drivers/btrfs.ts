@@ -6,10 +6,9 @@ import { statfs } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { fs } from '../fsx/fs.js';
 import { listDir, lstatOrNull } from '../fsx/read.js';
-import { assertContained } from '../fsx/contain.js';
-import { faultPoint } from '../fsx/fault.js';
-import { MountInside, RemovalFailed, type Remover } from '../fsx/remove.js';
-import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from './types.js';
+import { RemovalFailed, type Remover } from '../fsx/remove.js';
+import type { DriverEntry } from './types.js';
+import { DirPerLayerDriver } from './base.js';
 import { stageAndDelete } from './stage.js';
 import type { Stats } from 'node:fs';
 
@@ -40,17 +39,16 @@ export interface BtrfsOptions {
   btrfsCli?: string | null;
 }
 
-export class BtrfsDriver implements DriverAdapter {
+export class BtrfsDriver extends DirPerLayerDriver {
   readonly name = 'btrfs';
   readonly removal = 'tool' as const;
   readonly removalNote =
     'btrfs layers are subvolumes: layergc deletes them with `btrfs subvolume delete` (btrfs-progs), or file by file and an rmdir of the emptied subvolume (Linux >= 4.18) when the CLI is missing, which cannot get past a nested subvolume; the qgroup of a size limit is left (`btrfs qgroup clear-stale <mount>` drops it)';
-  readonly subvolumes: string;
   readonly quotas: string;
   private cli: Promise<string | null> | undefined;
 
-  constructor(readonly home: string, private readonly opts: BtrfsOptions = {}) {
-    this.subvolumes = `${home}/subvolumes`;
+  constructor(home: string, private readonly opts: BtrfsOptions = {}) {
+    super(home, { layersDir: `${home}/subvolumes`, label: 'subvolumes/', noun: 'a subvolume' });
     this.quotas = `${home}/quotas`;
   }
 
@@ -60,65 +58,41 @@ export class BtrfsDriver implements DriverAdapter {
   }
 
   /** Subvolumes, then quota files whose subvolume is gone (leftovers of an interrupted Remove). */
-  async listEntries(): Promise<DriverEntry[]> {
-    const out: DriverEntry[] = [];
-    const seen = new Set<string>();
-    for (const e of await listDir(this.subvolumes)) {
-      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
-      const staged = e.name.endsWith(STAGED_SUFFIX);
-      const id = staged ? e.name.slice(0, -STAGED_SUFFIX.length) : e.name;
-      if (!staged) seen.add(id);
-      out.push({ id, path: e.path, stat: e.stat, staged });
-    }
+  override async listEntries(): Promise<DriverEntry[]> {
+    const out = await super.listEntries();
+    const seen = new Set(out.filter((e) => !e.staged).map((e) => e.id));
     for (const e of await listDir(this.quotas)) {
       if (!seen.has(e.name)) out.push({ id: e.name, path: e.path, stat: e.stat, staged: false });
     }
     return out;
   }
 
-  dirOf(id: string): string {
-    return `${this.subvolumes}/${id}`;
-  }
-
-  async pathsOf(id: string): Promise<string[]> {
+  override async pathsOf(id: string): Promise<string[]> {
     const out: string[] = [];
     for (const p of [this.dirOf(id), `${this.quotas}/${id}`]) if (await lstatOrNull(p)) out.push(p);
     return out;
   }
 
-  async checkLayer(id: string): Promise<string[]> {
+  override async checkLayer(id: string): Promise<string[]> {
+    const problems = await super.checkLayer(id);
+    if (problems.length) return problems;
     const dir = this.dirOf(id);
     const st = await lstatOrNull(dir);
-    if (!st) return [`subvolumes/${id} is missing`];
-    if (st.isSymbolicLink()) return [`subvolumes/${id} is a symlink, not a subvolume`];
-    if (!st.isDirectory()) return [`subvolumes/${id} is not a directory`];
-    if ((await onBtrfs(dir)) && st.ino !== SUBVOL_ROOT_INO) {
+    if (st && (await onBtrfs(dir)) && st.ino !== SUBVOL_ROOT_INO) {
       return [`subvolumes/${id} is a plain directory, not a btrfs subvolume (snapshots of it, that is child layers and containers, cannot be created)`];
     }
     return [];
   }
 
-  async danglingLinks(): Promise<DanglingLink[]> {
-    return [];
-  }
-
-  /** A snapshot holds the whole tree of the layer, parents' files included. */
-  async contentRoots(id: string): Promise<string[]> {
-    return [this.dirOf(id)];
-  }
-
-  async remove(id: string, rm: Remover): Promise<void> {
+  /** A snapshot holds the whole tree of the layer, parents' files included: contentRoots is the subvolume. */
+  override async remove(id: string, rm: Remover): Promise<void> {
     // like moby, the quota file goes before the subvolume
     const quota = `${this.quotas}/${id}`;
     const qst = await lstatOrNull(quota);
     if (qst?.isDirectory()) await rm.removeTree(quota);
     else if (qst) await rm.unlink(quota);
     // rename(2) moves a subvolume like a directory
-    await stageAndDelete(this.dirOf(id), rm, (p, st) => this.deleteStaged(p, st, rm));
-  }
-
-  async removeLink(path: string, rm: Remover): Promise<void> {
-    await rm.unlink(path);
+    await stageAndDelete(this.dirOf(id), rm, { del: (p, st) => this.deleteStaged(p, st, rm) });
   }
 
   private async deleteStaged(path: string, st: Stats, rm: Remover): Promise<void> {
@@ -129,26 +103,19 @@ export class BtrfsDriver implements DriverAdapter {
   }
 
   /**
-   * `btrfs subvolume delete`, with the checks Remover makes: contained, no mount inside, never a
-   * symlink. A subvolume with subvolumes nested inside cannot be destroyed ("Directory not empty"):
-   * those go first, deepest first, as moby's subvolDelete does.
+   * `btrfs subvolume delete`, behind the Remover's checks. A subvolume with subvolumes nested inside
+   * cannot be destroyed ("Directory not empty"): those go first, deepest first, as moby's subvolDelete does.
    */
   private async deleteSubvolume(cli: string, path: string, rm: Remover): Promise<void> {
-    assertContained(rm.root, path);
-    const inside = rm.mounts.under(path);
-    if (inside.length) throw new MountInside(path, inside);
-    rm.ops.push({ op: 'remove-tree', path });
-    if (rm.dryRun) return;
-    const st = await lstatOrNull(path);
-    if (!st) return;
-    if (!st.isDirectory()) throw new RemovalFailed([{ path, code: 'ENOTDIR', message: 'is no longer a directory; not deleted' }]);
-    faultPoint('remove-tree');
-    let err = await this.runDelete(cli, path);
-    if (err && /not empty/i.test(err)) {
-      for (const nested of nestedSubvolumes(path, st.dev)) await this.deleteSubvolume(cli, nested, rm);
-      err = await this.runDelete(cli, path);
-    }
-    if (err) throw new RemovalFailed([{ path, code: 'BTRFS', message: `btrfs subvolume delete failed: ${err}` }]);
+    await rm.removeTreeWith(path, async () => {
+      const dev = (await lstatOrNull(path))?.dev;
+      let err = await this.runDelete(cli, path);
+      if (err && /not empty/i.test(err) && dev !== undefined) {
+        for (const nested of nestedSubvolumes(path, dev)) await this.deleteSubvolume(cli, nested, rm);
+        err = await this.runDelete(cli, path);
+      }
+      if (err) throw new RemovalFailed([{ path, code: 'BTRFS', message: `btrfs subvolume delete failed: ${err}` }]);
+    });
   }
 
   private async runDelete(cli: string, path: string): Promise<string | null> {

@@ -1,11 +1,11 @@
 // devicemapper (Docker <= 24): each layer is a thin device in a pool; home/metadata/<id> records it
 // as JSON, home/mnt/<id>/ is its mount point (data under rootfs/ while mounted).
 // Layout facts: daemon/graphdriver/devmapper/{driver.go,deviceset.go}.
-import { ExitCode, LayergcError } from '../errors.js';
 import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
 import { MountTable } from '../fsx/mounts.js';
 import type { Remover } from '../fsx/remove.js';
-import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
+import type { DriverEntry } from './types.js';
+import { DriverBase } from './base.js';
 
 /** Files in metadata/ that are the device set's own, not a layer's. */
 const NOT_LAYERS = new Set(['base', 'deviceset-metadata', 'transaction-metadata']);
@@ -15,15 +15,18 @@ export interface DevicemapperOptions {
   mountinfo?: string;
 }
 
-export class DevicemapperDriver implements DriverAdapter {
+export class DevicemapperDriver extends DriverBase {
   readonly name = 'devicemapper';
   readonly removal = 'report-only' as const;
+  /** The data is in the thin pool: metadata/<id> is only its record. */
+  override readonly dataVisibleOffline = false;
   readonly removalNote =
     'devicemapper layers are thin devices: deleting one takes dm ioctls or dmsetup (deactivate, then the pool message `delete <device_id>`) and a matching metadata update, which layergc does not do offline; remove them with the daemon (docker rmi) or migrate off devicemapper';
   readonly metadata: string;
   readonly mnt: string;
 
-  constructor(readonly home: string, private readonly opts: DevicemapperOptions = {}) {
+  constructor(home: string, private readonly opts: DevicemapperOptions = {}) {
+    super(home);
     this.metadata = `${home}/metadata`;
     this.mnt = `${home}/mnt`;
   }
@@ -68,21 +71,13 @@ export class DevicemapperDriver implements DriverAdapter {
     return problems;
   }
 
-  async danglingLinks(): Promise<DanglingLink[]> {
-    return [];
-  }
-
   /** Readable only while the thin device is mounted on mnt/<id>. */
-  async contentRoots(id: string): Promise<string[]> {
+  override async contentRoots(id: string): Promise<string[]> {
     const mnt = `${this.mnt}/${id}`;
     return MountTable.read(this.opts.mountinfo).isMountPoint(mnt) ? [`${mnt}/rootfs`] : [];
   }
 
   async remove(id: string, _rm: Remover): Promise<void> {
-    throw new LayergcError(`devicemapper device ${id} is not removed by layergc (report-only): ${this.removalNote}`, ExitCode.UNSUPPORTED);
-  }
-
-  async removeLink(path: string, _rm: Remover): Promise<void> {
-    throw new LayergcError(`${path}: the devicemapper driver keeps no links; nothing to remove`, ExitCode.UNSUPPORTED);
+    this.refuse(`devicemapper device ${id}`);
   }
 }

@@ -13,6 +13,21 @@ export interface DriverEntry {
 
 export interface DanglingLink { path: string; target: string; reason: string }
 
+/** A piece of driver bookkeeping the daemon never recreates, rebuilt from what is left (overlay2). */
+export interface LinkRepair {
+  kind: 'link' | 'link-file';
+  cacheId: string;
+  /** The symlink or file written, and what it holds. */
+  path: string;
+  value: string;
+  /** Why this is proven, in one sentence. */
+  evidence: string;
+  previous: 'missing' | 'empty';
+}
+
+/** A driver entry that leads out of the home: reported as unsafe-path, never followed. */
+export interface UnsafeLink { path: string; reason: string }
+
 export type RemovalMode =
   | 'files'        // plain file operations once unmounted (overlay2, vfs, aufs, fuse-overlayfs)
   | 'tool'         // needs an external tool (btrfs subvolume delete)
@@ -24,6 +39,13 @@ export interface DriverAdapter {
   readonly removal: RemovalMode;
   /** One sentence on why removal is limited, when it is. */
   readonly removalNote?: string;
+  /**
+   * Whether a layer's data shows as a path under the home offline. False where it lives in a pool
+   * (zfs datasets, devicemapper thin devices): a missing dirOf(id) then says nothing.
+   */
+  readonly dataVisibleOffline: boolean;
+  /** The dirs that hold its layer dirs and links: one that is a symlink is unsafe, and nothing in it is read. */
+  readonly layerDirs: readonly string[];
 
   /** Entries of the home that stand for driver layers; driver bookkeeping (overlay2 l/) excluded. */
   listEntries(): Promise<DriverEntry[]>;
@@ -35,14 +57,21 @@ export interface DriverAdapter {
   checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]>;
   /** Driver bookkeeping that points nowhere (overlay2 l/<LID> links). */
   danglingLinks(): Promise<DanglingLink[]>;
+  /** Driver bookkeeping that points out of the layer dirs (overlay2 l/<LID> links elsewhere). */
+  unsafeLinks(): Promise<UnsafeLink[]>;
   /**
    * Driver IDs whose data `id` reads through (overlay2 `lower`, aufs `layers/<id>`): a dir a live
    * one stacks on is in use even when no layerdb entry names it any more.
    */
   parentsOf?(id: string): Promise<string[]>;
+  /** Bookkeeping of the layer dirs `ids` the daemon never recreates and the driver can rebuild (overlay2 links). */
+  linkRepairs?(ids: string[]): Promise<LinkRepair[]>;
   /** Roots a layer's files are read from for verify: its own first, then fallbacks (nearest lower first). */
   contentRoots(id: string): Promise<string[]>;
-  /** Remove a layer's data: stage (rename) first, then delete, so an interrupted run is finished later. */
+  /**
+   * Remove a layer's data: stage (rename) first, then delete, so an interrupted run is finished later.
+   * A report-only driver refuses (the purge plan skips its items before anything is renamed).
+   */
   remove(id: string, rm: Remover): Promise<void>;
   /** Remove one dangling bookkeeping entry. */
   removeLink(path: string, rm: Remover): Promise<void>;

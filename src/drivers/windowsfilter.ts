@@ -2,45 +2,23 @@
 // sandbox.vhdx for a container's RW layer, layerchain.json naming the parents); the daemon stages a
 // removal as home/<id>-removing and destroys those at shutdown. Layout facts:
 // daemon/graphdriver/windows/windows.go.
-import { ExitCode, LayergcError } from '../errors.js';
-import { listDir, lstatOrNull, readSmallFile } from '../fsx/read.js';
-import type { Remover } from '../fsx/remove.js';
-import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
+import { lstatOrNull, readSmallFile } from '../fsx/read.js';
+import { DirPerLayerDriver } from './base.js';
 
-/** The daemon's own staging suffix; layergc's STAGED_SUFFIX ends the same way. */
-const REMOVING = '-removing';
-
-export class WindowsfilterDriver implements DriverAdapter {
+export class WindowsfilterDriver extends DirPerLayerDriver {
   readonly name = 'windowsfilter';
   readonly removal = 'report-only' as const;
   readonly removalNote =
     'windowsfilter layers must be destroyed with hcsshim DestroyLayer on Windows: their Files hold hard links into OS files, so deleting them as plain files is unsafe (moby#26873); layergc reports them';
 
-  constructor(readonly home: string) {}
-
-  async listEntries(): Promise<DriverEntry[]> {
-    const out: DriverEntry[] = [];
-    for (const e of await listDir(this.home)) {
-      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
-      const staged = e.name.endsWith(REMOVING);
-      out.push({ id: staged ? e.name.slice(0, -REMOVING.length) : e.name, path: e.path, stat: e.stat, staged });
-    }
-    return out;
+  constructor(home: string) {
+    // the daemon's own staging suffix; layergc's STAGED_SUFFIX ends the same way
+    super(home, { noun: 'a layer directory', stagedSuffix: '-removing' });
   }
 
-  dirOf(id: string): string {
-    return `${this.home}/${id}`;
-  }
-
-  async pathsOf(id: string): Promise<string[]> {
-    return (await lstatOrNull(this.dirOf(id))) ? [this.dirOf(id)] : [];
-  }
-
-  async checkLayer(id: string): Promise<string[]> {
-    const st = await lstatOrNull(this.dirOf(id));
-    if (!st) return [`${id} is missing`];
-    if (st.isSymbolicLink()) return [`${id} is a symlink, not a layer directory`];
-    if (!st.isDirectory()) return [`${id} is not a directory`];
+  override async checkLayer(id: string): Promise<string[]> {
+    const dir = await super.checkLayer(id);
+    if (dir.length) return dir;
     const problems: string[] = [];
     const chain = await readSmallFile(`${this.dirOf(id)}/layerchain.json`);
     if (chain.state === 'missing') return problems;
@@ -66,23 +44,11 @@ export class WindowsfilterDriver implements DriverAdapter {
     return problems;
   }
 
-  async danglingLinks(): Promise<DanglingLink[]> {
-    return [];
-  }
-
   /**
    * None: the files can only be read on Windows with SeBackupPrivilege (the daemon's DiffGetter), and
    * the UtilityVM BCD files verify against their .bak copies, so layergc does not verify these.
    */
-  async contentRoots(_id: string): Promise<string[]> {
+  override async contentRoots(_id: string): Promise<string[]> {
     return [];
-  }
-
-  async remove(id: string, _rm: Remover): Promise<void> {
-    throw new LayergcError(`windowsfilter layer ${id} is not removed by layergc on this platform (report-only): ${this.removalNote}`, ExitCode.UNSUPPORTED);
-  }
-
-  async removeLink(path: string, _rm: Remover): Promise<void> {
-    throw new LayergcError(`${path}: the windowsfilter driver keeps no links; nothing to remove`, ExitCode.UNSUPPORTED);
   }
 }

@@ -10,7 +10,8 @@ import { MountTable } from '../fsx/mounts.js';
 import { shellQuote } from '../escape.js';
 import type { Remover } from '../fsx/remove.js';
 import { findTool } from './btrfs.js';
-import type { DanglingLink, DriverAdapter, DriverEntry } from './types.js';
+import type { DriverEntry } from './types.js';
+import { DriverBase } from './base.js';
 
 const run = promisify(execFile);
 
@@ -30,14 +31,17 @@ type DatasetView =
   | { state: 'listed'; fsname: string; ids: Set<string> }
   | { state: 'unknown'; why: string; fsname?: string };
 
-export class ZfsDriver implements DriverAdapter {
+export class ZfsDriver extends DriverBase {
   readonly name = 'zfs';
   readonly removal = 'report-only' as const;
+  /** Datasets show under graph/ only while mounted. */
+  override readonly dataVisibleOffline = false;
   readonly graph: string;
   private view: Promise<DatasetView> | undefined;
   private known: DatasetView | undefined;
 
-  constructor(readonly home: string, private readonly opts: ZfsOptions = {}) {
+  constructor(home: string, private readonly opts: ZfsOptions = {}) {
+    super(home);
     this.graph = `${home}/graph`;
   }
 
@@ -126,12 +130,8 @@ export class ZfsDriver implements DriverAdapter {
     return [];
   }
 
-  async danglingLinks(): Promise<DanglingLink[]> {
-    return [];
-  }
-
   /** Content is readable only while the dataset is mounted at graph/<id>; an empty dir says nothing. */
-  async contentRoots(id: string): Promise<string[]> {
+  override async contentRoots(id: string): Promise<string[]> {
     const dir = this.dirOf(id);
     return MountTable.read(this.opts.mountinfo).isMountPoint(dir) ? [dir] : [];
   }
@@ -140,10 +140,6 @@ export class ZfsDriver implements DriverAdapter {
     const v = await this.datasets();
     const ds = v.fsname ? shellQuote(`${v.fsname}/${id}`) ?? '<dataset>' : `<fsname>/${id}`;
     throw new LayergcError(`zfs layer ${id} is not removed by layergc (report-only): run \`zfs destroy -r ${ds}\` on the host${v.state === 'unknown' ? ` (${v.why})` : ''}`, ExitCode.UNSUPPORTED);
-  }
-
-  async removeLink(path: string, _rm: Remover): Promise<void> {
-    throw new LayergcError(`${path}: the zfs driver keeps no links; nothing to remove`, ExitCode.UNSUPPORTED);
   }
 }
 

@@ -8,7 +8,7 @@ import type { Finding, FindingModule } from './types.js';
 export const brokenMounts: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
-  const visible = !(driver.removal === 'report-only' && (driver.name === 'zfs' || driver.name === 'devicemapper'));
+  const visible = driver.dataVisibleOffline;
   const mountNames = new Set(ctx.store.layerdb.mounts.map((m) => m.name));
   for (const m of ctx.store.layerdb.mounts) {
     const problems = [...m.problems];

@@ -7,7 +7,7 @@ import type { Finding, FindingModule } from './types.js';
 export const missingDriverData: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
-  if (driver.removal === 'report-only' && (driver.name === 'zfs' || driver.name === 'devicemapper')) return out; // data is not visible as files offline
+  if (!driver.dataVisibleOffline) return out; // a missing path says nothing
   for (const l of ctx.store.layerdb.layers.values()) {
     if (!l.cacheId || (await lstatOrNull(driver.dirOf(l.cacheId)))) continue;
     out.push({

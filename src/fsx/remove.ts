@@ -180,6 +180,35 @@ export class Remover {
     }
   }
 
+  /**
+   * Delete a directory tree by other means than unlinking its files (btrfs: `btrfs subvolume delete`),
+   * with removeTree's checks: contained, no mount inside, what was staged is what goes. `by` runs only
+   * in a real run and only when the path is still a directory.
+   */
+  async removeTreeWith(path: string, by: (path: string) => Promise<void>): Promise<void> {
+    relParts(this.root, path);
+    this.checkMounts(path);
+    this.ops.push({ op: 'remove-tree', path });
+    if (this.dryRun) return;
+    const p = this.openParentIfThere(path);
+    if (!p) return;
+    let st: Stats;
+    try {
+      st = fs.lstatSync(atFd(p.dir.fd, p.name));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw new RemovalFailed([failureOf(path, err)]);
+    } finally {
+      fs.closeSync(p.dir.fd);
+    }
+    const seen = this.staged.get(path);
+    if (!st.isDirectory() || (seen && (seen.ino !== st.ino || seen.dev !== st.dev))) {
+      throw new RemovalFailed([{ path, code: 'ECHANGED', message: 'is no longer the directory that was staged for removal; it was left alone' }]);
+    }
+    faultPoint('remove-tree');
+    await by(path);
+  }
+
   /** Refuse a path that is, or holds, a mount point in the mount table as it is now. */
   private checkMounts(path: string): void {
     const table = this.mounts;

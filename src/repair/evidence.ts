@@ -2,8 +2,7 @@
 // it back when exactly one driver dir nobody claims rebuilds the entry's DiffID through its
 // tar-split (verify's engine); an overlay2 l/<LID> link is recreated from the layer's `link` file,
 // and a missing `link` file from the one l/ symlink that names the layer.
-import { lstatOrNull, listDir, readSmallFile } from '../fsx/read.js';
-import { fs } from '../fsx/fs.js';
+import { lstatOrNull } from '../fsx/read.js';
 import { ancestors, type References } from '../store/references.js';
 import { verifyLayer, readTarSplit } from '../verify/index.js';
 import { cleanName } from '../verify/assemble.js';
@@ -31,7 +30,6 @@ export interface Repair {
 
 /** The problems readLayer records for a cache-id that is lost; the rest of the entry must be whole. */
 const LOST_CACHE_ID = /^cache-id (is missing|is empty|cannot be read)/;
-const LID = /^[A-Z2-7]{26}$/;
 /** Files compared by name and size before a whole rebuild is tried. */
 const PREFILTER_FILES = 16;
 
@@ -118,43 +116,14 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
   return { repairs, unproven };
 }
 
-/** overlay2 bookkeeping the daemon never recreates: l/<LID> links and `link` files. */
+/** Driver bookkeeping the daemon never recreates (overlay2: l/<LID> links and `link` files), rebuilt from what is left. */
 export async function linkRepairs(store: Store): Promise<Repair[]> {
   const { driver } = store;
-  if (driver.name !== 'overlay2' && driver.name !== 'fuse-overlayfs') return [];
-  const links = `${driver.home}/l`;
-  const byTarget = new Map<string, string[]>(); // ../<id>/diff -> LIDs
-  const existing = new Set<string>();
-  for (const e of await listDir(links)) {
-    existing.add(e.name);
-    if (!e.stat.isSymbolicLink() || !LID.test(e.name)) continue;
-    const t = await fs.readlink(e.path);
-    byTarget.set(t, [...(byTarget.get(t) ?? []), e.name]);
-  }
+  if (!driver.linkRepairs) return [];
   const ids = new Set<string>();
   for (const l of store.layerdb.layers.values()) if (l.cacheId) ids.add(l.cacheId);
   for (const m of store.layerdb.mounts) for (const id of [m.mountId, m.initId]) if (id) ids.add(id);
-  const out: Repair[] = [];
-  for (const id of [...ids].sort()) {
-    const dir = driver.dirOf(id);
-    const st = await lstatOrNull(dir);
-    const diff = await lstatOrNull(`${dir}/diff`);
-    if (!st?.isDirectory() || !diff?.isDirectory()) continue;
-    const link = await readSmallFile(`${dir}/link`);
-    const lid = link.state === 'ok' ? link.text.trim() : '';
-    if (LID.test(lid)) {
-      if (!existing.has(lid)) {
-        out.push({ kind: 'link', cacheId: id, path: `${links}/${lid}`, value: `../${id}/diff`, evidence: `${dir}/link names ${lid}`, previous: 'missing', status: 'planned' });
-        existing.add(lid);
-      }
-    } else if (link.state === 'missing' || (link.state === 'ok' && !lid)) {
-      const named = byTarget.get(`../${id}/diff`) ?? [];
-      if (named.length === 1) {
-        out.push({ kind: 'link-file', cacheId: id, path: `${dir}/link`, value: named[0], evidence: `l/${named[0]} is the one link to ../${id}/diff`, previous: link.state === 'missing' ? 'missing' : 'empty', status: 'planned' });
-      }
-    }
-  }
-  return out;
+  return (await driver.linkRepairs([...ids].sort())).map((r) => ({ ...r, status: 'planned' }));
 }
 
 /** Problems of checkLayer that the planned link repairs clear (a dry run's prediction). */

@@ -34,7 +34,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
       skipped.push({ chainId: id, reason: 'its metadata does not load (see layergc scan)' });
       continue;
     }
-    if (!(await lstatOrNull(store.driver.dirOf(l.cacheId))) && store.driver.removal !== 'report-only') {
+    if (store.driver.dataVisibleOffline && !(await lstatOrNull(store.driver.dirOf(l.cacheId)))) {
       skipped.push({ chainId: id, reason: `its driver data ${store.driver.dirOf(l.cacheId)} is gone (see layergc scan: missing-driver-data)` });
       continue;
     }

@@ -1,48 +1,36 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
+import { lstatOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../store/layerdb.js';
-import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry } from '../types.js';
+import type { DanglingLink, LinkRepair, UnsafeLink } from '../types.js';
+import { DirPerLayerDriver } from '../base.js';
+import { stageAndDelete } from '../stage.js';
+import { LID, LinkDir, linkRepairs } from './links.js';
 
-const LID = /^[A-Z2-7]{26}$/;
-
-interface LinkEntry { path: string; target?: string; id?: string }
-
-export class Overlay2Driver implements DriverAdapter {
+export class Overlay2Driver extends DirPerLayerDriver {
   readonly removal = 'files' as const;
-  readonly links: string;
+  readonly links: LinkDir;
 
-  constructor(readonly name: 'overlay2' | 'fuse-overlayfs', readonly home: string) {
-    this.links = `${home}/l`;
+  constructor(readonly name: 'overlay2' | 'fuse-overlayfs', home: string) {
+    super(home);
+    this.links = new LinkDir(`${home}/l`);
   }
 
-  async listEntries(): Promise<DriverEntry[]> {
-    const out: DriverEntry[] = [];
-    for (const e of await listDir(this.home)) {
-      if (e.name === 'l') continue;
-      if (!e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
-      const staged = e.name.endsWith(STAGED_SUFFIX);
-      out.push({ id: staged ? e.name.slice(0, -STAGED_SUFFIX.length) : e.name, path: e.path, stat: e.stat, staged });
-    }
-    return out;
+  /** l/ holds the links, never a layer. */
+  protected override isBookkeeping(name: string): boolean {
+    return name === 'l';
   }
 
-  dirOf(id: string): string {
-    return `${this.home}/${id}`;
-  }
-
-  /** The LID a layer dir's `link` file names, if it is readable and well formed. */
-  private async lidOf(dir: string): Promise<string | undefined> {
-    const f = await readSmallFile(`${dir}/link`);
-    return f.state === 'ok' && LID.test(f.text.trim()) ? f.text.trim() : undefined;
+  override get layerDirs(): readonly string[] {
+    return [this.home, this.links.dir];
   }
 
   /** l/<LID> when it is a symlink to ../<id>/diff. */
   private async ownLink(id: string, dir: string): Promise<string | undefined> {
-    const lid = await this.lidOf(dir);
-    const l = lid ? (await this.linkIndex()).get(lid) : undefined;
+    const lid = await this.links.lidOf(dir);
+    const l = lid ? (await this.links.index()).get(lid) : undefined;
     return l?.target === `../${id}/diff` ? l.path : undefined;
   }
 
@@ -54,7 +42,7 @@ export class Overlay2Driver implements DriverAdapter {
     return f;
   }
 
-  async pathsOf(id: string): Promise<string[]> {
+  override async pathsOf(id: string): Promise<string[]> {
     if (id === 'l') return []; // the link dir is bookkeeping, never a layer's data
     const dir = this.dirOf(id);
     const st = await lstatOrNull(dir);
@@ -63,10 +51,10 @@ export class Overlay2Driver implements DriverAdapter {
     return link ? [dir, link] : [dir];
   }
 
-  async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
+  override async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
     const dir = this.dirOf(id);
     const problems: string[] = [];
-    const links = await this.linkIndex();
+    const links = await this.links.index();
     const diff = await lstatOrNull(`${dir}/diff`);
     if (!diff) problems.push('diff/ is missing');
     else if (!diff.isDirectory()) problems.push('diff is not a directory');
@@ -94,37 +82,9 @@ export class Overlay2Driver implements DriverAdapter {
     return problems;
   }
 
-  /**
-   * Every entry of l/, read once per adapter (a scan asks for each layer's link and lower, for
-   * dangling links and for unsafe ones): LID -> its path, its target when it is a symlink, and the
-   * layer ID it names when it has the ../<id>/diff form. Removal never uses it: it looks again.
-   */
-  private linkMap?: Promise<Map<string, LinkEntry>>;
-  private linkIndex(): Promise<Map<string, LinkEntry>> {
-    this.linkMap ??= (async () => {
-      const out = new Map<string, LinkEntry>();
-      for (const e of await listDir(this.links)) {
-        if (!e.stat.isSymbolicLink()) {
-          out.set(e.name, { path: e.path });
-          continue;
-        }
-        const target = readlinkOrNull(e.path);
-        if (target === null) continue; // gone since it was listed
-        const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
-        out.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
-      }
-      return out;
-    })();
-    return this.linkMap;
-  }
-
-  private async linkEntries(): Promise<LinkEntry[]> {
-    return [...(await this.linkIndex()).values()].filter((l) => l.target !== undefined);
-  }
-
-  async danglingLinks(): Promise<DanglingLink[]> {
+  override async danglingLinks(): Promise<DanglingLink[]> {
     const out: DanglingLink[] = [];
-    for (const l of await this.linkEntries()) {
+    for (const l of await this.links.symlinks()) {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
       // a layer dir that lost diff/ still owns its link: moby never recreates one, and a restored diff/ needs it
       if ((await lstatOrNull(`${this.home}/${l.id}`))?.isDirectory()) continue;
@@ -133,17 +93,14 @@ export class Overlay2Driver implements DriverAdapter {
     return out;
   }
 
-  /** l/ entries that point out of the driver home: reported as unsafe, never followed. */
-  async unsafeLinks(): Promise<{ path: string; reason: string }[]> {
-    return (await this.linkEntries())
-      .filter((l) => !l.id)
-      .map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${this.home}; it is never followed` }));
+  override async unsafeLinks(): Promise<UnsafeLink[]> {
+    return this.links.unsafe(this.home);
   }
 
   async parentsOf(id: string): Promise<string[]> {
     const lower = await this.lowerOf(id);
     if (lower.state !== 'ok') return [];
-    const links = await this.linkIndex();
+    const links = await this.links.index();
     const out: string[] = [];
     for (const part of lower.text.trim().split(':').filter(Boolean)) {
       const m = /^l\/([^/]+)$/.exec(part);
@@ -153,38 +110,25 @@ export class Overlay2Driver implements DriverAdapter {
     return out;
   }
 
-  async contentRoots(id: string): Promise<string[]> {
+  async linkRepairs(ids: string[]): Promise<LinkRepair[]> {
+    return linkRepairs(this.links.dir, (id) => this.dirOf(id), ids);
+  }
+
+  override async contentRoots(id: string): Promise<string[]> {
     return [`${this.dirOf(id)}/diff`, ...(await this.parentsOf(id)).map((p) => `${this.dirOf(p)}/diff`)];
   }
 
-  async remove(id: string, rm: Remover): Promise<void> {
+  override async remove(id: string, rm: Remover): Promise<void> {
     if (id === 'l' || unsafeDriverId(id)) throw new Error(`refusing to remove ${JSON.stringify(id)}: not a layer ID of ${this.home}`);
-    const dir = this.dirOf(id);
-    const staged = `${dir}${STAGED_SUFFIX}`;
-    const st = await lstatOrNull(dir);
-    if (st?.isDirectory()) {
-      await rm.rename(dir, staged);
-    } else if (st?.isSymbolicLink()) {
-      throw new Error(`${dir} is a symlink; layergc never follows or removes one in the driver home`);
-    } else if (st) {
-      await rm.unlink(dir); // a stray file in the home: remove the entry itself
-      return;
-    }
-    // the l/ link names ../<id>/diff; after the rename it points nowhere, and it goes first
-    const stagedSt = await lstatOrNull(staged);
-    const from = rm.dryRun && st?.isDirectory() ? dir : staged;
-    if (stagedSt?.isDirectory() || (rm.dryRun && st?.isDirectory())) {
-      const lid = await this.lidOf(from);
-      if (lid) {
-        const lp = `${this.links}/${lid}`;
-        const lst = await lstatOrNull(lp);
-        if (lst?.isSymbolicLink() && (await fs.readlink(lp)) === `../${id}/diff`) await rm.unlink(lp);
-      }
-      await rm.removeTree(staged);
-    }
-  }
-
-  async removeLink(path: string, rm: Remover): Promise<void> {
-    await rm.unlink(path);
+    await stageAndDelete(this.dirOf(id), rm, {
+      refuseSymlink: true,
+      // the l/ link names ../<id>/diff; once the dir is staged it points nowhere, and it goes first
+      staged: async (at) => {
+        const lid = await this.links.lidOf(at);
+        if (!lid) return;
+        const lp = `${this.links.dir}/${lid}`;
+        if ((await lstatOrNull(lp))?.isSymbolicLink() && (await fs.readlink(lp)) === `../${id}/diff`) await rm.unlink(lp);
+      },
+    });
   }
 }
