@@ -25,7 +25,8 @@ export const REPAIR_ACTION_KINDS: readonly FindingKind[] = [...BROKEN_LAYER_KIND
 export interface DoomedLayer { chainId: string; kind: FindingKind; why: string; cacheId?: string; removeDriverDir: boolean; diffId?: string }
 export interface DoomedImage { image: ImageRecord; why: string; remedy: string; metadataDir: string }
 export interface DoomedContainer { container?: ContainerRecord; mount: MountRecord; name: string; driverIds: string[]; containerDir?: string }
-export interface HeldBack { container: string; chains: string[]; images: string[]; reason: string }
+/** What keeps a broken chain (and the images on it) from going: a container on it, or BuildKit's cache. */
+export interface HeldBack { holder: 'container' | 'buildkit'; container?: string; chains: string[]; images: string[]; reason: string }
 
 export interface RepairPlan {
   /** Children before parents. */
@@ -96,11 +97,17 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
     } else {
       const chains = chain.filter((x) => doomedChains.has(x));
       for (const x of chains) held.add(x);
-      heldBack.push({ container: name, chains, images: [], reason: `container ${name} sits on ${chains.length ? `broken chain ${short(chains[chains.length - 1])}` : `layer ${short(m.parent)}, which does not load`}; remove it (docker rm) or pass --include broken,containers` });
+      heldBack.push({ holder: 'container', container: name, chains, images: [], reason: `container ${name} sits on ${chains.length ? `broken chain ${short(chains[chains.length - 1])}` : `layer ${short(m.parent)}, which does not load`}; remove it (docker rm) or pass --include broken,containers` });
     }
   }
   // BuildKit's cache records chains too: those stay until BuildKit lets go of them
-  for (const c of store.buildkit.chainIds) for (const x of ancestors(layers, c)) if (doomedChains.has(x)) held.add(x);
+  const buildkitHeld = new Set<string>();
+  for (const c of store.buildkit.chainIds) for (const x of ancestors(layers, c)) if (doomedChains.has(x)) buildkitHeld.add(x);
+  if (buildkitHeld.size) {
+    const chains = [...buildkitHeld].sort((a, b) => ancestors(layers, b).length - ancestors(layers, a).length || a.localeCompare(b));
+    for (const x of chains) held.add(x);
+    heldBack.push({ holder: 'buildkit', chains, images: [], reason: `BuildKit's build cache uses broken chain ${short(chains[chains.length - 1])}; clear it (docker builder prune), then run this again` });
+  }
 
   const images: DoomedImage[] = [];
   for (const img of store.images.images) {

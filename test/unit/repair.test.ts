@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bucket, synthBbolt } from '../helpers/bbolt-synth.js';
 import { diffSnapshots, hexOf, randomId, rootMaker, runCliAsync, scan, snapshotTree, type ImageInfo, type SyntheticRoot, type ContainerInfo } from '../helpers/synthetic.js';
 
 const root = rootMaker();
@@ -81,7 +82,7 @@ describe('purge --include broken', () => {
     expect(fs.readFileSync(path.join(lostLayer.dir, 'cache-id'), 'utf8')).toBe(lostLayer.cacheId);
     expect(fs.readlinkSync(d.unlinked)).toBe(`../${d.app.layers[2].cacheId}/diff`);
     // the container holds mid:1 back, named
-    expect(r1.json.repair.heldBack).toEqual([{ container: 'c1', chains: [d.mid.layers[2].chainId, d.mid.layers[1].chainId], images: ['mid:1'], reason: expect.stringContaining('--include broken,containers') }]);
+    expect(r1.json.repair.heldBack).toEqual([{ holder: 'container', container: 'c1', chains: [d.mid.layers[2].chainId, d.mid.layers[1].chainId], images: ['mid:1'], reason: expect.stringContaining('--include broken,containers') }]);
     expect(exists(d.mid.layers[1].dir)).toBe(true);
     // empty:1 went: its layer, its image, its tag; the previous repositories.json is kept beside
     expect(r1.json.repair.images).toEqual([{ id: d.empty.id, tags: ['empty:1'], why: expect.any(String), remedy: expect.stringContaining('rebuild it (docker build -t empty:1)'), status: 'removed' }]);
@@ -185,6 +186,33 @@ describe('purge --include broken', () => {
     ]);
     for (const p of [gone.layers[0].dir, gone.layers[0].driverDir, gone.layers[0].linkPath]) expect(exists(p), p).toBe(false);
     expect((await scan(s.root)).json.findings).toEqual([]);
+  });
+
+  it.concurrent("BuildKit's cache holds a broken chain and its image back, named (exit 1), until it lets go (exit 0)", async () => {
+    const s = root();
+    s.populate();
+    const built = s.addImage(['built:1'], [{ files: BASE }, { files: { 'b/1': 'one' } }, { files: { 'b/2': 'two' } }]);
+    s.removeDriverDir(built.layers[1].cacheId, { withLink: true });
+    // BuildKit's metadata_v2.db records the top of the broken chain as a cache snapshot
+    fs.mkdirSync(path.join(s.root, 'buildkit'), { recursive: true });
+    fs.writeFileSync(path.join(s.root, 'buildkit/snapshots.db'), synthBbolt(bucket({})).file);
+    fs.writeFileSync(path.join(s.root, 'buildkit/metadata_v2.db'), synthBbolt(bucket({ _main: bucket({ rec1aaaaaaaaaaaaaaaaaaaaa: bucket({ 'cache.snapshot': JSON.stringify({ value: built.layers[2].chainId }) }) }) })).file);
+    const before = snapshotTree(s.root, { exclude: STATE });
+    const r1 = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r1.stderr).toBe('');
+    expect(r1.code).toBe(1);
+    expect(r1.json.repair.heldBack).toEqual([{ holder: 'buildkit', chains: [built.layers[2].chainId, built.layers[1].chainId], images: ['built:1'], reason: expect.stringContaining('docker builder prune') }]);
+    expect(r1.json.repair.images).toEqual([]);
+    expect(diffSnapshots(before, snapshotTree(s.root, { exclude: STATE }))).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
+    const human = await purge(s, ['--include', 'broken', '--dry-run']);
+    expect(human.stdout).toContain("held back  BuildKit's build cache (and image built:1)");
+
+    fs.rmSync(path.join(s.root, 'buildkit'), { recursive: true });
+    const r2 = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r2.code).toBe(0);
+    expect(r2.json.repair.heldBack).toEqual([]);
+    expect(r2.json.repair.images).toEqual([expect.objectContaining({ id: built.id, tags: ['built:1'], status: 'removed' })]);
+    for (const l of built.layers.slice(1)) expect(exists(l.dir), l.dir).toBe(false);
   });
 
   it.concurrent('unknown is not empty: while an image config cannot be read, the layers only removed images used are kept, and the report says why', async () => {

@@ -44,7 +44,7 @@ export function renderRepairHuman(o: Output, h: ScanHeader, r: RepairRun, opts: 
   const body = renderPurgeHuman(o, h, r.actions, { dryRun: opts.dryRun, measuredFreed: opts.measuredFreed }).split('\n').slice(1);
   lines.push(...body.filter((l) => !(r.repairs.length && l.includes('Nothing to remove.'))));
   for (const hb of r.heldBack) {
-    lines.push(`${c.yellow('held back')}  container ${hb.container}${hb.images.length ? ` (and image ${hb.images.join(', ')})` : ''}: ${hb.reason}`);
+    lines.push(`${c.yellow('held back')}  ${hb.holder === 'buildkit' ? "BuildKit's build cache" : `container ${hb.container}`}${hb.images.length ? ` (and image ${hb.images.join(', ')})` : ''}: ${hb.reason}`);
   }
   for (const n of r.notes) lines.push(c.yellow(`note: ${n}`));
   if (r.images.length) {
