@@ -77,5 +77,4 @@ export interface DriverAdapter {
   removeLink(path: string, rm: Remover): Promise<void>;
 }
 
-/** The name layergc renames a driver dir to before deleting it; the next run finishes it. */
-export const STAGED_SUFFIX = '-layergc-removing';
+export { STAGED_SUFFIX } from '../store/layout.js';

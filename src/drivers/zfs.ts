@@ -12,11 +12,10 @@ import type { Remover } from '../fsx/remove.js';
 import { findTool } from './btrfs.js';
 import type { DriverEntry } from './types.js';
 import { DriverBase } from './base.js';
+import { isDockerLayerName } from '../store/layout.js';
 
 const run = promisify(execFile);
 
-/** Names moby and BuildKit give driver layers; other datasets under fsname are not Docker's. */
-const LAYER_NAME = /^(?:[0-9a-f]{64}(?:-init)?|[0-9a-z]{25})$/;
 
 export interface ZfsOptions {
   /** Path of the zfs CLI; null means "act as if it is not installed". Found on PATH when absent. */
@@ -69,7 +68,7 @@ export class ZfsDriver extends DriverBase {
       for (const name of stdout.split('\n')) {
         if (!name.startsWith(`${fsname}/`)) continue;
         const id = name.slice(fsname.length + 1);
-        if (LAYER_NAME.test(id)) ids.add(id);
+        if (isDockerLayerName(id)) ids.add(id);
       }
       return { state: 'listed', fsname, ids };
     } catch (err) {

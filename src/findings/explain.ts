@@ -1,7 +1,7 @@
 // The ownership story of one thing in the store, for `layergc explain`.
 import { normalizeChainId, short } from '../store/digest.js';
+import { isRemovingName, unstagedId } from '../store/layout.js';
 import { imageLabel } from '../store/images.js';
-import { STAGED_SUFFIX } from '../drivers/types.js';
 import type { Store } from '../store/model.js';
 import type { ScanResult } from './index.js';
 import { describeClaim, describeOwner } from './describe.js';
@@ -111,7 +111,7 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
   if (path.startsWith(sha)) {
     const name = path.slice(sha.length).split('/')[0];
     const hex = name.split('-')[0];
-    if (name.endsWith('-removing') || !layers.has(`sha256:${hex}`)) {
+    if (isRemovingName(name) || !layers.has(`sha256:${hex}`)) {
       const fs = touching((f) => f.paths.some((p) => p === `${sha}${name}`));
       return { target, type: 'path', subject: `${sha}${name}`, status: statusOf(fs, false), because: [`it is the layer store entry of ${short(hex)} being removed`], findings: fs };
     }
@@ -130,7 +130,7 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
   const home = `${store.loc.driverHome}/`;
   if (path.startsWith(home)) {
     const first = path.slice(home.length).split('/')[0];
-    const id = first.endsWith(STAGED_SUFFIX) ? first.slice(0, -STAGED_SUFFIX.length) : first;
+    const { id } = unstagedId(first);
     if (id === 'l') {
       const fs = touching((f) => f.paths.includes(path));
       return { target, type: 'path', subject: path, status: statusOf(fs, !fs.length), because: ['it is an overlay2 short link'], findings: fs };

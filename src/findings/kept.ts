@@ -3,8 +3,8 @@
 // dir pairs (<id>, <id>-init) while some mount's mount-id and init-id are both unreadable, or a
 // container has no mount entry at all.
 import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
-import { MOUNT_ID } from '../store/layerdb.js';
-import { HEX64, short } from '../store/digest.js';
+import { short } from '../store/digest.js';
+import { HEX64, MOUNT_ID } from '../store/layout.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 

@@ -1,14 +1,13 @@
 // unreferenced-driver-dir: a dir in the driver home that no layer's cache-id, no mount's
 // mount-id or init-id and no BuildKit snapshot owns (moby#45939: prune never sees these).
-import { MOUNT_ID } from '../store/layerdb.js';
+import { BUILDKIT_ID, INIT_ID, MOUNT_ID, STAGED_SUFFIX } from '../store/layout.js';
 import { measure } from './measure.js';
 import { noAffects, type Finding, type FindingModule } from './types.js';
-import { STAGED_SUFFIX } from '../drivers/types.js';
 
 function origin(id: string): string {
-  if (/^[a-f0-9]{64}-init$/.test(id)) return 'the init layer of a container that no longer exists (a failed create or removal)';
+  if (INIT_ID.test(id)) return 'the init layer of a container that no longer exists (a failed create or removal)';
   if (MOUNT_ID.test(id)) return 'most likely a layer whose registration was interrupted (killed pull or load, crash) or a failed container create';
-  if (/^[0-9a-z]{25}$/.test(id)) return 'a BuildKit snapshot that BuildKit no longer records';
+  if (BUILDKIT_ID.test(id)) return 'a BuildKit snapshot that BuildKit no longer records';
   return 'not a name moby or BuildKit gives a layer';
 }
 

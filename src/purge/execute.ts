@@ -8,7 +8,7 @@ import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { faultPoint } from '../fsx/fault.js';
 import type { DriverAdapter } from '../drivers/types.js';
-import { unsafeDriverId } from '../store/layerdb.js';
+import { HEX64, mobyRemovingName, unsafeDriverId } from '../store/layout.js';
 import type { Journal } from './journal.js';
 import type { Action } from './plan.js';
 
@@ -52,10 +52,10 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
     case 'entry': {
       let dir = r.dir;
       const name = dir.slice(dir.lastIndexOf('/') + 1);
-      if (/^[a-f0-9]{64}$/.test(name)) {
+      if (HEX64.test(name)) {
         // a live-looking layerdb entry: rename it as moby's deleteLayer does, so the daemon's own
         // shutdown GC also recognises it if this run dies here
-        const staged = `${dir}-${randomBytes(32).toString('hex')}-removing`;
+        const staged = mobyRemovingName(dir, randomBytes(32).toString('hex'));
         await rm.rename(dir, staged);
         if (!rm.dryRun) dir = staged;
       }

@@ -9,6 +9,7 @@ import type { DriverAdapter } from '../drivers/types.js';
 import type { Journal } from '../purge/journal.js';
 import type { Action } from '../purge/plan.js';
 import type { Store } from '../store/model.js';
+import { STAGED_SUFFIX } from '../store/layout.js';
 import type { Repair } from './evidence.js';
 import { withoutRefs } from './plan.js';
 
@@ -68,7 +69,7 @@ export async function editRepositories(store: Store, refs: string[], w: AtomicWr
 async function movesOf(a: Action, driver: DriverAdapter): Promise<string[]> {
   const r = a.finding.removal!;
   const driverPaths = async (id: string) => {
-    const staged = `${driver.dirOf(id)}-layergc-removing`;
+    const staged = `${driver.dirOf(id)}${STAGED_SUFFIX}`;
     return (await lstatOrNull(staged)) ? [staged] : driver.pathsOf(id);
   };
   switch (r.type) {

@@ -5,9 +5,9 @@
 // containers are included.
 import { ancestors, keepingClaims, type DriverClaim } from '../store/references.js';
 import { inferKept } from '../findings/kept.js';
-import { STAGED_SUFFIX } from '../drivers/types.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
-import { hexOf, short, HEX64 } from '../store/digest.js';
+import { hexOf, short } from '../store/digest.js';
+import { HEX64, STAGED_SUFFIX } from '../store/layout.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';

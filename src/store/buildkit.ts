@@ -45,6 +45,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
+import { BUILDKIT_ID, SHA256_DIGEST } from './layout.js';
 
 export interface BuildkitSource {
   /** file name inside `<data-root>/buildkit/` */
@@ -116,9 +117,6 @@ class SnapshotsDataError extends Error {
   }
 }
 
-/** BuildKit snapshot ids are identity.NewID(): 25 chars of [0-9a-z]. */
-const SNAPSHOT_ID = /^[0-9a-z]{25}$/;
-const CHAIN_ID = /^sha256:[0-9a-f]{64}$/;
 
 interface SnapshotsResult {
   names: Set<string>;
@@ -193,12 +191,12 @@ async function readSnapshotsDb(path: string): Promise<SnapshotsResult> {
  */
 function checkSnapshots(buckets: Map<string, Map<string, string>>, chains: Set<string>): void {
   for (const c of chains) {
-    if (!CHAIN_ID.test(c)) throw new SnapshotsDataError(`${JSON.stringify(c)} is not a sha256 chain ID`);
+    if (!SHA256_DIGEST.test(c)) throw new SnapshotsDataError(`${JSON.stringify(c)} is not a sha256 chain ID`);
   }
   for (const [key, fields] of buckets) {
-    if (!SNAPSHOT_ID.test(key)) throw new SnapshotsDataError(`bucket ${JSON.stringify(key)} is not a BuildKit snapshot id`);
+    if (!BUILDKIT_ID.test(key)) throw new SnapshotsDataError(`bucket ${JSON.stringify(key)} is not a BuildKit snapshot id`);
     const parent = fields.get('parent');
-    if (parent !== undefined && parent !== '' && !CHAIN_ID.test(parent) && !SNAPSHOT_ID.test(parent)) {
+    if (parent !== undefined && parent !== '' && !SHA256_DIGEST.test(parent) && !BUILDKIT_ID.test(parent)) {
       throw new SnapshotsDataError(`bucket ${key} has parent ${JSON.stringify(parent)}, not a snapshot id`);
     }
     const committed = fields.get('committed');

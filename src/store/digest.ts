@@ -1,9 +1,8 @@
 // Digests and chain IDs, parsed and computed exactly as moby does (go-digest, image-spec identity).
 import { createHash } from 'node:crypto';
+import { HEX64 } from './layout.js';
 
 const ALGO_HEX_LEN: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
-
-export const HEX64 = /^[a-f0-9]{64}$/;
 
 /** go-digest's Parse: "<algo>:<lowercase hex of the algo's length>". Returns null when invalid. */
 export function parseDigest(s: string): string | null {

@@ -1,6 +1,7 @@
 // Image configs (imagedb/content/sha256/<id>) and tags (repositories.json), read as
 // image/fs.go and reference/store.go do.
-import { chainIds, HEX64, parseDigest, sha256Hex, trimSpace } from './digest.js';
+import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
+import { HEX64 } from './layout.js';
 import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 

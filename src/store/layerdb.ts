@@ -1,7 +1,8 @@
 // The layer database, read the way moby's fileMetadataStore reads it (layer/filestore.go):
 // layerdb/sha256/<chain hex>/, layerdb/sha256/<chain hex>-<random>-removing/,
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
-import { HEX64, parseDigest, trimSpace } from './digest.js';
+import { parseDigest, trimSpace } from './digest.js';
+import { HEX64, isRemovingName, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId } from './layout.js';
 import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
@@ -56,44 +57,22 @@ export const layerdbPaths = (layerdb: string) => ({
   tmp: `${layerdb}/tmp`,
 });
 
-/** moby's isValidID for mount-id and init-id. */
-export const MOUNT_ID = /^[a-f0-9]{64}(-init)?$/;
-
-/** Names the drivers keep for their own bookkeeping in the dirs that hold layer dirs: never a layer's ID. */
-const BOOKKEEPING = new Set(['l', 'layers', 'diff', 'mnt', 'quotas', 'subvolumes', 'metadata', 'graph', 'dir', 'work', 'merged', 'lower', 'link', 'committed', 'deviceset-metadata', 'transaction-metadata']);
-
-/**
- * A driver ID is used as one path component under the driver home: never empty (a name that is
- * only a staging suffix), a separator, a dot-dir, a driver's bookkeeping dir, a staging name, or
- * text that is not the name on disk (invalid UTF-8 reads as U+FFFD).
- */
-export function unsafeDriverId(id: string): string | null {
-  if (id === '') return 'is empty';
-  if (id.includes('/') || id.includes('\0')) return 'contains a path separator or NUL';
-  if (id === '.' || id === '..') return 'is a relative directory name';
-  if (BOOKKEEPING.has(id)) return "names a storage driver's own bookkeeping directory";
-  if (id.endsWith('-removing')) return 'is a staging name, not a layer ID';
-  if (id.includes('\uFFFD')) return 'is not valid UTF-8';
-  return null;
-}
-
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   const p = layerdbPaths(layerdb);
   const db: LayerDb = { root: layerdb, layers: new Map(), removing: [], writeSets: [], mounts: [], unsafe: [] };
   const linked = (path: string, target: string) => db.unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps a directory; it is never followed` });
 
   for (const e of await listDir(p.sha256, linked)) {
-    const isRemoving = e.name.endsWith('-removing');
-    const hexName = HEX64.test(e.name);
-    if (!isRemoving && !hexName) continue; // moby's List() ignores every other name
+    const isRemoving = isRemovingName(e.name);
+    if (!isRemoving && !HEX64.test(e.name)) continue; // moby's List() ignores every other name
     if (e.stat.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: `is a symlink where moby keeps a layer directory; it is never followed` });
       continue;
     }
     if (!e.stat.isDirectory()) continue;
     if (isRemoving) {
-      const hex = e.name.split('-')[0];
-      if (!HEX64.test(hex)) continue; // getOrphan skips names whose first part is not a digest
+      const hex = removingChainHex(e.name);
+      if (!hex) continue; // getOrphan skips names whose first part is not a digest
       const rec: RemovingRecord = { name: e.name, dir: e.path, chainId: `sha256:${hex}`, mtimeMs: e.stat.mtimeMs };
       const cid = await readSmallFile(`${e.path}/cache-id`);
       const v = cacheIdValue(cid);
@@ -172,7 +151,7 @@ async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsa
       unsafe.push({ path: `${dir}/cache-id`, reason: `cache-id "${c.value}" ${bad}; it would lead out of the driver home` });
       rec.problems.push(`cache-id "${c.value}" ${bad}`);
       // still one name in the driver home (a staging or bookkeeping name): the dir it names stays claimed
-      if (!/^\.{0,2}$|[/\0\uFFFD]/.test(c.value!)) rec.namesDir = c.value;
+      if (namesOneEntry(c.value!)) rec.namesDir = c.value;
     } else rec.cacheId = c.value;
   }
 

@@ -5,6 +5,7 @@ import { listDir, lstatOrNull, readSmallFileSync, smallFileProblem } from '../fs
 import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
 import type { StoreLocation } from './model.js';
+import { REMAP_SUBDIR } from './layout.js';
 
 export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }
 
@@ -89,7 +90,7 @@ export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
 
   if (config['userns-remap'] && !opts.dataRoot) {
     const sub = remapSubdir(config['userns-remap']);
-    const candidates = (await listDir(real)).filter((e) => /^\d+\.\d+$/.test(e.name) && e.stat.isDirectory()).map((e) => e.name);
+    const candidates = (await listDir(real)).filter((e) => REMAP_SUBDIR.test(e.name) && e.stat.isDirectory()).map((e) => e.name);
     const pick = sub && candidates.includes(sub) ? sub : candidates.length === 1 ? candidates[0] : undefined;
     if (!pick) throw new LayergcError(`userns-remap is set in ${configFile} but no single <uid>.<gid> data root was found in ${real} (found: ${candidates.join(', ') || 'none'}); pass --data-root`);
     real = `${real}/${pick}`;

@@ -5,7 +5,7 @@ import type { ImageRecord } from './images.js';
 import type { ContainerRecord } from './containers.js';
 import type { MountRecord, LayerRecord } from './layerdb.js';
 import type { Store } from './model.js';
-import { MOUNT_ID } from './layerdb.js';
+import { MOUNT_ID } from './layout.js';
 
 /** Why a layer is live: the first owner found is enough to keep it. */
 export type LayerOwner =

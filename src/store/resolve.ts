@@ -4,6 +4,7 @@
 // characters `docker ps`, `docker images` and `layergc scan` print).
 import { LayergcError } from '../errors.js';
 import { hexOf, short } from './digest.js';
+import { MOUNT_ID } from './layout.js';
 import type { ImageRecord } from './images.js';
 import type { ContainerRecord } from './containers.js';
 import type { Store } from './model.js';
@@ -59,7 +60,7 @@ export function resolveReference(store: Store, text: string): Resolved | null {
   for (const chainId of store.layerdb.layers.keys()) add(chainId, { kind: 'layer', chainId });
   for (const i of images) add(i.id, { kind: 'image', image: i });
   for (const c of store.containers) add(c.id, { kind: 'container', container: c });
-  for (const e of store.driverEntries) if (/^[a-f0-9]{64}(-init)?$/.test(e.id)) add(e.id, { kind: 'driver-dir', id: e.id });
+  for (const e of store.driverEntries) if (MOUNT_ID.test(e.id)) add(e.id, { kind: 'driver-dir', id: e.id });
   for (const l of store.layerdb.layers.values()) if (l.cacheId) add(l.cacheId, { kind: 'driver-dir', id: l.cacheId });
   // a base layer's chain ID is its diff ID, and so can be an image's single layer: one thing, not two
   if (hits.length <= 1) return hits[0] ?? null;

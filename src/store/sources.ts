@@ -4,7 +4,7 @@
 // driver dir it could claim (findings/kept.ts), and the report names the source and why.
 import { constants, readdirSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
-import { HEX64 } from './digest.js';
+import { HEX64 } from './layout.js';
 import type { StoreLocation } from './model.js';
 
 export type SourceName = 'layerdb/sha256' | 'layerdb/mounts' | 'imagedb/content/sha256' | 'containers';

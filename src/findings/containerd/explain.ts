@@ -1,7 +1,8 @@
 // `layergc explain` on the containerd image store: who holds a snapshot dir, blob, ingest or lease
 // (an image, a container, a lease, nothing), from containerd's GC roots down to the thing.
 import { createHash } from 'node:crypto';
-import { HEX64, short } from '../../store/digest.js';
+import { short } from '../../store/digest.js';
+import { HEX64, SHA256_DIGEST } from '../../store/layout.js';
 import { contentNode, ingestNode, leaseKey, parseNode, snapshotNode, type GcNode } from '../../store/containerd/gc.js';
 import type { ContainerdStore, MetaLease } from '../../store/containerd/model.js';
 import { imageDisplay, type ContainerdScan } from './scan.js';
@@ -114,7 +115,7 @@ export function explainContainerd(s: ContainerdStore, scan: ContainerdScan, targ
   }
   const leases = s.meta.namespaces.flatMap((ns) => ns.leases).filter((l) => l.id === target || leaseKey(l) === target);
   if (leases.length) return explainLease(leases[0]);
-  const digest = /^sha256:[a-f0-9]{64}$/.test(target) ? target : HEX64.test(target) ? `sha256:${target}` : undefined;
+  const digest = SHA256_DIGEST.test(target) ? target : HEX64.test(target) ? `sha256:${target}` : undefined;
   if (digest && (s.disk.blobs.has(digest) || s.meta.namespaces.some((ns) => ns.blobs.some((b) => b.digest === digest)))) return explainBlob(digest);
   for (const ns of s.meta.namespaces) {
     const sn = ns.snapshots.find((x) => x.key === target || x.key === digest);

@@ -1,0 +1,69 @@
+// The layout of a Docker data root, stated once: every id rule, name rule and path layergc knows.
+// A leaf module: it imports nothing from src, and every other part asks it instead of rebuilding a
+// path or a regex. Sources: moby's layer/filestore.go, image/fs.go, daemon/graphdriver, BuildKit's
+// identity.NewID.
+
+/** A sha256 hex digest: a chain ID, image ID, container ID or moby layer ID without its algorithm. */
+export const HEX64 = /^[a-f0-9]{64}$/;
+
+/** A sha256 digest with its algorithm, as layerdb and imagedb files write it. */
+export const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** moby's isValidID for mount-id and init-id: a layer ID, or a container's init layer ID. */
+export const MOUNT_ID = /^[a-f0-9]{64}(-init)?$/;
+
+/** A container's init layer: `<mount id>-init`. */
+export const INIT_ID = /^[a-f0-9]{64}-init$/;
+
+/** BuildKit snapshot ids are identity.NewID(): 25 chars of [0-9a-z]. */
+export const BUILDKIT_ID = /^[0-9a-z]{25}$/;
+
+/** A name moby or BuildKit gives a driver layer (other names in a driver's namespace are not Docker's). */
+export const isDockerLayerName = (name: string): boolean => MOUNT_ID.test(name) || BUILDKIT_ID.test(name);
+
+/** moby's deleteLayer renames layerdb/sha256/<chain hex> to `<chain hex>-<random>-removing` first. */
+export const MOBY_REMOVING_SUFFIX = '-removing';
+
+/** The name layergc renames a driver dir to before deleting it; the next run finishes it. */
+export const STAGED_SUFFIX = '-layergc-removing';
+
+/** `<dir>-<random hex>-removing`: moby's staging name for a layerdb entry, so its own shutdown GC knows it. */
+export const mobyRemovingName = (dir: string, randomHex: string): string => `${dir}-${randomHex}${MOBY_REMOVING_SUFFIX}`;
+
+export const isRemovingName = (name: string): boolean => name.endsWith(MOBY_REMOVING_SUFFIX);
+
+/** The chain hex of a `-removing` name, as getOrphan reads it (the part before the first '-'), or undefined. */
+export function removingChainHex(name: string): string | undefined {
+  const hex = name.split('-')[0];
+  return isRemovingName(name) && HEX64.test(hex) ? hex : undefined;
+}
+
+/** A driver entry name, with layergc's staging suffix taken off. */
+export function unstagedId(name: string): { id: string; staged: boolean } {
+  const staged = name.endsWith(STAGED_SUFFIX);
+  return { id: staged ? name.slice(0, -STAGED_SUFFIX.length) : name, staged };
+}
+
+/** Names the drivers keep for their own bookkeeping in the dirs that hold layer dirs: never a layer's ID. */
+const BOOKKEEPING = new Set(['l', 'layers', 'diff', 'mnt', 'quotas', 'subvolumes', 'metadata', 'graph', 'dir', 'work', 'merged', 'lower', 'link', 'committed', 'deviceset-metadata', 'transaction-metadata']);
+
+/**
+ * A driver ID is used as one path component under the driver home: never empty (a name that is
+ * only a staging suffix), a separator, a dot-dir, a driver's bookkeeping dir, a staging name, or
+ * text that is not the name on disk (invalid UTF-8 reads as U+FFFD).
+ */
+export function unsafeDriverId(id: string): string | null {
+  if (id === '') return 'is empty';
+  if (id.includes('/') || id.includes('\0')) return 'contains a path separator or NUL';
+  if (id === '.' || id === '..') return 'is a relative directory name';
+  if (BOOKKEEPING.has(id)) return "names a storage driver's own bookkeeping directory";
+  if (isRemovingName(id)) return 'is a staging name, not a layer ID';
+  if (id.includes('\uFFFD')) return 'is not valid UTF-8';
+  return null;
+}
+
+/** Whether an id refused by unsafeDriverId still names exactly one entry of the driver home (a staging or bookkeeping name). */
+export const namesOneEntry = (id: string): boolean => !/^\.{0,2}$|[/\0\uFFFD]/.test(id);
+
+/** userns-remap keeps the store in `<root>/<uid>.<gid>` (daemon_unix.go). */
+export const REMAP_SUBDIR = /^\d+\.\d+$/;
