@@ -13,7 +13,7 @@ import { scanStore } from '../findings/index.js';
 import { driverPaths } from '../findings/driver-paths.js';
 import { keepingClaims, mightBeBuildkit } from '../store/references.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
-import { hexOf } from '../store/digest.js';
+import { imageMetadataDir } from '../store/layout.js';
 import type { LayerRecord } from '../store/layerdb.js';
 import type { Store } from '../store/model.js';
 import type { MountTable } from '../fsx/mounts.js';
@@ -179,7 +179,7 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
   const rmi = deletedWith(store);
   // an image's own files are image-metadata's bytes already: measured apart, for the per-image view only
   const own = new SizeAccounting(mounts);
-  const ownBytes = (i: ImageRecord) => own.measure(i.path).bytes + own.measure(`${store.loc.imageDir}/imagedb/metadata/sha256/${hexOf(i.id)}`).bytes;
+  const ownBytes = (i: ImageRecord) => own.measure(i.path).bytes + own.measure(imageMetadataDir(store.loc.imageDir, i.id)).bytes;
   for (const img of store.images.images) {
     if (img.problem) continue; // the daemon skips it: it holds nothing
     const gone = rmi(img);

@@ -3,6 +3,7 @@
 // with "failed to load container mount" / "RWLayer ... unexpectedly nil".
 import { lstatOrNull } from '../fsx/read.js';
 import { short } from '../store/digest.js';
+import { containerDir } from '../store/layout.js';
 import type { Finding, FindingModule } from './types.js';
 
 export const brokenMounts: FindingModule = async (ctx) => {
@@ -36,7 +37,7 @@ export const brokenMounts: FindingModule = async (ctx) => {
     out.push({
       kind: 'broken-mount',
       severity: 'error',
-      paths: [`${ctx.store.loc.dataRoot}/containers/${c.id}`],
+      paths: [containerDir(ctx.store.loc.dataRoot, c.id)],
       bytes: 0,
       reclaimable: false,
       reason: `container ${c.name} has no layer mount (layerdb/mounts/${c.id} is missing): the daemon logs "failed to load container mount" and it cannot start`,

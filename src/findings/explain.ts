@@ -1,6 +1,6 @@
 // The ownership story of one thing in the store, for `layergc explain`.
 import { normalizeChainId, short } from '../store/digest.js';
-import { isRemovingName, unstagedId } from '../store/layout.js';
+import { isRemovingName, layerdbPaths, mountDir, unstagedId } from '../store/layout.js';
 import { imageLabel } from '../store/images.js';
 import type { Store } from '../store/model.js';
 import type { ScanResult } from './index.js';
@@ -89,7 +89,7 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
       if (m.mountId) because.push(`its writable layer is driver dir ${store.driver.dirOf(m.mountId)} (mount-id)`);
       if (m.initId) because.push(`its init layer is driver dir ${store.driver.dirOf(m.initId)} (init-id)`);
       if (m.parent) because.push(`they sit on layer ${short(m.parent)}`);
-    } else because.push(`it has no layer mount (${store.loc.layerdb}/mounts/${c.id})`);
+    } else because.push(`it has no layer mount (${mountDir(store.loc.layerdb, c.id)})`);
     const fs = touching((f) => f.affects.containers.includes(c.name) || (!!m && f.paths.includes(m.dir)));
     return { target, type: 'container', subject: `container ${c.name} (${short(c.id)})`, status: fs.some((f) => f.severity === BROKEN_SEVERITY) ? 'broken' : 'live', because, findings: fs };
   };
@@ -107,7 +107,7 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
   const path = target.startsWith('/') ? target.replace(/\/+$/, '') : `${process.cwd()}/${target}`.replace(/\/+$/, '');
   const root = store.loc.dataRoot;
   if (path !== root && !path.startsWith(`${root}/`)) return null;
-  const sha = `${store.loc.layerdb}/sha256/`;
+  const sha = `${layerdbPaths(store.loc.layerdb).sha256}/`;
   if (path.startsWith(sha)) {
     const name = path.slice(sha.length).split('/')[0];
     const hex = name.split('-')[0];
@@ -117,7 +117,7 @@ export async function explain(store: Store, scan: ScanResult, target: string): P
     }
     return explainLayer(`sha256:${hex}`);
   }
-  const mounts = `${store.loc.layerdb}/mounts/`;
+  const mounts = `${layerdbPaths(store.loc.layerdb).mounts}/`;
   if (path.startsWith(mounts)) {
     const name = path.slice(mounts.length).split('/')[0];
     const m = store.layerdb.mounts.find((x) => x.name === name);

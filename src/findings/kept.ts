@@ -4,7 +4,7 @@
 // container has no mount entry at all.
 import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
 import { short } from '../store/digest.js';
-import { HEX64, MOUNT_ID } from '../store/layout.js';
+import { HEX64, layerdbPaths, MOUNT_ID } from '../store/layout.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 
@@ -67,7 +67,7 @@ export async function inferHeld(store: Store, refs: References, kept: InferredKe
   for (const l of store.layerdb.layers.values()) {
     if (!l.cacheId) lost.push({ chainId: l.chainId, why: l.problems.find((p) => p.includes('cache-id')) ?? 'its cache-id cannot be read' });
   }
-  const sha256 = `${store.loc.layerdb}/sha256/`;
+  const sha256 = `${layerdbPaths(store.loc.layerdb).sha256}/`;
   for (const u of store.unsafe) {
     const name = u.path.startsWith(sha256) ? u.path.slice(sha256.length) : '';
     if (HEX64.test(name)) lost.push({ chainId: `sha256:${name}`, why: 'its entry is a symlink, never read' });

@@ -2,7 +2,7 @@
 // an outcome line after, each fsynced, so an interrupted run is visible and auditable.
 import { constants } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
-import { stateDir } from './lock.js';
+import { journalPath } from '../store/layout.js';
 
 export interface JournalEntry {
   time: string;
@@ -28,7 +28,7 @@ export class Journal {
   /** Journal lines of the wrong shape, skipped: never trusted, never fatal. */
   readonly skippedLines: string[] = [];
   constructor(root: string, readonly run: string, private readonly dryRun: boolean) {
-    this.path = `${stateDir(root)}/journal.jsonl`;
+    this.path = journalPath(root);
   }
 
   async write(e: Omit<JournalEntry, 'time' | 'run'>): Promise<void> {

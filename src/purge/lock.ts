@@ -3,6 +3,7 @@
 // taken over; one proved alive is waited for; one that can be proved neither (another machine, a PID
 // namespace this process cannot see into) is named with its age and `layergc unlock`, which clears it.
 import { hostname } from 'node:os';
+import { lockPath, stateDir } from '../store/layout.js';
 import { constants } from 'node:fs';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
@@ -12,9 +13,6 @@ import { shellWord } from '../escape.js';
 import { ago } from './plan.js';
 
 export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string; bootId?: string; pidNs?: string; timeNs?: string }
-
-export const stateDir = (root: string) => `${root}/layergc`;
-export const lockPath = (root: string) => `${stateDir(root)}/lock`;
 
 /** Field 22 of /proc/<pid>/stat: tells a live holder from a new process that reused its pid. */
 export function processStartTime(pid: number | string, procDir = '/proc'): string | undefined {

@@ -8,6 +8,7 @@ import { verifyLayer, readTarSplit } from '../verify/index.js';
 import { cleanName } from '../verify/assemble.js';
 import type { Store } from '../store/model.js';
 import type { LayerRecord } from '../store/layerdb.js';
+import { cacheIdPath, tarSplitPath } from '../store/layout.js';
 
 export type RepairKind = 'cache-id' | 'link' | 'link-file';
 
@@ -77,8 +78,8 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
   const assigned = new Map<string, string>(); // chain -> cache-id proven in this pass
   const taken = new Set<string>();
   for (const l of lost) {
-    const tarSplitPath = `${l.dir}/tar-split.json.gz`;
-    const sample = await sampleFiles(tarSplitPath);
+    const tarSplit = tarSplitPath(l.dir);
+    const sample = await sampleFiles(tarSplit);
     const parentCache = l.parent ? (layers.get(l.parent)?.cacheId ?? assigned.get(l.parent)) : undefined;
     const matches: string[] = [];
     for (const id of candidates) {
@@ -91,7 +92,7 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
         if (!l.parent && lowers.length) continue;
         if (l.parent && parentCache && lowers[0] !== parentCache) continue;
       }
-      const r = await verifyLayer({ chainId: l.chainId, diffId: l.diffId!, tarSplitPath, contentRoots: roots });
+      const r = await verifyLayer({ chainId: l.chainId, diffId: l.diffId!, tarSplitPath: tarSplit, contentRoots: roots });
       if (r.ok) matches.push(id);
     }
     const was = l.problems.find((p) => LOST_CACHE_ID.test(p))!;
@@ -103,7 +104,7 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
         kind: 'cache-id',
         layer: l.chainId,
         cacheId: id,
-        path: `${l.dir}/cache-id`,
+        path: cacheIdPath(l.dir),
         value: id,
         evidence: `driver dir ${id}, which nothing else claims, rebuilds the layer's DiffID ${l.diffId} through its tar-split`,
         previous: /is missing/.test(was) ? 'missing' : /is empty/.test(was) ? 'empty' : 'unreadable',

@@ -9,7 +9,7 @@ import type { DriverAdapter } from '../drivers/types.js';
 import type { Journal } from '../purge/journal.js';
 import type { Action } from '../purge/plan.js';
 import type { Store } from '../store/model.js';
-import { STAGED_SUFFIX } from '../store/layout.js';
+import { repositoriesJson, STAGED_SUFFIX } from '../store/layout.js';
 import type { Repair } from './evidence.js';
 import { withoutRefs } from './plan.js';
 
@@ -42,7 +42,7 @@ export async function applyRepairs(repairs: Repair[], w: AtomicWriter, journal: 
 /** Drop the removed images' tags and digests from repositories.json, the old file kept beside it. */
 export async function editRepositories(store: Store, refs: string[], w: AtomicWriter, journal: Journal, q?: Quarantine): Promise<Edit | undefined> {
   if (!refs.length) return undefined;
-  const path = `${store.loc.imageDir}/repositories.json`;
+  const path = repositoriesJson(store.loc.imageDir);
   const f = await readSmallFile(path);
   if (f.state !== 'ok') return undefined;
   const text = withoutRefs(f.text, new Set(refs));

@@ -6,8 +6,8 @@
 import { ancestors, keepingClaims, type DriverClaim } from '../store/references.js';
 import { inferKept } from '../findings/kept.js';
 import { imageLabel, type ImageRecord } from '../store/images.js';
-import { hexOf, short } from '../store/digest.js';
-import { HEX64, STAGED_SUFFIX } from '../store/layout.js';
+import { short } from '../store/digest.js';
+import { containerDir, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../store/layout.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
@@ -93,7 +93,7 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
     if (opts.containers) {
       const mountId = m.mountId ?? m.initId?.replace(/-init$/, '');
       const driverIds = [mountId, m.initId ?? (mountId ? `${mountId}-init` : undefined)].filter((x): x is string => !!x);
-      containers.push({ container: c, mount: m, name, driverIds, containerDir: c ? `${store.loc.dataRoot}/containers/${c.id}` : undefined });
+      containers.push({ container: c, mount: m, name, driverIds, containerDir: c ? containerDir(store.loc.dataRoot, c.id) : undefined });
     } else {
       const chains = chain.filter((x) => doomedChains.has(x));
       for (const x of chains) held.add(x);
@@ -123,7 +123,7 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
       image: img,
       why: `layer ${i + 1} of ${img.chainIds.length} (${short(c)}) ${layers.has(c) ? (doomedChains.get(c)?.why ?? 'is broken') : 'is missing'}`,
       remedy: remedyFor(img),
-      metadataDir: `${store.loc.imageDir}/imagedb/metadata/sha256/${hexOf(img.id)}`,
+      metadataDir: imageMetadataDir(store.loc.imageDir, img.id),
     });
   }
   const doomedImages = new Set(images.map((d) => d.image));

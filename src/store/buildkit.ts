@@ -45,7 +45,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
-import { BUILDKIT_ID, SHA256_DIGEST } from './layout.js';
+import { BUILDKIT_ID, buildkitDir, SHA256_DIGEST } from './layout.js';
 
 export interface BuildkitSource {
   /** file name inside `<data-root>/buildkit/` */
@@ -294,7 +294,7 @@ async function readContainerdMeta(path: string, ids: Set<string>): Promise<void>
 }
 
 export async function readBuildkitOwnership(dataRoot: string): Promise<BuildkitOwnership> {
-  const dir = join(dataRoot, 'buildkit');
+  const dir = buildkitDir(dataRoot);
   const dbPath = join(dir, SNAPSHOTS_DB);
   const out: BuildkitOwnership = {
     dbPath,

@@ -3,13 +3,11 @@
 // exec-root and pidfile is found too.
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { trimSpace } from './digest.js';
-import { readSmallFileSync } from '../fsx/read.js';
+import { DEFAULT_DAEMON_CONFIG, DEFAULT_DATA_ROOT, runningDaemonConfig } from './daemon-config.js';
+import { REMAP_SUBDIR } from './layout.js';
 
 export interface DaemonProcess { pid: number; dataRoot: string; userns: boolean }
 export interface DaemonInfo { running: boolean; processes: DaemonProcess[] }
-
-const DEFAULT_ROOT = '/var/lib/docker';
-const DEFAULT_CONFIG = '/etc/docker/daemon.json';
 
 /** dockerd flags that take a value, as `--flag value` or `--flag=value`. */
 export function flagValue(args: string[], names: string[]): string | undefined {
@@ -36,17 +34,14 @@ export function daemonDataRoot(args: string[], cwd = '/'): { dataRoot: string; u
   let dataRoot = flagValue(args, ['--data-root', '-g', '--graph']);
   let userns = flagValue(args, ['--userns-remap']) !== undefined;
   if (!dataRoot || !userns) {
-    const cfgPath = flagValue(args, ['--config-file']) ?? DEFAULT_CONFIG;
-    try {
-      // never blocks on a FIFO: a throw here is 'no config'
-      const f = readSmallFileSync(cfgPath.startsWith('/') ? cfgPath : `${cwd}/${cfgPath}`);
-      const cfg = JSON.parse(f.state === 'ok' ? f.text : '') as Record<string, unknown>;
-      if (!dataRoot && typeof cfg['data-root'] === 'string') dataRoot = cfg['data-root'];
-      if (!dataRoot && typeof cfg.graph === 'string') dataRoot = cfg.graph;
-      if (typeof cfg['userns-remap'] === 'string' && cfg['userns-remap']) userns = true;
-    } catch { /* no config, or unreadable: the daemon would not start with a broken one */ }
+    const cfgPath = flagValue(args, ['--config-file']) ?? DEFAULT_DAEMON_CONFIG;
+    // no config, or unreadable: the daemon would not start with a broken one
+    const cfg = runningDaemonConfig(cfgPath.startsWith('/') ? cfgPath : `${cwd}/${cfgPath}`) ?? {};
+    if (!dataRoot && typeof cfg['data-root'] === 'string') dataRoot = cfg['data-root'];
+    if (!dataRoot && typeof cfg.graph === 'string') dataRoot = cfg.graph;
+    if (typeof cfg['userns-remap'] === 'string' && cfg['userns-remap']) userns = true;
   }
-  dataRoot = dataRoot ?? DEFAULT_ROOT;
+  dataRoot = dataRoot ?? DEFAULT_DATA_ROOT;
   return { dataRoot: realOr(dataRoot.startsWith('/') ? dataRoot : `${cwd}/${dataRoot}`), userns };
 }
 
@@ -86,7 +81,7 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
       continue; // the process ended while we looked
     }
     const d = daemonDataRoot(args.slice(1), cwd);
-    const parentOfRemapped = d.userns && dataRoot.startsWith(`${d.dataRoot}/`) && /^\d+\.\d+$/.test(dataRoot.slice(d.dataRoot.length + 1));
+    const parentOfRemapped = d.userns && dataRoot.startsWith(`${d.dataRoot}/`) && REMAP_SUBDIR.test(dataRoot.slice(d.dataRoot.length + 1));
     if (d.dataRoot === dataRoot || parentOfRemapped || sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot) || (d.userns && sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot.replace(/\/\d+\.\d+$/, '')))) processes.push({ pid: Number(p), dataRoot: d.dataRoot, userns: d.userns });
   }
   return { running: processes.length > 0, processes };

@@ -1,7 +1,7 @@
 // Image configs (imagedb/content/sha256/<id>) and tags (repositories.json), read as
 // image/fs.go and reference/store.go do.
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
-import { HEX64 } from './layout.js';
+import { HEX64, imagedbPaths, repositoriesJson } from './layout.js';
 import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
@@ -31,7 +31,7 @@ export interface ImageDb {
 export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<ImageDb> {
   const tags = new Map<string, string[]>();
   let repositoriesProblem: string | undefined;
-  const repo = await readSmallFile(`${imageDir}/repositories.json`);
+  const repo = await readSmallFile(repositoriesJson(imageDir));
   if (repo.state === 'ok') {
     let j: unknown;
     try {
@@ -55,13 +55,13 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
       }
     }
   } else if (repo.state === 'symlink') {
-    unsafe.push({ path: `${imageDir}/repositories.json`, reason: `is a symlink (to ${repo.target}); it is never followed` });
+    unsafe.push({ path: repositoriesJson(imageDir), reason: `is a symlink (to ${repo.target}); it is never followed` });
   } else if (repo.state !== 'missing') {
     repositoriesProblem = `repositories.json ${smallFileProblem(repo)}: the daemon cannot load its tags`;
   }
 
   const images: ImageRecord[] = [];
-  const contentDir = `${imageDir}/imagedb/content/sha256`;
+  const contentDir = imagedbPaths(imageDir).content;
   const seen = new Set<string>();
   for (const e of await listDir(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
@@ -79,7 +79,7 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
     seen.add(id);
     const rec = readImage(id, e.path, (tags.get(id) ?? []).sort());
     // docker rmi deletes an untagged parent with its last child (layergc df's unique bytes)
-    const parent = await readSmallFile(`${imageDir}/imagedb/metadata/sha256/${e.name}/parent`);
+    const parent = await readSmallFile(`${imagedbPaths(imageDir).metadata}/${e.name}/parent`);
     if (parent.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
     images.push(rec);
   }

@@ -2,7 +2,7 @@
 // layerdb/sha256/<chain hex>/, layerdb/sha256/<chain hex>-<random>-removing/,
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
 import { parseDigest, trimSpace } from './digest.js';
-import { HEX64, isRemovingName, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId } from './layout.js';
+import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from './layout.js';
 import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { Unsafe } from './model.js';
 
@@ -51,12 +51,6 @@ export interface LayerDb {
   unsafe: Unsafe[];
 }
 
-export const layerdbPaths = (layerdb: string) => ({
-  sha256: `${layerdb}/sha256`,
-  mounts: `${layerdb}/mounts`,
-  tmp: `${layerdb}/tmp`,
-});
-
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   const p = layerdbPaths(layerdb);
   const db: LayerDb = { root: layerdb, layers: new Map(), removing: [], writeSets: [], mounts: [], unsafe: [] };
@@ -74,12 +68,12 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
       const hex = removingChainHex(e.name);
       if (!hex) continue; // getOrphan skips names whose first part is not a digest
       const rec: RemovingRecord = { name: e.name, dir: e.path, chainId: `sha256:${hex}`, mtimeMs: e.stat.mtimeMs };
-      const cid = await readSmallFile(`${e.path}/cache-id`);
+      const cid = await readSmallFile(cacheIdPath(e.path));
       const v = cacheIdValue(cid);
       if (v.value !== undefined) {
         const bad = unsafeDriverId(v.value);
         if (bad) {
-          db.unsafe.push({ path: `${e.path}/cache-id`, reason: `cache-id "${v.value}" ${bad}; it would lead out of the driver home` });
+          db.unsafe.push({ path: cacheIdPath(e.path), reason: `cache-id "${v.value}" ${bad}; it would lead out of the driver home` });
           rec.cacheIdProblem = `its cache-id "${v.value}" ${bad}`;
         } else rec.cacheId = v.value;
       } else rec.cacheIdProblem = v.problem;
@@ -98,13 +92,13 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   }
 
   for (const e of await listDir(p.tmp, linked)) {
-    if (!e.name.startsWith('write-set-')) continue;
+    if (!e.name.startsWith(WRITE_SET_PREFIX)) continue;
     if (e.stat.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a write-set directory; it is never followed' });
       continue;
     }
     if (!e.stat.isDirectory()) continue;
-    const v = cacheIdValue(await readSmallFile(`${e.path}/cache-id`));
+    const v = cacheIdValue(await readSmallFile(cacheIdPath(e.path)));
     db.writeSets.push({ name: e.name, dir: e.path, mtimeMs: e.stat.mtimeMs, cacheId: v.value && !unsafeDriverId(v.value) ? v.value : undefined });
   }
   return db;
@@ -148,7 +142,7 @@ async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsa
   else {
     const bad = unsafeDriverId(c.value!);
     if (bad) {
-      unsafe.push({ path: `${dir}/cache-id`, reason: `cache-id "${c.value}" ${bad}; it would lead out of the driver home` });
+      unsafe.push({ path: cacheIdPath(dir), reason: `cache-id "${c.value}" ${bad}; it would lead out of the driver home` });
       rec.problems.push(`cache-id "${c.value}" ${bad}`);
       // still one name in the driver home (a staging or bookkeeping name): the dir it names stays claimed
       if (namesOneEntry(c.value!)) rec.namesDir = c.value;

@@ -67,3 +67,62 @@ export const namesOneEntry = (id: string): boolean => !/^\.{0,2}$|[/\0\uFFFD]/.t
 
 /** userns-remap keeps the store in `<root>/<uid>.<gid>` (daemon_unix.go). */
 export const REMAP_SUBDIR = /^\d+\.\d+$/;
+
+// Paths. Every function takes the dir it is relative to; locate decides the data root and driver.
+
+const hexPart = (digest: string): string => digest.slice(digest.indexOf(':') + 1);
+
+/** `<root>/image`: one `<driver>/` per graph driver the root was used with. */
+export const imageRoot = (dataRoot: string): string => `${dataRoot}/image`;
+
+/** The dirs of one driver's store in a data root. */
+export function storePaths(dataRoot: string, driver: string): { imageDir: string; layerdb: string; driverHome: string } {
+  const imageDir = `${imageRoot(dataRoot)}/${driver}`;
+  return { imageDir, layerdb: layerdbOf(imageDir), driverHome: `${dataRoot}/${driver}` };
+}
+
+/** `image/<driver>/layerdb`: its presence is what makes a dir a graph-driver data root. */
+export const layerdbOf = (imageDir: string): string => `${imageDir}/layerdb`;
+
+/** layerdb's three dirs: sha256/<chain hex> (layers, and `-removing` ones), mounts/<container id>, tmp/write-set-*. */
+export const layerdbPaths = (layerdb: string) => ({
+  sha256: `${layerdb}/sha256`,
+  mounts: `${layerdb}/mounts`,
+  tmp: `${layerdb}/tmp`,
+});
+
+export const layerDir = (layerdb: string, chainId: string): string => `${layerdbPaths(layerdb).sha256}/${hexPart(chainId)}`;
+export const mountDir = (layerdb: string, containerId: string): string => `${layerdbPaths(layerdb).mounts}/${containerId}`;
+
+/** A layer registration in progress (or never committed): layerdb/tmp/write-set-<random>. */
+export const WRITE_SET_PREFIX = 'write-set-';
+
+/** Files of a layerdb/sha256 entry (or a `-removing` or write-set one) that others than the reader name. */
+export const tarSplitPath = (entryDir: string): string => `${entryDir}/tar-split.json.gz`;
+export const cacheIdPath = (entryDir: string): string => `${entryDir}/cache-id`;
+
+/** The image store: configs by digest, and per-image metadata (the legacy builder's parent). */
+export const imagedbPaths = (imageDir: string) => ({
+  content: `${imageDir}/imagedb/content/sha256`,
+  metadata: `${imageDir}/imagedb/metadata/sha256`,
+});
+export const imageConfigPath = (imageDir: string, imageId: string): string => `${imagedbPaths(imageDir).content}/${hexPart(imageId)}`;
+export const imageMetadataDir = (imageDir: string, imageId: string): string => `${imagedbPaths(imageDir).metadata}/${hexPart(imageId)}`;
+
+/** Tags and digests (reference/store.go); the daemon refuses to start when it does not parse. */
+export const repositoriesJson = (imageDir: string): string => `${imageDir}/repositories.json`;
+
+export const containersDir = (dataRoot: string): string => `${dataRoot}/containers`;
+export const containerDir = (dataRoot: string, id: string): string => `${containersDir(dataRoot)}/${id}`;
+export const CONTAINER_CONFIG = 'config.v2.json';
+
+/** BuildKit's state (snapshots.db and the cache and history dbs beside it). */
+export const buildkitDir = (dataRoot: string): string => `${dataRoot}/buildkit`;
+
+/** Docker 29's containerd image store inside the data root (no layerdb then). */
+export const containerdDaemonDir = (dataRoot: string): string => `${dataRoot}/containerd/daemon`;
+
+/** layergc's own state in a data root: its lock and journal. */
+export const stateDir = (dataRoot: string): string => `${dataRoot}/layergc`;
+export const lockPath = (dataRoot: string): string => `${stateDir(dataRoot)}/lock`;
+export const journalPath = (dataRoot: string): string => `${stateDir(dataRoot)}/journal.jsonl`;

@@ -1,48 +1,14 @@
 // Where the store is: data root (flag, daemon config, default), userns-remap subdir, driver
 // (flag, daemon config, detection), and whether it is a layout layergc handles at all.
 import { fs, isNotFound } from '../fsx/fs.js';
-import { listDir, lstatOrNull, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
+import { listDir, lstatOrNull, readSmallFileSync } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
 import type { StoreLocation } from './model.js';
-import { REMAP_SUBDIR } from './layout.js';
+import { DEFAULT_DATA_ROOT, readDaemonConfig, type DaemonConfig } from './daemon-config.js';
+import { containerdDaemonDir, imageRoot, layerdbOf, REMAP_SUBDIR, storePaths } from './layout.js';
 
 export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }
-
-export const DEFAULT_DATA_ROOT = '/var/lib/docker';
-export const DEFAULT_DAEMON_CONFIG = '/etc/docker/daemon.json';
-
-export interface DaemonConfig {
-  'data-root'?: string;
-  graph?: string;
-  'storage-driver'?: string;
-  'userns-remap'?: string;
-  features?: Record<string, unknown>;
-  containerd?: string;
-  'containerd-namespace'?: string;
-  'containerd-plugin-namespace'?: string;
-}
-
-export function readDaemonConfig(path: string | undefined): { config: DaemonConfig; path?: string } {
-  const file = path ?? DEFAULT_DAEMON_CONFIG;
-  const f = readSmallFileSync(file);
-  if (f.state === 'missing' && !path) return { config: {} };
-  if (f.state !== 'ok') throw new LayergcError(`cannot read daemon config ${file}: it ${smallFileProblem(f)}`);
-  let config: DaemonConfig;
-  try {
-    config = JSON.parse(f.text) as DaemonConfig;
-    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error('not a JSON object');
-  } catch (err) {
-    throw new LayergcError(`daemon config ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  // dockerd refuses a config whose fields have the wrong type; so does layergc, in one line
-  for (const key of ['data-root', 'graph', 'storage-driver', 'userns-remap'] as const) {
-    if (config[key] !== undefined && typeof config[key] !== 'string') throw new LayergcError(`daemon config ${file}: "${key}" is not a string`);
-  }
-  const feat = config.features;
-  if (feat !== undefined && (typeof feat !== 'object' || feat === null || Array.isArray(feat))) throw new LayergcError(`daemon config ${file}: "features" is not an object`);
-  return { config, path: file };
-}
 
 /** <uid>.<gid> of the userns-remap subordinate ranges, as daemon_unix.go names the subdir. */
 function remapSubdir(spec: string): string | undefined {
@@ -111,14 +77,14 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
   const withLayerdb: string[] = [];
   try {
     await fs.readdir(real);
-    for (const e of await listDir(`${real}/image`)) {
-      if (e.stat.isDirectory() && (await lstatOrNull(`${e.path}/layerdb`))?.isDirectory()) withLayerdb.push(e.name);
+    for (const e of await listDir(imageRoot(real))) {
+      if (e.stat.isDirectory() && (await lstatOrNull(layerdbOf(e.path)))?.isDirectory()) withLayerdb.push(e.name);
     }
   } catch (err) {
     throw new LayergcError(`${real} cannot be read: ${(err as Error).message}`);
   }
   withLayerdb.sort();
-  const containerdStore = !!(await lstatOrNull(`${real}/containerd/daemon`))?.isDirectory();
+  const containerdStore = !!(await lstatOrNull(containerdDaemonDir(real)))?.isDirectory();
 
   if (withLayerdb.length === 0) {
     if (containerdStore) {
@@ -143,6 +109,5 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
     throw new LayergcError(`${real} has no layer store for driver ${driver} (image/${driver}/layerdb); found: ${withLayerdb.join(', ')}`);
   }
   if (containerdStore) notes.push('containerd/daemon exists too; the graph-driver store is the one read');
-  const imageDir = `${real}/image/${driver}`;
-  return { dataRoot: real, driver, imageDir, layerdb: `${imageDir}/layerdb`, driverHome: `${real}/${driver}`, configFile, notes };
+  return { dataRoot: real, driver, ...storePaths(real, driver), configFile, notes };
 }

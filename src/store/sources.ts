@@ -4,7 +4,7 @@
 // driver dir it could claim (findings/kept.ts), and the report names the source and why.
 import { constants, readdirSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
-import { HEX64 } from './layout.js';
+import { containersDir, HEX64, imagedbPaths, layerdbPaths } from './layout.js';
 import type { StoreLocation } from './model.js';
 
 export type SourceName = 'layerdb/sha256' | 'layerdb/mounts' | 'imagedb/content/sha256' | 'containers';
@@ -48,10 +48,10 @@ async function dirState(path: string): Promise<DirState> {
 /** Sources that cannot be read, or are missing where the rest of the root says they must exist. */
 export async function unknownSources(loc: StoreLocation, driverEntries: number): Promise<UnknownSource[]> {
   const paths: Record<SourceName, string> = {
-    'layerdb/sha256': `${loc.layerdb}/sha256`,
-    'layerdb/mounts': `${loc.layerdb}/mounts`,
-    'imagedb/content/sha256': `${loc.imageDir}/imagedb/content/sha256`,
-    containers: `${loc.dataRoot}/containers`,
+    'layerdb/sha256': layerdbPaths(loc.layerdb).sha256,
+    'layerdb/mounts': layerdbPaths(loc.layerdb).mounts,
+    'imagedb/content/sha256': imagedbPaths(loc.imageDir).content,
+    containers: containersDir(loc.dataRoot),
   };
   const states = new Map<SourceName, DirState>();
   for (const s of Object.keys(paths) as SourceName[]) states.set(s, await dirState(paths[s]));

@@ -2,6 +2,7 @@
 // tar-split-missing, tar-split-corrupt, sparse-unverifiable).
 import { computeReferences, type References } from '../store/references.js';
 import { normalizeChainId } from '../store/digest.js';
+import { tarSplitPath } from '../store/layout.js';
 import { LayergcError } from '../errors.js';
 import { firstSymlinkBelow, lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from '../findings/affects.js';
@@ -54,7 +55,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
       continue;
     }
     if (unsafeRoot(roots)) continue;
-    targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: `${l.dir}/tar-split.json.gz`, contentRoots: roots, anchor: store.loc.dataRoot });
+    targets.push({ chainId: id, diffId: l.diffId, tarSplitPath: tarSplitPath(l.dir), contentRoots: roots, anchor: store.loc.dataRoot });
   }
   const bar = opts.progress?.(targets.reduce((n, t) => n + (layers.get(t.chainId)?.size ?? 0), 0));
   const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });

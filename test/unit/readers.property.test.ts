@@ -17,7 +17,7 @@ import { readLayerDb } from '../../src/store/layerdb.js';
 import { readImages } from '../../src/store/images.js';
 import { readContainers } from '../../src/store/containers.js';
 import { parseMountinfo, MountTable } from '../../src/fsx/mounts.js';
-import { readDaemonConfig } from '../../src/store/locate.js';
+import { readDaemonConfig } from '../../src/store/daemon-config.js';
 import { LayergcError } from '../../src/errors.js';
 import { BBOLT_FIXTURES, tarWithSplit } from '../helpers/synthetic.js';
 

@@ -7,6 +7,7 @@ import { ExitCode, LayergcError } from '../../errors.js';
 import { resolveDataRoot, type LocateOptions } from '../locate.js';
 import { findDaemons, flagValue } from '../daemon.js';
 import { trimSpace } from '../digest.js';
+import { containerdDaemonDir, containersDir, imageRoot, layerdbOf } from '../layout.js';
 import { MountTable } from '../../fsx/mounts.js';
 import type { ContainerdLocation, Holder } from './model.js';
 
@@ -47,12 +48,12 @@ export async function storeKind(opts: LocateOptions): Promise<'graph' | 'contain
   if (opts.containerdRoot) return 'containerd';
   const { real, config } = await resolveDataRoot(opts);
   if (config.features?.['containerd-snapshotter'] === true) return 'containerd';
-  for (const e of await listDir(`${real}/image`).catch(() => [])) {
-    if (e.stat.isDirectory() && (await lstatOrNull(`${e.path}/layerdb`))?.isDirectory()) return 'graph';
+  for (const e of await listDir(imageRoot(real)).catch(() => [])) {
+    if (e.stat.isDirectory() && (await lstatOrNull(layerdbOf(e.path)))?.isDirectory()) return 'graph';
   }
-  if ((await lstatOrNull(`${real}/containerd/daemon`))?.isDirectory()) return 'containerd';
+  if ((await lstatOrNull(containerdDaemonDir(real)))?.isDirectory()) return 'containerd';
   // Docker 29 with the packaged units: no layerdb, the store is the system containerd's
-  const looksDocker = (await lstatOrNull(`${real}/containers`))?.isDirectory() || (await lstatOrNull(`${real}/engine-id`))?.isFile();
+  const looksDocker = (await lstatOrNull(containersDir(real)))?.isDirectory() || (await lstatOrNull(`${real}/engine-id`))?.isFile();
   if (looksDocker && config.features?.['containerd-snapshotter'] !== false && (await lstatOrNull(`${systemContainerdRoot().root}/${META_DB}`))) return 'containerd';
   return 'graph'; // locate() says why it is not a data root
 }
@@ -65,8 +66,8 @@ export async function locateContainerd(opts: LocateOptions): Promise<ContainerdL
   if (opts.containerdRoot) {
     root = opts.containerdRoot.startsWith('/') ? opts.containerdRoot : `${process.cwd()}/${opts.containerdRoot}`;
     notes.push('containerd root from --containerd-root');
-  } else if (!config.containerd && (await lstatOrNull(`${dataRoot}/containerd/daemon`))?.isDirectory()) {
-    root = `${dataRoot}/containerd/daemon`;
+  } else if (!config.containerd && (await lstatOrNull(containerdDaemonDir(dataRoot)))?.isDirectory()) {
+    root = containerdDaemonDir(dataRoot);
     managed = true;
     notes.push('managed containerd (<data-root>/containerd/daemon)');
   } else {
