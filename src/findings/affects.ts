@@ -1,9 +1,8 @@
 // What a broken layer breaks: every image whose chain runs through it, every container whose
 // mount sits on it.
-import { imageLabel, type ImageRecord } from '../store/images.js';
+import { imageLabel } from '../store/images.js';
 import { ancestors } from '../store/references.js';
-import type { MountRecord } from '../store/layerdb.js';
-import type { Store } from '../store/model.js';
+import type { ImageRecord, MountRecord, Store } from '../store/model.js';
 import type { Affects, ScanContext } from './types.js';
 
 /** Chain ID -> the images whose chain runs through it and the mounts that sit on it. */

@@ -2,13 +2,11 @@
 import { normalizeChainId, short } from '../store/digest.js';
 import { isRemovingName, layerdbPaths, mountDir, unstagedId } from '../store/layout.js';
 import { imageLabel } from '../store/images.js';
-import type { Store } from '../store/model.js';
+import type { ContainerRecord, ImageRecord, Store } from '../store/model.js';
 import type { ScanResult } from './index.js';
 import { describeClaim, describeOwner } from './describe.js';
 import type { Finding } from './types.js';
 import { resolveReference } from '../store/resolve.js';
-import type { ImageRecord } from '../store/images.js';
-import type { ContainerRecord } from '../store/containers.js';
 
 export interface Explanation {
   target: string;

@@ -1,6 +1,6 @@
 // The paths of a layerdb entry and, when nothing else keeps it, its driver data.
 import { keepingClaims } from '../store/references.js';
-import type { LayerRecord } from '../store/layerdb.js';
+import type { LayerRecord } from '../store/model.js';
 import type { ScanContext } from './types.js';
 import { driverPaths } from './driver-paths.js';
 

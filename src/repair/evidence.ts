@@ -7,7 +7,7 @@ import { ancestors, type References } from '../store/references.js';
 import { verifyLayer, readTarSplit } from '../verify/index.js';
 import { cleanName } from '../verify/assemble.js';
 import type { Store } from '../store/model.js';
-import type { LayerRecord } from '../store/layerdb.js';
+import type { LayerRecord } from '../store/model.js';
 import { cacheIdPath, tarSplitPath } from '../store/layout.js';
 
 export type RepairKind = 'cache-id' | 'link' | 'link-file';

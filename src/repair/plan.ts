@@ -5,14 +5,12 @@
 // containers are included.
 import { ancestors, keepingClaims, type DriverClaim } from '../store/references.js';
 import { inferKept } from '../findings/kept.js';
-import { imageLabel, type ImageRecord } from '../store/images.js';
+import { imageLabel } from '../store/images.js';
 import { short } from '../store/digest.js';
 import { containerDir, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../store/layout.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
-import type { Store } from '../store/model.js';
-import type { ContainerRecord } from '../store/containers.js';
-import type { MountRecord } from '../store/layerdb.js';
+import type { ContainerRecord, ImageRecord, MountRecord, Store } from '../store/model.js';
 import type { Finding, FindingKind, ScanResult } from '../findings/index.js';
 import { clearedByLinks, type Repair } from './evidence.js';
 

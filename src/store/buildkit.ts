@@ -46,31 +46,7 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
 import { BUILDKIT_ID, buildkitDir, SHA256_DIGEST } from './layout.js';
-
-export interface BuildkitSource {
-  /** file name inside `<data-root>/buildkit/` */
-  file: string;
-  state: 'absent' | 'read' | 'unreadable';
-  reason?: string;
-}
-
-export interface BuildkitOwnership {
-  dbPath: string;
-  state: 'absent' | 'read' | 'unreadable'; // absent: no buildkit/snapshots.db at all
-  reason?: string; // for 'unreadable': why, one sentence
-  /**
-   * Every id BuildKit may own as a graph-driver dir: `snapshotDirIds` plus snapshot names, cache
-   * record ids and lease resource ids from the other BuildKit databases. A dir with one of these
-   * names belongs to BuildKit; most names are not dirs at all.
-   */
-  driverIds: Set<string>;
-  /** 'sha256:<hex>' chain ids BuildKit references */
-  chainIds: Set<string>;
-  /** The exact set of dirs snapshots.db describes: prepared snapshot keys and committed targets. */
-  snapshotDirIds: Set<string>;
-  /** what each BuildKit database contributed */
-  sources: BuildkitSource[];
-}
+import type { BuildkitOwnership } from './model.js';
 
 const SNAPSHOTS_DB = 'snapshots.db';
 const METADATA_DBS = ['metadata_v2.db', 'metadata.db'];
@@ -108,7 +84,6 @@ class Budget {
   }
 }
 
-
 /** snapshots.db holds something moby never writes: a sign of damage bbolt cannot detect itself. */
 class SnapshotsDataError extends Error {
   constructor(message: string) {
@@ -116,7 +91,6 @@ class SnapshotsDataError extends Error {
     this.name = 'SnapshotsDataError';
   }
 }
-
 
 interface SnapshotsResult {
   names: Set<string>;

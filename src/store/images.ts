@@ -3,30 +3,7 @@
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
 import { HEX64, imagedbPaths, repositoriesJson } from './layout.js';
 import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
-import type { Unsafe } from './model.js';
-
-export interface ImageRecord {
-  id: string;            // "sha256:<hex>"
-  path: string;
-  tags: string[];        // familiar references from repositories.json
-  diffIds: string[];
-  chainIds: string[];    // bottom to top
-  /** Why the daemon skips this image at restore ("invalid image"), if it does. */
-  problem?: string;
-  /** imagedb/metadata/sha256/<hex>/parent: the image it was built on (the legacy builder's steps) */
-  parent?: string;
-  /**
-   * The config could not be read, parsed or trusted (missing, not a file, unreadable, not JSON,
-   * not its digest): which layers the image uses is unknown, so no layer may be called unused.
-   */
-  layersUnknown?: boolean;
-}
-
-export interface ImageDb {
-  images: ImageRecord[];
-  /** repositories.json could not be parsed: the daemon will not start. */
-  repositoriesProblem?: string;
-}
+import type { ImageDb, ImageRecord, Unsafe } from './model.js';
 
 export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<ImageDb> {
   const tags = new Map<string, string[]>();

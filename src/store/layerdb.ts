@@ -4,52 +4,7 @@
 import { parseDigest, trimSpace } from './digest.js';
 import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from './layout.js';
 import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
-import type { Unsafe } from './model.js';
-
-export interface LayerRecord {
-  chainId: string;        // "sha256:<hex>", from the directory name
-  dir: string;
-  diffId?: string;
-  size?: number;
-  cacheId?: string;
-  /** A cache-id refused as a layer ID that still names one entry of the driver home: never garbage. */
-  namesDir?: string;
-  parent?: string;        // chain ID of the parent, when the file exists and parses
-  hasTarSplit: boolean;
-  /** Why the daemon's loadLayer fails on this entry's own files; empty when it loads. */
-  problems: string[];
-  mtimeMs: number;
-}
-
-export interface RemovingRecord {
-  name: string;
-  dir: string;
-  chainId: string;        // from the part before the first '-'
-  cacheId?: string;       // undefined: missing or empty, so moby skips it forever
-  cacheIdProblem?: string;
-  mtimeMs: number;
-}
-
-export interface WriteSetRecord { name: string; dir: string; cacheId?: string; mtimeMs: number }
-
-export interface MountRecord {
-  name: string;
-  dir: string;
-  mountId?: string;
-  initId?: string;
-  parent?: string;
-  problems: string[];
-  mtimeMs: number;
-}
-
-export interface LayerDb {
-  root: string;
-  layers: Map<string, LayerRecord>;
-  removing: RemovingRecord[];
-  writeSets: WriteSetRecord[];
-  mounts: MountRecord[];
-  unsafe: Unsafe[];
-}
+import type { LayerDb, LayerRecord, MountRecord, RemovingRecord, Unsafe } from './model.js';
 
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   const p = layerdbPaths(layerdb);

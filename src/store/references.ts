@@ -1,10 +1,7 @@
 // Who keeps what alive. Live layers: every chain-ID prefix of every image's rootfs.diff_ids, the
 // parent chain of every mount, every chain BuildKit names, and their ancestors. Driver IDs are
 // claimed by layer cache-ids, mount-ids, init-ids and BuildKit snapshots.
-import type { ImageRecord } from './images.js';
-import type { ContainerRecord } from './containers.js';
-import type { MountRecord, LayerRecord } from './layerdb.js';
-import type { Store } from './model.js';
+import type { ContainerRecord, ImageRecord, LayerRecord, MountRecord, Store } from './model.js';
 import { MOUNT_ID } from './layout.js';
 
 /** Why a layer is live: the first owner found is enough to keep it. */

@@ -5,9 +5,7 @@
 import { LayergcError } from '../errors.js';
 import { hexOf, short } from './digest.js';
 import { MOUNT_ID } from './layout.js';
-import type { ImageRecord } from './images.js';
-import type { ContainerRecord } from './containers.js';
-import type { Store } from './model.js';
+import type { ContainerRecord, ImageRecord, Store } from './model.js';
 
 export type Resolved =
   | { kind: 'image'; image: ImageRecord }

@@ -5,11 +5,7 @@
 import { constants, readdirSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { containersDir, HEX64, imagedbPaths, layerdbPaths } from './layout.js';
-import type { StoreLocation } from './model.js';
-
-export type SourceName = 'layerdb/sha256' | 'layerdb/mounts' | 'imagedb/content/sha256' | 'containers';
-
-export interface UnknownSource { source: SourceName; path: string; why: string }
+import type { SourceName, StoreLocation, UnknownSource } from './model.js';
 
 /** What an unreadable source leaves unknown, for the report. */
 export const SOURCE_CLAIMS: Record<SourceName, string> = {

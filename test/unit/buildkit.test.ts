@@ -3,7 +3,8 @@ import { cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readBuildkitOwnership, type BuildkitOwnership } from '../../src/store/buildkit.js';
+import { readBuildkitOwnership } from '../../src/store/buildkit.js';
+import type { BuildkitOwnership } from '../../src/store/model.js';
 import { bucket, synthBbolt, type Bucket } from '../helpers/bbolt-synth.js';
 
 const FIX = fileURLToPath(new URL('../../fixtures/bbolt/', import.meta.url));
