@@ -13,7 +13,7 @@ import { scanStore } from '../findings/index.js';
 import { driverPaths } from '../findings/driver-paths.js';
 import { keepingClaims, mightBeBuildkit } from '../store/references.js';
 import { imageLabel } from '../store/images.js';
-import { imageMetadataDir } from '../store/layout.js';
+import { imageMetadataDir } from '../layout.js';
 import type { ImageRecord, LayerRecord, Store } from '../store/model.js';
 import type { MountTable } from '../fsx/mounts.js';
 import { SizeAccounting } from '../fsx/size.js';

@@ -77,4 +77,4 @@ export interface DriverAdapter {
   removeLink(path: string, rm: Remover): Promise<void>;
 }
 
-export { STAGED_SUFFIX } from '../store/layout.js';
+export { STAGED_SUFFIX } from '../layout.js';

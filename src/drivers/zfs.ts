@@ -12,7 +12,7 @@ import type { Remover } from '../fsx/remove.js';
 import { findTool } from './btrfs.js';
 import type { DriverEntry } from './types.js';
 import { DriverBase } from './base.js';
-import { isDockerLayerName } from '../store/layout.js';
+import { isDockerLayerName } from '../layout.js';
 
 const run = promisify(execFile);
 

@@ -3,7 +3,7 @@
 // with "failed to load container mount" / "RWLayer ... unexpectedly nil".
 import { lstatOrNull } from '../fsx/read.js';
 import { short } from '../store/digest.js';
-import { containerDir } from '../store/layout.js';
+import { containerDir } from '../layout.js';
 import type { Finding, FindingModule } from './types.js';
 
 export const brokenMounts: FindingModule = async (ctx) => {

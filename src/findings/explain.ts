@@ -1,6 +1,6 @@
 // The ownership story of one thing in the store, for `layergc explain`.
 import { normalizeChainId, short } from '../store/digest.js';
-import { isRemovingName, layerdbPaths, mountDir, unstagedId } from '../store/layout.js';
+import { isRemovingName, layerdbPaths, mountDir, unstagedId } from '../layout.js';
 import { imageLabel } from '../store/images.js';
 import type { ContainerRecord, ImageRecord, Store } from '../store/model.js';
 import type { ScanResult } from './index.js';

@@ -1,7 +1,7 @@
 // invalid-image: an image config the daemon rejects ("invalid image": content does not match its
 // digest, no rootfs), or a repositories.json it cannot parse (the daemon will not start).
 import { imageLabel } from '../store/images.js';
-import { repositoriesJson } from '../store/layout.js';
+import { repositoriesJson } from '../layout.js';
 import type { Finding, FindingModule } from './types.js';
 
 export const invalidImages: FindingModule = async (ctx) => {

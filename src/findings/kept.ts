@@ -4,7 +4,7 @@
 // container has no mount entry at all.
 import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
 import { short } from '../store/digest.js';
-import { HEX64, layerdbPaths, MOUNT_ID } from '../store/layout.js';
+import { HEX64, layerdbPaths, MOUNT_ID } from '../layout.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 

@@ -2,7 +2,7 @@
 // driver.Remove failed (EPERM, EBUSY, an immutable file) and retries only at a clean shutdown.
 import { keepingClaims } from '../store/references.js';
 import { short } from '../store/digest.js';
-import { STAGED_SUFFIX } from '../store/layout.js';
+import { STAGED_SUFFIX } from '../layout.js';
 import { describeClaim } from './describe.js';
 import { measure } from './measure.js';
 import { driverPaths } from './driver-paths.js';

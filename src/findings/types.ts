@@ -4,7 +4,7 @@ import type { Store } from '../store/model.js';
 import type { References } from '../store/references.js';
 import type { SizeAccounting } from '../fsx/size.js';
 import { keepingClaims } from '../store/references.js';
-import { STAGED_SUFFIX } from '../store/layout.js';
+import { STAGED_SUFFIX } from '../layout.js';
 import type { Held, HeldCause, InferredKeep } from './kept.js';
 import { CONTAINERD_KINDS } from './containerd/kinds.js';
 

@@ -1,6 +1,6 @@
 // unreferenced-driver-dir: a dir in the driver home that no layer's cache-id, no mount's
 // mount-id or init-id and no BuildKit snapshot owns (moby#45939: prune never sees these).
-import { BUILDKIT_ID, INIT_ID, MOUNT_ID, STAGED_SUFFIX } from '../store/layout.js';
+import { BUILDKIT_ID, INIT_ID, MOUNT_ID, STAGED_SUFFIX } from '../layout.js';
 import { measure } from './measure.js';
 import { noAffects, type Finding, type FindingModule } from './types.js';
 

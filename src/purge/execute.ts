@@ -8,7 +8,7 @@ import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { faultPoint } from '../fsx/fault.js';
 import type { DriverAdapter } from '../drivers/types.js';
-import { HEX64, mobyRemovingName, unsafeDriverId } from '../store/layout.js';
+import { HEX64, mobyRemovingName, unsafeDriverId } from '../layout.js';
 import type { Journal } from './journal.js';
 import type { Action } from './plan.js';
 

@@ -2,7 +2,7 @@
 // an outcome line after, each fsynced, so an interrupted run is visible and auditable.
 import { constants } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
-import { journalPath } from '../store/layout.js';
+import { journalPath } from '../layout.js';
 
 export interface JournalEntry {
   time: string;

@@ -3,7 +3,7 @@
 // taken over; one proved alive is waited for; one that can be proved neither (another machine, a PID
 // namespace this process cannot see into) is named with its age and `layergc unlock`, which clears it.
 import { hostname } from 'node:os';
-import { lockPath, stateDir } from '../store/layout.js';
+import { lockPath, stateDir } from '../layout.js';
 import { constants } from 'node:fs';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';

@@ -8,7 +8,7 @@ import { verifyLayer, readTarSplit } from '../verify/index.js';
 import { cleanName } from '../verify/assemble.js';
 import type { Store } from '../store/model.js';
 import type { LayerRecord } from '../store/model.js';
-import { cacheIdPath, tarSplitPath } from '../store/layout.js';
+import { cacheIdPath, tarSplitPath } from '../layout.js';
 
 export type RepairKind = 'cache-id' | 'link' | 'link-file';
 

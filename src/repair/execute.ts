@@ -9,7 +9,7 @@ import type { DriverAdapter } from '../drivers/types.js';
 import type { Journal } from '../purge/journal.js';
 import type { Action } from '../purge/plan.js';
 import type { Store } from '../store/model.js';
-import { repositoriesJson, STAGED_SUFFIX } from '../store/layout.js';
+import { repositoriesJson, STAGED_SUFFIX } from '../layout.js';
 import type { Repair } from './evidence.js';
 import { withoutRefs } from './plan.js';
 

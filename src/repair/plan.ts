@@ -7,7 +7,7 @@ import { ancestors, keepingClaims, type DriverClaim } from '../store/references.
 import { inferKept } from '../findings/kept.js';
 import { imageLabel } from '../store/images.js';
 import { short } from '../store/digest.js';
-import { containerDir, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../store/layout.js';
+import { containerDir, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../layout.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { ContainerRecord, ImageRecord, MountRecord, Store } from '../store/model.js';

@@ -1,7 +1,7 @@
 // Containers (containers/<id>/config.v2.json): only what names them and ties them to a driver.
 import { listDir, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { ContainerRecord, Unsafe } from './model.js';
-import { CONTAINER_CONFIG, containersDir } from './layout.js';
+import { CONTAINER_CONFIG, containersDir } from '../layout.js';
 
 export async function readContainers(dataRoot: string, unsafe: Unsafe[]): Promise<ContainerRecord[]> {
   const out: ContainerRecord[] = [];

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { trimSpace } from './digest.js';
 import { DEFAULT_DAEMON_CONFIG, DEFAULT_DATA_ROOT, runningDaemonConfig } from './daemon-config.js';
-import { REMAP_SUBDIR } from './layout.js';
+import { REMAP_SUBDIR } from '../layout.js';
 import type { DaemonInfo, DaemonProcess } from './model.js';
 
 /** dockerd flags that take a value, as `--flag value` or `--flag=value`. */

@@ -1,6 +1,6 @@
 // Digests and chain IDs, parsed and computed exactly as moby does (go-digest, image-spec identity).
 import { createHash } from 'node:crypto';
-import { HEX64 } from './layout.js';
+import { HEX64 } from '../layout.js';
 
 const ALGO_HEX_LEN: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
 

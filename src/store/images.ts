@@ -1,7 +1,7 @@
 // Image configs (imagedb/content/sha256/<id>) and tags (repositories.json), read as
 // image/fs.go and reference/store.go do.
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
-import { HEX64, imagedbPaths, repositoriesJson } from './layout.js';
+import { HEX64, imagedbPaths, repositoriesJson } from '../layout.js';
 import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
 import type { ImageDb, ImageRecord, Unsafe } from './model.js';
 

@@ -2,7 +2,7 @@
 // layerdb/sha256/<chain hex>/, layerdb/sha256/<chain hex>-<random>-removing/,
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
 import { parseDigest, trimSpace } from './digest.js';
-import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from './layout.js';
+import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from '../layout.js';
 import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { LayerDb, LayerRecord, MountRecord, RemovingRecord, Unsafe } from './model.js';
 

@@ -6,7 +6,7 @@ import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
 import type { StoreLocation } from './model.js';
 import { DEFAULT_DATA_ROOT, readDaemonConfig, type DaemonConfig } from './daemon-config.js';
-import { containerdDaemonDir, imageRoot, layerdbOf, REMAP_SUBDIR, storePaths } from './layout.js';
+import { containerdDaemonDir, imageRoot, layerdbOf, REMAP_SUBDIR, storePaths } from '../layout.js';
 
 export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }
 

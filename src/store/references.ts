@@ -2,7 +2,7 @@
 // parent chain of every mount, every chain BuildKit names, and their ancestors. Driver IDs are
 // claimed by layer cache-ids, mount-ids, init-ids and BuildKit snapshots.
 import type { ContainerRecord, ImageRecord, LayerRecord, MountRecord, Store } from './model.js';
-import { MOUNT_ID } from './layout.js';
+import { MOUNT_ID } from '../layout.js';
 
 /** Why a layer is live: the first owner found is enough to keep it. */
 export type LayerOwner =

@@ -4,7 +4,7 @@
 // characters `docker ps`, `docker images` and `layergc scan` print).
 import { LayergcError } from '../errors.js';
 import { hexOf, short } from './digest.js';
-import { MOUNT_ID } from './layout.js';
+import { MOUNT_ID } from '../layout.js';
 import type { ContainerRecord, ImageRecord, Store } from './model.js';
 
 export type Resolved =

@@ -4,7 +4,7 @@
 // driver dir it could claim (findings/kept.ts), and the report names the source and why.
 import { constants, readdirSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
-import { containersDir, HEX64, imagedbPaths, layerdbPaths } from './layout.js';
+import { containersDir, HEX64, imagedbPaths, layerdbPaths } from '../layout.js';
 import type { SourceName, StoreLocation, UnknownSource } from './model.js';
 
 /** What an unreadable source leaves unknown, for the report. */

@@ -2,7 +2,7 @@
 // tar-split-missing, tar-split-corrupt, sparse-unverifiable).
 import { computeReferences, type References } from '../store/references.js';
 import { normalizeChainId } from '../store/digest.js';
-import { tarSplitPath } from '../store/layout.js';
+import { tarSplitPath } from '../layout.js';
 import { LayergcError } from '../errors.js';
 import { firstSymlinkBelow, lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from '../findings/affects.js';

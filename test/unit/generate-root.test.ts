@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chainIdOf } from '../../src/store/digest.js';
-import { HEX64 } from '../../src/store/layout.js';
+import { HEX64 } from '../../src/layout.js';
 import { FINDING_KINDS } from '../../src/findings/types.js';
 import { DAMAGE_KINDS, everyDamage, generateRoot } from '../helpers/generate-root.mjs';
 import { runCliAsync, scan } from '../helpers/synthetic.js';

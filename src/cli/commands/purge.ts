@@ -8,7 +8,7 @@ import { scanStore } from '../../findings/index.js';
 import { GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
 import type { MountTable } from '../../fsx/mounts.js';
 import { ancestors } from '../../store/references.js';
-import { STAGED_SUFFIX } from '../../store/layout.js';
+import { STAGED_SUFFIX } from '../../layout.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { liveMounts, Remover } from '../../fsx/remove.js';
 import { SizeAccounting } from '../../fsx/size.js';

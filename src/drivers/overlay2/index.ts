@@ -3,7 +3,7 @@
 import { lstatOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
-import { unsafeDriverId } from '../../store/layout.js';
+import { unsafeDriverId } from '../../layout.js';
 import type { DanglingLink, LinkRepair, UnsafeLink } from '../types.js';
 import { DirPerLayerDriver } from '../base.js';
 import { stageAndDelete } from '../stage.js';

@@ -2,7 +2,7 @@
 // (an image, a container, a lease, nothing), from containerd's GC roots down to the thing.
 import { createHash } from 'node:crypto';
 import { short } from '../../store/digest.js';
-import { HEX64, SHA256_DIGEST } from '../../store/layout.js';
+import { HEX64, SHA256_DIGEST } from '../../layout.js';
 import { contentNode, ingestNode, leaseKey, parseNode, snapshotNode, type GcNode } from '../../store/containerd/gc.js';
 import type { ContainerdStore, MetaLease } from '../../store/containerd/model.js';
 import { imageDisplay, type ContainerdScan } from './scan.js';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { SizeAccounting } from '../../fsx/size.js';
 import { MountTable } from '../../fsx/mounts.js';
 import { short } from '../../store/digest.js';
-import { HEX64 } from '../../store/layout.js';
+import { HEX64 } from '../../layout.js';
 import { GcGraph, contentNode, expired, imageNode, ingestNode, leaseKey, parseNode, snapshotNode, type GcNode } from '../../store/containerd/gc.js';
 import type { ContainerdStore, MetaLease, MetaSnapshot } from '../../store/containerd/model.js';
 import { FINDING_KINDS, noAffects, type Affects, type Finding } from '../types.js';

@@ -1,7 +1,7 @@
 // The directories beside the databases: snapshots/, blobs/, ingest/ and moby's containers/.
 // Listed with lstat only; a symlink is reported, never followed.
 import { listDir, readSmallFile } from '../../fsx/read.js';
-import { HEX64 } from '../layout.js';
+import { HEX64 } from '../../layout.js';
 import type { ContainerdDisk, ContainerdLocation, IngestDir } from './model.js';
 
 /** Algorithms the content store's walk accepts as dirs of blobs/. */

@@ -7,7 +7,7 @@ import { ExitCode, LayergcError } from '../../errors.js';
 import { resolveDataRoot, type LocateOptions } from '../locate.js';
 import { findDaemons, flagValue } from '../daemon.js';
 import { trimSpace } from '../digest.js';
-import { containerdDaemonDir, containersDir, imageRoot, layerdbOf } from '../layout.js';
+import { containerdDaemonDir, containersDir, imageRoot, layerdbOf } from '../../layout.js';
 import { MountTable } from '../../fsx/mounts.js';
 import type { ContainerdLocation, Holder } from './model.js';
 

@@ -1,7 +1,8 @@
 // The layout of a Docker data root, stated once: every id rule, name rule and path layergc knows.
-// A leaf module: it imports nothing from src, and every other part asks it instead of rebuilding a
-// path or a regex. Sources: moby's layer/filestore.go, image/fs.go, daemon/graphdriver, BuildKit's
-// identity.NewID.
+// A leaf module: it imports nothing, and every other part (the store readers, the drivers, purge,
+// findings) asks it instead of rebuilding a path or a regex; so it sits beside src/store, which
+// imports the drivers, and not in it. Sources: moby's layer/filestore.go, image/fs.go,
+// daemon/graphdriver; BuildKit's identity.NewID.
 
 /** A sha256 hex digest: a chain ID, image ID, container ID or moby layer ID without its algorithm. */
 export const HEX64 = /^[a-f0-9]{64}$/;
