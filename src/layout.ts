@@ -19,6 +19,9 @@ export const INIT_ID = /^[a-f0-9]{64}-init$/;
 /** BuildKit snapshot ids are identity.NewID(): 25 chars of [0-9a-z]. */
 export const BUILDKIT_ID = /^[0-9a-z]{25}$/;
 
+/** An ID BuildKit might have created (a BuildKit id, or anything that is not moby's own). */
+export const mightBeBuildkit = (id: string): boolean => !MOUNT_ID.test(id);
+
 /** A name moby or BuildKit gives a driver layer (other names in a driver's namespace are not Docker's). */
 export const isDockerLayerName = (name: string): boolean => MOUNT_ID.test(name) || BUILDKIT_ID.test(name);
 
@@ -107,7 +110,6 @@ export const imagedbPaths = (imageDir: string) => ({
   content: `${imageDir}/imagedb/content/sha256`,
   metadata: `${imageDir}/imagedb/metadata/sha256`,
 });
-export const imageConfigPath = (imageDir: string, imageId: string): string => `${imagedbPaths(imageDir).content}/${hexPart(imageId)}`;
 export const imageMetadataDir = (imageDir: string, imageId: string): string => `${imagedbPaths(imageDir).metadata}/${hexPart(imageId)}`;
 
 /** Tags and digests (reference/store.go); the daemon refuses to start when it does not parse. */

@@ -2,9 +2,9 @@
 // aufs `layers/<id>`), dirs BuildKit might own while its databases cannot be read, and container
 // dir pairs (<id>, <id>-init) while some mount's mount-id and init-id are both unreadable, or a
 // container has no mount entry at all.
-import { keepingClaims, mightBeBuildkit, type DriverClaim, type References } from '../store/references.js';
+import { keepingClaims, type DriverClaim, type References } from '../store/references.js';
 import { short } from '../store/digest.js';
-import { HEX64, layerdbPaths, MOUNT_ID } from '../layout.js';
+import { HEX64, layerdbPaths, mightBeBuildkit, MOUNT_ID } from '../layout.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { Store } from '../store/model.js';
 

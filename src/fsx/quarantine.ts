@@ -9,6 +9,7 @@ import { fs, isNotFound } from './fs.js';
 import { assertContained } from './contain.js';
 import { faultPoint } from './fault.js';
 import { liveMounts, Remover } from './remove.js';
+import { imageRoot, layerdbPaths, storePaths } from '../layout.js';
 
 export const MANIFEST = 'manifest.jsonl';
 
@@ -134,13 +135,13 @@ function assertDataRoot(dir: string, root: unknown): void {
   let drivers: string[];
   try {
     if (!lstatSync(root).isDirectory()) throw refuse();
-    drivers = readdirSync(`${root}/image`);
+    drivers = readdirSync(imageRoot(root));
   } catch {
     throw refuse();
   }
   const isStore = (d: string) => {
     try {
-      assertContained(root, `${root}/image/${d}/layerdb/sha256`);
+      assertContained(root, layerdbPaths(storePaths(root, d).layerdb).sha256);
       return true;
     } catch {
       return false;

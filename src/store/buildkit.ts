@@ -44,7 +44,7 @@
  */
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BboltError, withDb, type BboltBucket, type BboltDb } from './bbolt.js';
+import { BboltError, withDb, type BboltBucket } from './bbolt.js';
 import { BUILDKIT_ID, buildkitDir, SHA256_DIGEST } from '../layout.js';
 import type { BuildkitOwnership } from './model.js';
 

@@ -105,7 +105,7 @@ function readImage(id: string, path: string, tags: string[]): ImageRecord {
   const diffIds = isObject(rootfs) ? goField(rootfs, 'diff_ids') : undefined;
   const ids = Array.isArray(diffIds) ? (diffIds as unknown[]) : null;
   if (!rootfs) rec.problem = 'config has no rootfs';
-  else if (!ids || !ids.every((d) => typeof d === 'string' && parseDigest(d))) {
+  else if (!ids?.every((d) => typeof d === 'string' && parseDigest(d))) {
     rec.problem = 'config rootfs.diff_ids is not a list of digests';
     rec.layersUnknown = true;
   } else {

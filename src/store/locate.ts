@@ -1,6 +1,7 @@
 // Where the store is: data root (flag, daemon config, default), userns-remap subdir, driver
 // (flag, daemon config, detection), and whether it is a layout layergc handles at all.
-import { fs, isNotFound } from '../fsx/fs.js';
+import type { Stats } from 'node:fs';
+import { fs } from '../fsx/fs.js';
 import { listDir, lstatOrNull, readSmallFileSync } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
 import { KNOWN_DRIVERS } from '../drivers/index.js';
@@ -38,7 +39,7 @@ export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
   notes.push(opts.dataRoot ? 'data root from --data-root' : config['data-root'] || config.graph ? `data root from ${configFile}` : 'default data root');
   if (!root.startsWith('/')) root = `${process.cwd()}/${root}`;
 
-  let st;
+  let st: Stats | null;
   try {
     st = await lstatOrNull(root);
   } catch (err) {

@@ -2,7 +2,6 @@
 // parent chain of every mount, every chain BuildKit names, and their ancestors. Driver IDs are
 // claimed by layer cache-ids, mount-ids, init-ids and BuildKit snapshots.
 import type { ContainerRecord, ImageRecord, LayerRecord, MountRecord, Store } from './model.js';
-import { MOUNT_ID } from '../layout.js';
 
 /** Why a layer is live: the first owner found is enough to keep it. */
 export type LayerOwner =
@@ -29,11 +28,6 @@ export interface References {
   /** Images whose config could not be read or trusted: any layer may be theirs. */
   imagesUnknown: ImageRecord[];
   containerByMount: Map<string, ContainerRecord>;
-}
-
-/** An ID BuildKit might have created (identity.NewID: 25 chars of base36), or anything not moby's own. */
-export function mightBeBuildkit(id: string): boolean {
-  return !MOUNT_ID.test(id);
 }
 
 export function ancestors(layers: Map<string, LayerRecord>, chainId: string): string[] {

@@ -2,7 +2,7 @@
 // that is not a plain readable directory would read as empty, and every driver dir would look
 // unused. Each source's state is checked here; one that cannot be read makes purge keep every
 // driver dir it could claim (findings/kept.ts), and the report names the source and why.
-import { constants, readdirSync } from 'node:fs';
+import { constants, readdirSync, type Stats } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { containersDir, HEX64, imagedbPaths, layerdbPaths } from '../layout.js';
 import type { SourceName, StoreLocation, UnknownSource } from './model.js';
@@ -18,7 +18,7 @@ export const SOURCE_CLAIMS: Record<SourceName, string> = {
 type DirState = { state: 'dir'; names: string[] } | { state: 'missing' } | { state: 'bad'; why: string };
 
 async function dirState(path: string): Promise<DirState> {
-  let st;
+  let st: Stats;
   try {
     st = await fs.lstat(path);
   } catch (err) {
