@@ -30,6 +30,7 @@ import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseMountinfo } from '../../src/fsx/mounts.js';
 
 export type DockerVersion = '20.10' | '28.5';
 export type DriverName = 'overlay2' | 'vfs' | 'fuse-overlayfs' | 'btrfs';
@@ -126,36 +127,11 @@ export function clearImmutable(dir: string): void {
   });
 }
 
-interface MountEntry {
-  id: number;
-  parent: number;
-  root: string;
-  mountPoint: string;
-  fsType: string;
-  order: number;
-}
+interface MountEntry { id: number; parent: number; mountPoint: string; order: number }
 
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
+/** /proc/self/mountinfo through layergc's own parser (src/fsx/mounts.ts), in table order. */
 export function readMountinfo(): MountEntry[] {
-  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const out: MountEntry[] = [];
-  text.split('\n').forEach((line, order) => {
-    if (!line) return;
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    out.push({
-      id: Number(parts[0]),
-      parent: Number(parts[1]),
-      root: unescapeMountinfo(parts[3] ?? ''),
-      mountPoint: unescapeMountinfo(parts[4] ?? ''),
-      fsType: sep >= 0 ? (parts[sep + 1] ?? '') : '',
-      order,
-    });
-  });
-  return out;
+  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).map((m, order) => ({ id: m.id, parent: m.parent, mountPoint: m.point, order }));
 }
 
 function realDir(dir: string): string {
