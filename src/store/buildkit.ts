@@ -42,8 +42,8 @@
  * `cache.snapshot` values. A layer only BuildKit references looks dangling to the image store, but
  * deleting it breaks the build cache (and for BuildKit-made layers removes a BuildKit dir).
  */
-import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errCode, fs } from '../fsx/fs.js';
 import { BboltError, withDb, type BboltBucket } from './bbolt.js';
 import { BUILDKIT_ID, buildkitDir, SHA256_DIGEST } from '../layout.js';
 import type { BuildkitOwnership } from './model.js';
@@ -62,10 +62,10 @@ function isChainId(s: string): boolean {
 /** Anything at the path counts as there (a symlink or FIFO too): opening it reports the problem. */
 async function exists(path: string): Promise<boolean> {
   try {
-    await lstat(path);
+    await fs.lstat(path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if (errCode(err) === 'ENOENT') return false;
     return true; // EACCES and the like: it is there; opening it will report the problem
   }
 }

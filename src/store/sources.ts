@@ -2,7 +2,7 @@
 // that is not a plain readable directory would read as empty, and every driver dir would look
 // unused. Each source's state is checked here; one that cannot be read makes purge keep every
 // driver dir it could claim (findings/kept.ts), and the report names the source and why.
-import { constants, readdirSync, type Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { containersDir, HEX64, imagedbPaths, layerdbPaths } from '../layout.js';
 import type { SourceName, StoreLocation, UnknownSource } from './model.js';
@@ -35,7 +35,7 @@ async function dirState(path: string): Promise<DirState> {
     // readable as a directory, without following anything (O_NOFOLLOW on the open)
     const fh = await fs.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     await fh.close();
-    return { state: 'dir', names: readdirSync(path) };
+    return { state: 'dir', names: fs.readdirSync(path) };
   } catch (err) {
     return { state: 'bad', why: `cannot be read (${errCode(err) ?? err})` };
   }
