@@ -95,7 +95,6 @@ export const layerdbPaths = (layerdb: string) => ({
   tmp: `${layerdb}/tmp`,
 });
 
-export const layerDir = (layerdb: string, chainId: string): string => `${layerdbPaths(layerdb).sha256}/${hexPart(chainId)}`;
 export const mountDir = (layerdb: string, containerId: string): string => `${layerdbPaths(layerdb).mounts}/${containerId}`;
 
 /** A layer registration in progress (or never committed): layerdb/tmp/write-set-<random>. */
