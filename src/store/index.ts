@@ -28,5 +28,3 @@ export async function openStore(opts: LocateOptions, located?: StoreLocation): P
   const unknown = await unknownSources(loc, driverEntries.length);
   return { loc, layerdb, images, containers, buildkit, driver, driverEntries, daemon: findDaemons(loc.dataRoot), unsafe, unknownSources: unknown };
 }
-
-export type { Store } from './model.js';
