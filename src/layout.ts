@@ -111,6 +111,12 @@ export const imagedbPaths = (imageDir: string) => ({
 });
 export const imageMetadataDir = (imageDir: string, imageId: string): string => `${imagedbPaths(imageDir).metadata}/${hexPart(imageId)}`;
 
+/** The pull and push caches (distribution/metadata): which registry blobs hold which diff IDs. */
+export const distributionPaths = (imageDir: string) => ({
+  diffidByDigest: `${imageDir}/distribution/diffid-by-digest/sha256`,
+  v2metadataByDiffid: `${imageDir}/distribution/v2metadata-by-diffid/sha256`,
+});
+
 /** Tags and digests (reference/store.go); the daemon refuses to start when it does not parse. */
 export const repositoriesJson = (imageDir: string): string => `${imageDir}/repositories.json`;
 
@@ -123,6 +129,9 @@ export const buildkitDir = (dataRoot: string): string => `${dataRoot}/buildkit`;
 
 /** Docker 29's containerd image store inside the data root (no layerdb then). */
 export const containerdDaemonDir = (dataRoot: string): string => `${dataRoot}/containerd/daemon`;
+
+/** dockerd's own top-level dirs of a data root (beside `<driver>/` and layergc's state). */
+export const DOCKER_DIRS: readonly string[] = ['image', 'containers', 'buildkit', 'volumes', 'network', 'plugins', 'swarm', 'runtimes', 'tmp', 'containerd', 'trust'];
 
 /** layergc's own state in a data root: its lock and journal. */
 export const stateDir = (dataRoot: string): string => `${dataRoot}/layergc`;

@@ -9,7 +9,7 @@ import { fs, isNotFound } from './fs.js';
 import { assertContained } from './contain.js';
 import { faultPoint } from './fault.js';
 import { liveMounts, Remover } from './remove.js';
-import { imageRoot, layerdbPaths, storePaths } from '../layout.js';
+import { DOCKER_DIRS, imageRoot, layerdbPaths, storePaths } from '../layout.js';
 
 export const MANIFEST = 'manifest.jsonl';
 
@@ -46,8 +46,6 @@ async function appendLine(path: string, e: ManifestEntry): Promise<void> {
 
 export const sha256Of = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-/** Docker's own directories of a data root: a quarantine there would be read as Docker data. */
-const DOCKER_DIRS = ['image', 'containers', 'buildkit', 'volumes', 'network', 'plugins', 'swarm', 'runtimes', 'tmp', 'containerd', 'trust'];
 
 export class Quarantine {
   readonly moved: { from: string; to: string }[] = [];

@@ -7,7 +7,7 @@ import { ancestors, keepingClaims, type DriverClaim } from '../store/references.
 import { inferKept } from '../findings/kept.js';
 import { imageLabel } from '../store/images.js';
 import { short } from '../store/digest.js';
-import { containerDir, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../layout.js';
+import { containerDir, distributionPaths, HEX64, imageMetadataDir, STAGED_SUFFIX } from '../layout.js';
 import { listDir, readSmallFile } from '../fsx/read.js';
 import { SOURCE_CLAIMS } from '../store/sources.js';
 import type { ContainerRecord, ImageRecord, MountRecord, Store } from '../store/model.js';
@@ -173,13 +173,13 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
 async function distributionEntries(imageDir: string, diffIds: Set<string>): Promise<{ path: string; diffId: string }[]> {
   if (!diffIds.size) return [];
   const out: { path: string; diffId: string }[] = [];
-  const base = `${imageDir}/distribution`;
-  for (const e of await listDir(`${base}/diffid-by-digest/sha256`)) {
+  const dist = distributionPaths(imageDir);
+  for (const e of await listDir(dist.diffidByDigest)) {
     if (!e.stat.isFile() || !HEX64.test(e.name)) continue;
     const f = await readSmallFile(e.path);
     if (f.state === 'ok' && diffIds.has(f.text.trim())) out.push({ path: e.path, diffId: f.text.trim() });
   }
-  for (const e of await listDir(`${base}/v2metadata-by-diffid/sha256`)) {
+  for (const e of await listDir(dist.v2metadataByDiffid)) {
     if (e.stat.isFile() && diffIds.has(`sha256:${e.name}`)) out.push({ path: e.path, diffId: `sha256:${e.name}` });
   }
   return out.sort((a, b) => a.path.localeCompare(b.path));
