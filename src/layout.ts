@@ -25,7 +25,7 @@ export const mightBeBuildkit = (id: string): boolean => !MOUNT_ID.test(id);
 /** A name moby or BuildKit gives a driver layer (other names in a driver's namespace are not Docker's). */
 export const isDockerLayerName = (name: string): boolean => MOUNT_ID.test(name) || BUILDKIT_ID.test(name);
 
-/** moby's deleteLayer renames layerdb/sha256/<chain hex> to `<chain hex>-<random>-removing` first. */
+/** moby's staging suffix: deleteLayer's layerdb `<chain hex>-<random>-removing`, aufs's and windowsfilter's `<id>-removing`. */
 export const MOBY_REMOVING_SUFFIX = '-removing';
 
 /** The name layergc renames a driver dir to before deleting it; the next run finishes it. */

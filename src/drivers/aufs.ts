@@ -6,9 +6,10 @@ import type { Remover } from '../fsx/remove.js';
 import type { DriverEntry } from './types.js';
 import { DriverBase } from './base.js';
 import { stageAndDelete } from './stage.js';
+import { MOBY_REMOVING_SUFFIX } from '../layout.js';
 
 /** aufs's own staging name (atomicRemove); aufs deletes diff/*-removing and mnt/*-removing at startup. */
-const REMOVING = '-removing';
+const REMOVING = MOBY_REMOVING_SUFFIX;
 
 /** A name that can only be one path component. */
 const SAFE_NAME = /^(?!\.\.?$)[^/\0]+$/;

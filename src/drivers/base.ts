@@ -4,7 +4,8 @@ import { ExitCode, LayergcError } from '../errors.js';
 import { listDir, lstatOrNull } from '../fsx/read.js';
 import type { Remover } from '../fsx/remove.js';
 import { stageAndDelete } from './stage.js';
-import { STAGED_SUFFIX, type DanglingLink, type DriverAdapter, type DriverEntry, type RemovalMode, type UnsafeLink } from './types.js';
+import { STAGED_SUFFIX } from '../layout.js';
+import type { DanglingLink, DriverAdapter, DriverEntry, RemovalMode, UnsafeLink } from './types.js';
 
 export abstract class DriverBase implements DriverAdapter {
   abstract readonly name: string;

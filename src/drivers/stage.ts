@@ -3,7 +3,7 @@
 import type { Stats } from 'node:fs';
 import { lstatOrNull } from '../fsx/read.js';
 import type { Remover } from '../fsx/remove.js';
-import { STAGED_SUFFIX } from './types.js';
+import { STAGED_SUFFIX } from '../layout.js';
 
 export type DeleteStaged = (staged: string, st: Stats) => Promise<void>;
 

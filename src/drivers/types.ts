@@ -76,5 +76,3 @@ export interface DriverAdapter {
   /** Remove one dangling bookkeeping entry. */
   removeLink(path: string, rm: Remover): Promise<void>;
 }
-
-export { STAGED_SUFFIX } from '../layout.js';

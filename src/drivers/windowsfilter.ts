@@ -4,6 +4,7 @@
 // daemon/graphdriver/windows/windows.go.
 import { lstatOrNull, readSmallFile } from '../fsx/read.js';
 import { DirPerLayerDriver } from './base.js';
+import { MOBY_REMOVING_SUFFIX } from '../layout.js';
 
 export class WindowsfilterDriver extends DirPerLayerDriver {
   readonly name = 'windowsfilter';
@@ -13,7 +14,7 @@ export class WindowsfilterDriver extends DirPerLayerDriver {
 
   constructor(home: string) {
     // the daemon's own staging suffix; layergc's STAGED_SUFFIX ends the same way
-    super(home, { noun: 'a layer directory', stagedSuffix: '-removing' });
+    super(home, { noun: 'a layer directory', stagedSuffix: MOBY_REMOVING_SUFFIX });
   }
 
   override async checkLayer(id: string): Promise<string[]> {
