@@ -5,7 +5,7 @@
 import { lstatOrNull } from '../fsx/read.js';
 import { ancestors, type References } from '../store/references.js';
 import { verifyLayer, readTarSplit } from '../verify/index.js';
-import { cleanName } from '../verify/assemble.js';
+import { cleanName } from '../verify/tar-names.js';
 import type { Store } from '../store/model.js';
 import type { LayerRecord } from '../store/model.js';
 import { cacheIdPath, tarSplitPath } from '../layout.js';

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { crc64 } from '../../src/verify/crc64.js';
 import { readTarSplit, TarSplitError, type TarSplitEntry } from '../../src/verify/tarsplit.js';
-import { cleanName, displayName } from '../../src/verify/assemble.js';
+import { cleanName, displayName } from '../../src/verify/tar-names.js';
 import { verifyLayer, verifyLayers, type VerifyResult, type VerifyTarget } from '../../src/verify/index.js';
 
 // ---------------------------------------------------------------------------------------------------------
