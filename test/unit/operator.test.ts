@@ -230,7 +230,7 @@ describe('output streams', () => {
     expect(r.stderr).toBe('rc=1\n');
   });
 
-  it('colour per stream: FORCE_COLOR, NO_COLOR, --no-color, TERM=dumb', async () => {
+  it('colour per stream through pipes: FORCE_COLOR on, NO_COLOR, FORCE_COLOR=0 and --no-color off', async () => {
     const s = root();
     s.populate();
     s.makeLeakedDriverDir();
@@ -241,7 +241,12 @@ describe('output streams', () => {
       expect((await runCliAsync(['scan', '--data-root', s.root], { env })).stdout, JSON.stringify(env)).not.toContain(ESC);
     }
     expect((await runCliAsync(['scan', '--no-color', '--data-root', s.root], { env: { NO_COLOR: '', FORCE_COLOR: '1' } })).stdout).not.toContain(ESC);
-    if (!HAS_SCRIPT) return;
+  });
+
+  it.skipIf(!HAS_SCRIPT)('colour per stream on a terminal: only the stream that is a terminal, none with TERM=dumb', async () => {
+    const s = root();
+    s.populate();
+    s.makeLeakedDriverDir();
     // stdout a terminal, stderr a file: colour on the terminal only
     const errFile = path.join(s.base, 'stderr');
     const tty = await runInPty(['scan', '--data-root', path.join(s.base, 'nope')], [], { redirect: `2>${sq(errFile)}` });
