@@ -8,7 +8,7 @@
 // page-cached data, cheaper on this thread than four round trips through libuv's pool.
 import * as fsSync from 'node:fs';
 import type { Stats } from 'node:fs';
-import { fs, isNotFound, errCode } from './fs.js';
+import { fs, errCode } from './fs.js';
 import { injectedReadError } from './fault.js';
 import { ExitCode, LayergcError } from '../errors.js';
 import { atFd, O_DIR, openParent, OutsideDataRoot } from './contain.js';

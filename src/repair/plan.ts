@@ -142,7 +142,7 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   const depth = (id: string) => ancestors(layers, id).length;
   const doomed: DoomedLayer[] = [];
   const gone = new Set<string>();
-  for (const [id, d] of [...doomedChains, ...released]) {
+  for (const [id] of [...doomedChains, ...released]) {
     if (held.has(id)) continue;
     gone.add(id);
   }

@@ -26,7 +26,7 @@
  *   we never use it.
  * - Both versions run the graph-driver image store (`containerd-snapshotter=false` in the log).
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -267,7 +267,6 @@ export class TestDaemon {
   readonly externalRoot: boolean;
   readonly containerdStore: boolean;
   private _pid = 0;
-  private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private _running = false;
   private btrfsImage: string | undefined;
@@ -402,7 +401,6 @@ export class TestDaemon {
       child.once('error', reject);
     });
     child.unref();
-    this.child = child;
     this._pid = child.pid!;
     this._running = true;
     this.exited = new Promise<void>((resolve) => {

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BboltError, openBbolt, walkAll, withDb, type BboltBucket, type BboltDb } from '../../src/store/bbolt.js';
+import { BboltError, openBbolt, walkAll, withDb } from '../../src/store/bbolt.js';
 import { bucket, synthBbolt, writeMeta } from '../helpers/bbolt-synth.js';
 
 const FIX = fileURLToPath(new URL('../../fixtures/bbolt/', import.meta.url));

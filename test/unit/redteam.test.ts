@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, diffSnapshots, randomBuildkitId, randomId, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { BIN, diffSnapshots, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
 
 const root = rootMaker();
 const STATE = ['layergc'];
