@@ -8,8 +8,8 @@
 // and verifyLayers runs layers on worker threads.
 
 import * as fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import type { Stats } from 'node:fs';
+import { readRedirect, redirectTarget } from '../drivers/overlay2/content.js';
 import { closeQuietly } from '../fsx/read.js';
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -138,32 +138,20 @@ export class ContentRoots {
       out.push(parts[k]);
       if (k === parts.length - 1) break; // the file itself; redirects are on directories
       const r = this.redirectOf(i, out.join('/'));
-      if (r === null) continue;
-      // absolute: a path from the layer root; relative: one name in the same parent (overlayfs never
-      // writes anything else, and a value that would lead out of the layer is ignored)
-      if (!r.startsWith('/') && r.includes('/')) continue;
-      const target = r.startsWith('/') ? r.slice(1).split('/').filter(Boolean) : [...out.slice(0, -1), r];
-      if (!target.length || target.some((t) => t === '..' || t === '.')) continue;
+      const target = r === null ? null : redirectTarget(out, r);
+      if (target === null) continue;
       out.splice(0, out.length, ...target);
     }
     return out.join('/');
   }
 
-  /** The overlay redirect xattr of a directory in root `i`, read with getfattr (Node has no xattr API). */
+  /** The overlay redirect xattr of a directory in root `i`, cached. */
   private redirectOf(i: number, dir: string): string | null {
     const key = `${i}\0${dir}`;
     const hit = this.redirectCache.get(key);
     if (hit !== undefined) return hit;
     if (this.redirectCache.size > 8192) this.redirectCache.clear();
-    let value: string | null = null;
-    const path = Buffer.from(this.roots[i] + '/' + dir, 'latin1');
-    for (const name of ['trusted.overlay.redirect', 'user.overlay.redirect']) {
-      const r = spawnSync('getfattr', ['--absolute-names', '--only-values', '-n', name, '--', path.toString('utf8')], { encoding: 'latin1' });
-      if (r.status === 0 && r.stdout) {
-        value = r.stdout;
-        break;
-      }
-    }
+    const value = readRedirect(Buffer.from(this.roots[i] + '/' + dir, 'latin1').toString('utf8'));
     this.redirectCache.set(key, value);
     return value;
   }

@@ -12,7 +12,7 @@
 // tar-split, opening and reading files on this thread overlap with hashing instead of adding to it.
 
 import * as fs from 'node:fs';
-import type { Stats } from 'node:fs';
+import { isMetacopyCandidate } from '../drivers/overlay2/content.js';
 import { closeQuietly } from '../fsx/read.js';
 import { ContentRoots, type Opened, type OpenedFile } from './content-roots.js';
 import { Crc64 } from './crc64.js';
@@ -88,11 +88,6 @@ function sizeDetail(got: number, want: number): string {
   return `${got} bytes on disk, tar-split says ${want}`;
 }
 
-function isHoleOnly(o: { stat: Stats }): boolean {
-  // An overlayfs metacopy upper file has the right size but no data blocks; its data is in a lower layer.
-  return o.stat.size > 0 && o.stat.blocks === 0;
-}
-
 /**
  * First pass: rebuild and sha256 the stream. Records files that are missing, unsafe, unreadable, short or
  * long, and sparse entries; a tar-split that ends early is reported, not thrown.
@@ -135,7 +130,7 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
           note(e, o.problem, o.detail);
           continue;
         }
-        if (isHoleOnly(o) && o.root < roots.count - 1) {
+        if (isMetacopyCandidate(o.stat) && o.root < roots.count - 1) {
           o = await pickMetacopy(e, o, roots, (scratch ??= Buffer.allocUnsafeSlow(CHUNK)), y);
         }
         let got: number;
@@ -166,8 +161,8 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
 /**
  * A hole-only file in an upper root with the same name below may be an overlayfs metacopy: its data is in
  * the first lower root whose copy matches tar-split's CRC-64. Returns that candidate (opened), else the own
- * file. Limitation: `trusted.overlay.redirect` (a metacopy file renamed in the upper layer) is not read,
- * since Node has no xattr call; such a file names its lower data by another path.
+ * file. Limitation: only directories' redirects are followed, not a metacopy file's own (a file renamed
+ * in the upper layer), which names its lower data by another path.
  */
 async function pickMetacopy(e: FileEntry, own: OpenedFile, roots: ContentRoots, buf: Buffer, y: Yielder): Promise<OpenedFile> {
   let cand: Opened = own;
@@ -228,7 +223,7 @@ export async function crcPass(
             matched = true;
             break;
           }
-          if (!isHoleOnly(o) || o.root + 1 >= roots.count) break;
+          if (!isMetacopyCandidate(o.stat) || o.root + 1 >= roots.count) break;
           o = roots.open(rel, o.root + 1);
         }
         if (matched) continue;
