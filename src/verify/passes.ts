@@ -1,15 +1,5 @@
-// Rebuilds a layer's tar stream the way moby's assembler does (tar-split segments plus the storage driver's
-// files, asm/assemble.go + storage.NewPathFileGetter) and hashes it, without ever holding more than a few
-// fixed buffers.
-//
-// CRC-64 vs throughput: Node's sha256 (OpenSSL, SHA-NI) runs at ~1.9 GB/s here and the fastest CRC-64 in
-// JS at ~2.9 GB/s; doing both on one thread caps the pass at ~1.15 GB/s (0.6x openssl). So the first pass
-// only hashes; a matching DiffID proves every byte. Only when the digest differs does a second pass read
-// the files again and CRC each one against tar-split, to name the damaged ones. Sizes (short/long), missing
-// and unsafe files are caught by the first pass already.
-//
-// The sha256 itself runs on a worker thread fed through a shared ring buffer (RingHasher), so that parsing
-// tar-split, opening and reading files on this thread overlap with hashing instead of adding to it.
+// The two passes over a layer: rebuild its tar stream as moby's assembler does and sha256 it; on a
+// mismatch, CRC-64 each file against tar-split to name the damaged ones. Why: docs/verify-internals.md.
 
 import * as fs from 'node:fs';
 import { isMetacopyCandidate } from '../drivers/overlay2/content.js';

@@ -1,17 +1,6 @@
 // Streaming reader of a layer's tar-split.json.gz (vbatts/tar-split storage.Entry, one JSON object a line,
-// gzipped). It holds one decompressed chunk and one line at a time, so memory does not grow with the layer.
-//
-// A hostile or damaged file cannot make it hang or blow up: the file is opened without following a symlink
-// or blocking on a FIFO and must be a regular file, and the inflated JSON is held to what tar-split's
-// disassembler can write (asm/disassemble.go): per tar member one segment holding its raw header (at least
-// 512 bytes), one file entry, and at most one more segment, plus two segments at the end. So
-//   - a line is at most MAX_LINE bytes (Go's tar reader caps a PAX or GNU long-name record at 1 MiB: as
-//     base64 or JSON-escaped text that is far below it);
-//   - at most MAX_BETWEEN lines come between two file entries (segments, and blank lines json.Decoder
-//     would skip), and every file entry follows at least 512 bytes of segment payload (its header);
-//   - all the JSON is at most SLACK_BYTES plus PER_ENTRY_BYTES per file entry: a known multiple of the
-//     entries, far above any real layer's (about 1 KiB each).
-// Anything beyond is 'corrupt', reported as soon as it is seen.
+// gzipped), one decompressed chunk and one line at a time; a hostile file hits hard limits and is
+// 'corrupt' as soon as it is seen (the limits and why: docs/verify-internals.md).
 
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
