@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { TestDaemon } from '../test/helpers/dockerd.mjs';
 import { generateRoot } from '../test/helpers/generate-root.mjs';
 
 export const REPO = new URL('..', import.meta.url).pathname;
@@ -37,6 +38,27 @@ export function cachedRoot(name, opts, { fresh } = {}) {
   const m = generateRoot(dir, opts);
   log(`  ${m.layers} layers, ${m.images} images, ${m.containers} containers, ${m.files} layer files in ${sec(m.generateMs)}`);
   return m;
+}
+
+/**
+ * A data root a real dockerd 20.10 wrote: the private daemon of the e2e tests (test/helpers/dockerd.mjs,
+ * no network) imports the tar at `tarPath` as one image and stops. Cached under CACHE like the roots above.
+ */
+export async function realRoot(name, tarPath) {
+  const dir = path.join(CACHE, `${name}-real`);
+  const root = path.join(dir, 'root');
+  if (fs.existsSync(path.join(dir, 'imported'))) return root;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(root, { recursive: true, mode: 0o710 });
+  log(`importing ${tarPath} with a private dockerd 20.10 into ${root} ...`);
+  const d = await TestDaemon.start({ dataRoot: root });
+  try {
+    await d.docker(['import', tarPath, `bench-${name}:1`], { timeoutMs: 600_000 });
+  } finally {
+    await d.destroy();
+  }
+  fs.writeFileSync(path.join(dir, 'imported'), '');
+  return root;
 }
 
 /**

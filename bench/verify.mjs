@@ -7,13 +7,14 @@
 //   (b) whole processes: `node bin/layergc.js verify --data-root D <chain>` vs the whole pipeline
 //       `xargs -0 cat <files> | openssl dgst -sha256`.                               Goal: >= 0.70x
 //
-// LAYERGC_BENCH_ROOT=<data root> uses the largest layer of an existing, stopped root instead.
+// LAYERGC_BENCH_ROOT=<data root> uses the largest layer of an existing, stopped root instead;
+// LAYERGC_BENCH_REAL=1 the same files as a layer a private dockerd 20.10 imported (test/helpers/dockerd.mjs).
 // LAYERGC_BENCH_VERIFY_ROUNDS (default 9): interleaved rounds; the best of each side is compared, the
 // median is printed too (other work on the machine makes single rounds noisy).
 // The last line of stdout is the result as JSON.
 
 import { spawnSync } from 'node:child_process';
-import { cachedRoot } from './lib.mjs';
+import { cachedRoot, realRoot } from './lib.mjs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { tmpdir } from 'node:os';
@@ -128,7 +129,14 @@ async function concatenation(target, work) {
 const work = fs.mkdtempSync(join(tmpdir(), 'lgc-vf-bench-'));
 let exitCode = 2;
 try {
-  const dataRoot = process.env.LAYERGC_BENCH_ROOT ?? cachedRoot('verify128m', { seed: 4, layers: 0, containers: 0, bigLayerBytes: 128 << 20 }).root;
+  const generated = () => cachedRoot('verify128m', { seed: 4, layers: 0, containers: 0, bigLayerBytes: 128 << 20 }).root;
+  // LAYERGC_BENCH_REAL=1: the same files, as a layer a real dockerd wrote (docker import of their tar)
+  const real = async () => {
+    const tar = join(work, 'layer.tar');
+    spawnSync('tar', ['-C', largestLayer(generated(), 'overlay2').target.contentRoots[0], '-cf', tar, '.'], { stdio: 'inherit' });
+    return realRoot('verify128m', tar);
+  };
+  const dataRoot = process.env.LAYERGC_BENCH_ROOT ?? (process.env.LAYERGC_BENCH_REAL === '1' ? await real() : generated());
   const driver = detectDriver(dataRoot);
   const { target, size } = largestLayer(dataRoot, driver);
   const c = await concatenation(target, work);
