@@ -328,7 +328,7 @@ function randomText(): string {
 }
 
 describe('verifyLayer with an anchor: a root that turns into a symlink after the check is still never read', () => {
-  it('unsafe-path, nothing read', async () => {
+  it('is reported as unsafe-path, and not one byte is read through it', async () => {
     const { verifyLayer } = await import('../../src/verify/index.js');
     const s = root();
     const l = driverDirOutside(s);
