@@ -34,7 +34,7 @@ const LOST_CACHE_ID = /^cache-id (is missing|is empty|cannot be read)/;
 /** Files compared by name and size before a whole rebuild is tried. */
 const PREFILTER_FILES = 16;
 
-export function lostCacheId(l: LayerRecord): boolean {
+function lostCacheId(l: LayerRecord): boolean {
   return !l.cacheId && !!l.diffId && l.hasTarSplit && l.problems.length > 0 && l.problems.every((p) => LOST_CACHE_ID.test(p));
 }
 

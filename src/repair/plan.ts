@@ -15,7 +15,7 @@ import type { Finding, FindingKind, ScanResult } from '../findings/index.js';
 import { clearedByLinks, type Repair } from './evidence.js';
 
 /** Finding kinds that make a layer broken: it and everything on it go. */
-export const BROKEN_LAYER_KINDS: readonly FindingKind[] = ['missing-driver-data', 'invalid-layer-metadata', 'missing-parent', 'chain-id-mismatch', 'driver-data-damaged'];
+const BROKEN_LAYER_KINDS: readonly FindingKind[] = ['missing-driver-data', 'invalid-layer-metadata', 'missing-parent', 'chain-id-mismatch', 'driver-data-damaged'];
 
 /** Kinds a repair's actions carry besides the garbage kinds (docs/purge.schema.json). */
 export const REPAIR_ACTION_KINDS: readonly FindingKind[] = [...BROKEN_LAYER_KINDS, 'broken-mount', 'image-missing-layers'];

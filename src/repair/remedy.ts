@@ -10,7 +10,7 @@ import { REPAIR_ACTION_KINDS, remedyFor } from './plan.js';
 import { locatingFlags } from '../escape.js';
 
 /** The purge --include broken command for the store `opts` located. */
-export function repairCommand(opts: LocateOptions, containers: boolean): string {
+function repairCommand(opts: LocateOptions, containers: boolean): string {
   return ['layergc purge --include', containers ? 'broken,containers' : 'broken', '--dry-run', ...locatingFlags(opts)].join(' ');
 }
 

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { closeQuietly, openRegularFile, smallFileProblem } from '../fsx/read.js';
 
-export const TAR_SPLIT_LIMITS = {
+const TAR_SPLIT_LIMITS = {
   MAX_LINE: 16 << 20,
   MAX_BETWEEN: 64,
   HEADER_BYTES: 512,
