@@ -32,6 +32,7 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseMountinfo } from '../../dist/fsx/mounts.js';
 
 /** @typedef {'20.10' | '28.5'} DockerVersion */
 /** @typedef {'overlay2' | 'vfs' | 'fuse-overlayfs' | 'btrfs'} DriverName */
@@ -115,27 +116,9 @@ export function clearImmutable(dir) {
   });
 }
 
-function unescapeMountinfo(s) {
-  return s.replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8)));
-}
-
+/** /proc/self/mountinfo through layergc's own parser (src/fsx/mounts.ts, as built: the e2e tests and the benches run after `npm run build`), in table order. */
 export function readMountinfo() {
-  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const out = [];
-  text.split('\n').forEach((line, order) => {
-    if (!line) return;
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    out.push({
-      id: Number(parts[0]),
-      parent: Number(parts[1]),
-      root: unescapeMountinfo(parts[3] ?? ''),
-      mountPoint: unescapeMountinfo(parts[4] ?? ''),
-      fsType: sep >= 0 ? (parts[sep + 1] ?? '') : '',
-      order,
-    });
-  });
-  return out;
+  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).map((m, order) => ({ id: m.id, parent: m.parent, mountPoint: m.point, order }));
 }
 
 function realDir(dir) {
