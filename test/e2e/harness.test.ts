@@ -166,7 +166,7 @@ function realDaemonSuite(version: DockerVersion): void {
       expect(fs.existsSync(path.join(driverDirFor(d, cache), 'diff', 'bin', 'busybox'))).toBe(true);
     }, LONG);
 
-    it('legacy build with a RUN step', async () => {
+    it('a legacy build with a RUN step: the COPY layer is one overlay2 dir, the image runs, the RUN commit stays as an untagged parent', async () => {
       const id = await timed(times, 'legacyBuild', () =>
         d.build('legacy:1', 'FROM busybox:base\nRUN mkdir -p /data && echo legacy > /data/run.txt\nCOPY stuff/ /stuff/\n', {
           files: { 'stuff/a/1.txt': 'one\n', 'stuff/a/2.txt': 'two\n', 'stuff/b.txt': 'b\n' },
