@@ -29,11 +29,10 @@ export const removingOrphans: FindingModule = async (ctx) => {
       else {
         const state = dataPaths.some((p) => p.endsWith(STAGED_SUFFIX)) ? 'staged for removal by an earlier layergc purge that did not finish' : 'left behind';
         reason += `; its driver dir ${driver.dirOf(r.cacheId)} is ${state}`;
-        if (driver.removal === 'report-only') {
-          // the metadata is what ties the driver dir to the layer: both stay for the driver's own tools
-          reason += ` (${driver.removalNote ?? 'this driver is report-only'})`;
-          reportOnly = true;
-        } else driverId = r.cacheId;
+        // on a report-only driver the purge plan skips it, metadata too: it ties the data to the layer for the driver's own tools
+        reportOnly = driver.removal === 'report-only';
+        if (reportOnly) reason += ` (${driver.removalNote ?? 'this driver is report-only'})`;
+        driverId = r.cacheId;
         paths.push(...dataPaths);
         ctx.counted.add(r.cacheId);
       }

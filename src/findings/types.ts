@@ -44,6 +44,11 @@ export type RemovalPlan =
   | { type: 'entry'; dir: string; driverId?: string } // a layerdb entry and the driver dir it names, driver first
   | { type: 'paths'; paths: string[]; driverIds?: string[] }; // files and trees in order, then driver dirs (repair: images, containers)
 
+/** Whether carrying out a removal asks the storage driver to remove something (a report-only driver cannot). */
+export function needsDriver(r: RemovalPlan): boolean {
+  return r.type === 'driver-dir' || r.type === 'link' || (r.type === 'entry' && !!r.driverId) || (r.type === 'paths' && !!r.driverIds?.length);
+}
+
 export interface Finding {
   kind: FindingKind;
   severity: 'error' | 'warning';

@@ -25,7 +25,8 @@ export const unreferencedLayers: FindingModule = async (ctx) => {
       reclaimable: false,
       reason: 'no image, container or BuildKit snapshot uses this layer or any layer above it; the daemon keeps it forever',
       affects: noAffects(),
-      removal: { type: 'entry', dir: l.dir, driverId: paths.length > 1 ? l.cacheId : undefined },
+      // data a driver keeps out of sight (a zfs dataset) is there all the same: never drop the entry alone
+      removal: { type: 'entry', dir: l.dir, driverId: paths.length > 1 || !ctx.store.driver.dataVisibleOffline ? l.cacheId : undefined },
       newestMs: m.newestMs,
       mountsInside: m.mountsInside,
     });

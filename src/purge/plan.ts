@@ -1,6 +1,7 @@
 // From findings and policy to actions. The dry run and the real run share this code: only the
 // executor's Remover differs.
-import { GARBAGE_KINDS, type Finding, type FindingKind } from '../findings/types.js';
+import { GARBAGE_KINDS, needsDriver, type Finding, type FindingKind } from '../findings/types.js';
+import type { DriverAdapter } from '../drivers/types.js';
 
 export type ActionStatus = 'planned' | 'removed' | 'failed' | 'skipped';
 
@@ -27,6 +28,14 @@ export interface Policy {
   daemonRunning: boolean;
   minAgeMs: number;
   now: number;
+  /** The storage driver whose data the items hold; null when no item is a driver's (containerd). */
+  driver: Pick<DriverAdapter, 'name' | 'removal' | 'removalNote'> | null;
+}
+
+/** Why the driver cannot remove what `f` hands it, or undefined: decided here, before anything is renamed. */
+function reportOnly(f: Finding, driver: Policy['driver']): string | undefined {
+  if (driver?.removal !== 'report-only' || !f.removal || !needsDriver(f.removal)) return undefined;
+  return `report-only: layergc does not remove ${driver.name} data (${driver.removalNote ?? 'the driver cannot be driven offline'})`;
 }
 
 export function ago(ms: number): string {
@@ -39,9 +48,13 @@ export function planPurge(findings: Finding[], policy: Policy, depthOf: (f: Find
   for (const f of findings) {
     if (!policy.kinds.includes(f.kind)) continue;
     const a: Action = { finding: f, status: 'planned', depth: depthOf(f) };
+    const cannot = reportOnly(f, policy.driver);
     if (f.kept) {
       a.status = 'skipped';
       a.reason = `kept: ${f.kept.why}`;
+    } else if (cannot) {
+      a.status = 'skipped';
+      a.reason = cannot;
     } else if (!f.reclaimable && f.kind !== 'unreferenced-layer') {
       a.status = 'skipped';
       a.reason = 'layergc cannot remove this with this storage driver; see the reason';

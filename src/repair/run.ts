@@ -131,7 +131,7 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   }
   const repaired = new Set(repairs.filter((r) => r.kind === 'cache-id').map((r) => r.cacheId));
   const gone = new Set(actions.flatMap((a) => a.finding.paths));
-  const garbage = planPurge(scan.findings, { kinds: o.kinds, daemonRunning: false, minAgeMs: 0, now: Date.now() }, () => 0)
+  const garbage = planPurge(scan.findings, { kinds: o.kinds, daemonRunning: false, minAgeMs: 0, now: Date.now(), driver: store.driver }, () => 0)
     .filter((a) => !(a.finding.kind === 'unreferenced-driver-dir' && a.finding.cacheId && repaired.has(a.finding.cacheId)) && !a.finding.paths.every((p) => gone.has(p)));
   if (o.dryRun) {
     // dirs kept while a cache-id is lost are what this run resolves: the dry run plans them as the real run will

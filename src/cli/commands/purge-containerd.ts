@@ -28,7 +28,7 @@ export async function purgeContainerd({ out, log }: Pick<RunContext, 'out' | 'lo
     if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
     const scan = await scanContainerd(store);
     for (const f of scan.findings) if (f.reclaimable && CONTAINERD_GARBAGE.includes(f.kind as never)) f.removal = { type: 'paths', paths: f.paths };
-    const actions = planPurge(scan.findings, { kinds: CONTAINERD_GARBAGE as readonly FindingKind[], daemonRunning: store.holders.length > 0, minAgeMs: o.minAgeMs, now: Date.now() }, () => 0);
+    const actions = planPurge(scan.findings, { kinds: CONTAINERD_GARBAGE as readonly FindingKind[], daemonRunning: store.holders.length > 0, minAgeMs: o.minAgeMs, now: Date.now(), driver: null }, () => 0);
     const journal = new Journal(store.loc.dataRoot, randomBytes(6).toString('hex'), dryRun);
     if (!dryRun) await journal.rotate();
     const freeBefore = freeBytes(store.loc.root);

@@ -105,7 +105,7 @@ export function purgeCommand(): Command {
         const measureFirst = dryRun || store.daemon.running;
         const scan = await scanStore(store, { sizes: measureFirst });
         const depthOf = (f: { layer?: string }) => (f.layer ? ancestors(store.layerdb.layers, f.layer).length : 0);
-        const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs, now: Date.now() }, depthOf);
+        const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs, now: Date.now(), driver: store.driver }, depthOf);
         const header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
 
         if (!measureFirst) measureNow(actions.filter((a) => a.status === 'skipped').map((a) => a.finding), scan.mounts);
