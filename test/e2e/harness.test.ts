@@ -26,7 +26,7 @@
  *   the `l/<LID>` symlink are gone. Tag and imagedb entry are gone; the intermediate image stays.
  *   Every clean stop logs `cannot remove orphan layer` and keeps both.
  * - killedLoad (160 MiB urandom layer; `docker save` tar 160 MiB; make+save ~2.6-5 s; dockerd
- *   SIGKILLed once the new driver dir passed 100 MiB, 0.4-1.5 s after `docker load` started): left
+ *   SIGKILLed once the new driver dir passed 100 MiB (the harness test: 48 MiB), 0.4-1.5 s after `docker load` started): left
  *   `layerdb/tmp/write-set-<9-10 digits>` holding only `tar-split.json.gz` (10 bytes: a bare gzip
  *   header), and `overlay2/<64hex>/{diff,link,lower,work}` with a partial diff/big.bin, no
  *   `committed`, its `l/<LID>` symlink present, no layerdb cache-id naming it. Client error:
@@ -235,14 +235,16 @@ function realDaemonSuite(version: DockerVersion): void {
       const big = await timed(times, 'makeBigImageTar', () => makeBigImageTar(d, { sizeMiB: 160 }));
       expect(big.bytes).toBeGreaterThan(160 * 1024 * 1024);
       const pidBefore = d.pid;
-      kl = await timed(times, 'killedLoad+restart', () => killedLoad(d, big.tarFile));
+      // killed once 48 MiB of the 160 MiB file are written: on a busy machine a later kill can land
+      // after the layer is applied (diff and size written), which is not the state this test is about
+      kl = await timed(times, 'killedLoad+restart', () => killedLoad(d, big.tarFile, { minBytes: 48 << 20 }));
       expect(d.pid).not.toBe(pidBefore);
       expect(path.basename(kl.writeSetDir)).toMatch(/^write-set-\d+$/);
       expect(path.dirname(kl.writeSetDir)).toBe(path.join(d.layerdb, 'tmp'));
       expect(kl.writeSetFiles).toEqual(['tar-split.json.gz']);
       const stub = fs.readFileSync(path.join(kl.writeSetDir, 'tar-split.json.gz'));
       expect(stub.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip header, nothing flushed yet
-      expect(kl.leakedBytes).toBeGreaterThanOrEqual(100 * 1024 * 1024);
+      expect(kl.leakedBytes).toBeGreaterThanOrEqual(48 * 1024 * 1024);
       const id = path.basename(kl.leakedDriverDir);
       expect(id).toMatch(/^[0-9a-f]{64}$/);
       // after the restart: nothing was cleaned
