@@ -1,38 +1,19 @@
 // btrfs: home/subvolumes/<id> is a btrfs subvolume (a child layer is a snapshot of its parent, so
 // it holds the whole tree); home/quotas/<id> holds a size limit when one was set.
 // Layout facts: daemon/graphdriver/btrfs/btrfs.go.
-import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { fs } from '../fsx/fs.js';
 import { listDir, lstatOrNull } from '../fsx/read.js';
 import { RemovalFailed, type Remover } from '../fsx/remove.js';
+import { findTool, runTool } from '../fsx/tools.js';
 import type { DriverEntry } from './types.js';
 import { DirPerLayerDriver } from './base.js';
 import { stageAndDelete } from './stage.js';
 import type { Stats } from 'node:fs';
 
-const run = promisify(execFile);
-
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 /** A subvolume's root directory always has this inode number (BTRFS_FIRST_FREE_OBJECTID). */
 const SUBVOL_ROOT_INO = 256;
-
-const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** The first executable `name` on PATH (then the usual sbin dirs), or null. */
-export async function findTool(name: string): Promise<string | null> {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), ...SEARCH_PATH];
-  for (const d of dirs) {
-    try {
-      const st = await fs.stat(`${d}/${name}`);
-      if (st.isFile() && st.mode & 0o111) return `${d}/${name}`;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
-}
 
 export interface BtrfsOptions {
   /** Path of the btrfs CLI; null means "act as if it is not installed". Found on PATH when absent. */
@@ -119,13 +100,8 @@ export class BtrfsDriver extends DirPerLayerDriver {
   }
 
   private async runDelete(cli: string, path: string): Promise<string | null> {
-    try {
-      await run(cli, ['subvolume', 'delete', path], { timeout: 120_000 });
-      return null;
-    } catch (err) {
-      const e = err as { stderr?: string; message?: string };
-      return (e.stderr || e.message || String(err)).trim().replace(/^ERROR: /, '');
-    }
+    const r = await runTool(cli, ['subvolume', 'delete', path], 120_000);
+    return r.ok ? null : r.error;
   }
 }
 

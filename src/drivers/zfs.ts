@@ -1,21 +1,16 @@
 // zfs: each layer is a dataset <fsname>/<id> (a child is a clone of a snapshot of its parent),
 // mounted on demand at home/graph/<id>. fsname is the zfs.fsname option or, by default, the dataset
 // mounted at the data root. Layout facts: daemon/graphdriver/zfs/{zfs.go,zfs_linux.go}.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Stats } from 'node:fs';
 import { ExitCode, LayergcError } from '../errors.js';
 import { listDir, lstatOrNull } from '../fsx/read.js';
 import { MountTable } from '../fsx/mounts.js';
 import { shellQuote } from '../escape.js';
 import type { Remover } from '../fsx/remove.js';
-import { findTool } from './btrfs.js';
+import { findTool, runTool } from '../fsx/tools.js';
 import type { DriverEntry } from './types.js';
 import { DriverBase } from './base.js';
 import { isDockerLayerName } from '../layout.js';
-
-const run = promisify(execFile);
-
 
 export interface ZfsOptions {
   /** Path of the zfs CLI; null means "act as if it is not installed". Found on PATH when absent. */
@@ -62,19 +57,15 @@ export class ZfsDriver extends DriverBase {
     const fsname = this.opts.fsname ?? (await this.datasetOfRoot());
     if (!cli) return { state: 'unknown', why: 'the zfs CLI is not installed here', fsname };
     if (!fsname) return { state: 'unknown', why: `no zfs dataset is mounted at ${parentOf(this.home)}` };
-    try {
-      const { stdout } = await run(cli, ['list', '-H', '-o', 'name', '-t', 'filesystem', '-r', fsname], { timeout: 30_000 });
-      const ids = new Set<string>();
-      for (const name of stdout.split('\n')) {
-        if (!name.startsWith(`${fsname}/`)) continue;
-        const id = name.slice(fsname.length + 1);
-        if (isDockerLayerName(id)) ids.add(id);
-      }
-      return { state: 'listed', fsname, ids };
-    } catch (err) {
-      const e = err as { stderr?: string; message?: string };
-      return { state: 'unknown', why: `zfs list ${fsname} failed: ${(e.stderr || e.message || String(err)).trim()}`, fsname };
+    const r = await runTool(cli, ['list', '-H', '-o', 'name', '-t', 'filesystem', '-r', fsname], 30_000);
+    if (!r.ok) return { state: 'unknown', why: `zfs list ${fsname} failed: ${r.error}`, fsname };
+    const ids = new Set<string>();
+    for (const name of r.stdout.split('\n')) {
+      if (!name.startsWith(`${fsname}/`)) continue;
+      const id = name.slice(fsname.length + 1);
+      if (isDockerLayerName(id)) ids.add(id);
     }
+    return { state: 'listed', fsname, ids };
   }
 
   /** The source of the zfs mount whose device is the data root's, as moby's lookupZfsDataset finds it. */
