@@ -726,3 +726,50 @@ describe('windowsfilter (report-only)', () => {
     expect(snapshot(root)).toEqual(before);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------
+
+describe('Remover.removeTreeWith (how btrfs deletes a subvolume)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = join(root, 'btrfs', 'subvolumes', A);
+    build(dir, { 'f.txt': 'data' });
+  });
+
+  it('records the op in a dry run and never runs the tool', async () => {
+    const calls: string[] = [];
+    const rm = remover(true);
+    await rm.removeTreeWith(dir, async (p) => void calls.push(p));
+    expect(rm.ops).toEqual([{ op: 'remove-tree', path: dir }]);
+    expect(calls).toEqual([]);
+    expect(exists(join(dir, 'f.txt'))).toBe(true);
+  });
+
+  it('runs the tool on a directory that is there, and does nothing for one that is gone', async () => {
+    const calls: string[] = [];
+    const rm = remover();
+    await rm.removeTreeWith(dir, async (p) => void calls.push(p));
+    await rm.removeTreeWith(join(root, 'btrfs', 'subvolumes', X), async (p) => void calls.push(p));
+    expect(calls).toEqual([dir]);
+  });
+
+  it('refuses a staged dir that was swapped for another after the rename, a file, a mount inside, and a path outside the root', async () => {
+    const calls: string[] = [];
+    const by = async (p: string) => void calls.push(p);
+    const rm = remover();
+    const staged = `${dir}${STAGED_SUFFIX}`;
+    await rm.rename(dir, staged);
+    nfs.renameSync(staged, join(tmp, 'moved-away'));
+    nfs.mkdirSync(staged);
+    await expect(rm.removeTreeWith(staged, by)).rejects.toThrow(/no longer the directory that was staged/);
+    const file = join(root, 'btrfs', 'subvolumes', B);
+    nfs.writeFileSync(file, 'not a subvolume');
+    await expect(rm.removeTreeWith(file, by)).rejects.toBeInstanceOf(RemovalFailed);
+    build(join(root, 'btrfs', 'subvolumes', C), { proc: {} });
+    const mounted = new Remover(root, new MountTable([join(root, 'btrfs', 'subvolumes', C, 'proc')]), false);
+    await expect(mounted.removeTreeWith(join(root, 'btrfs', 'subvolumes', C), by)).rejects.toThrow(/mount point/);
+    await expect(rm.removeTreeWith(join(outside, 'sub'), by)).rejects.toThrow(/not inside the data root/);
+    expect(calls).toEqual([]);
+    expectOutsideIntact();
+  });
+});
