@@ -20,3 +20,23 @@ export class LayergcError extends Error {
     super(message);
   }
 }
+
+/**
+ * A full, read-only or forbidding filesystem, said in words a person acts on (the errno in
+ * parentheses); undefined for any other error. Root gets EACCES/EPERM only from an attribute, a
+ * security module or a root-squashed network filesystem, so it is not told to run as root.
+ */
+export function fsCause(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  switch (code) {
+    case 'ENOSPC': return 'the filesystem is full (ENOSPC)';
+    case 'EDQUOT': return 'the disk quota is exhausted (EDQUOT)';
+    case 'EROFS': return 'the filesystem is read-only (EROFS)';
+    case 'EACCES':
+    case 'EPERM':
+      return process.getuid?.() === 0
+        ? `permission denied even to root: an immutable or append-only attribute, a security module or a root-squashed network filesystem (${code})`
+        : `permission denied: run as root (${code})`;
+    default: return undefined;
+  }
+}

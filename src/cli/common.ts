@@ -1,6 +1,6 @@
 // Options every command shares, and how a command ends: an exit code, never a stray throw.
 import { type Command, Option } from 'commander';
-import { ExitCode, LayergcError } from '../errors.js';
+import { ExitCode, fsCause, LayergcError } from '../errors.js';
 import { makeOutput, type Output } from './output.js';
 import { makeLogger, type Logger } from './log.js';
 
@@ -66,6 +66,11 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
       if (err instanceof LayergcError) {
         log.error(err.message, { exitCode: err.exitCode });
         code = err.exitCode;
+      } else if (fsCause(err)) {
+        // a full, read-only or forbidding filesystem is the host's state, not a bug: one line, no stack
+        const e = err as NodeJS.ErrnoException;
+        log.error(`cannot ${e.syscall ?? 'write'}${e.path ? ` ${e.path}` : ''}: ${fsCause(err)}`, { exitCode: ExitCode.USAGE, code: e.code });
+        code = ExitCode.USAGE;
       } else {
         log.error(`internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
         code = ExitCode.USAGE;

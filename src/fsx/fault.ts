@@ -45,3 +45,27 @@ export function injectedReadError(path: string, op: string): void {
     }
   }
 }
+
+// Test-only write faults, the same way: LAYERGC_TEST_WRITE_ERROR=<CODE>:<op>:<path part>[:<n>][;...]
+// (op one of open, write, link, rename, unlink, rmdir, mkdir or *) fails the n-th (default every)
+// such write to a path containing the part with errno CODE, as a full (ENOSPC), read-only (EROFS)
+// or forbidding (EACCES) filesystem would. A write after its file was created (writeFile) fails
+// after the create, leaving the empty file a real full disk leaves. Applied by fs.ts. Unset, nothing.
+const writeFaults = (process.env.LAYERGC_TEST_WRITE_ERROR ?? '')
+  .split(';')
+  .filter(Boolean)
+  .map((s) => {
+    const [code, op, ...rest] = s.split(':');
+    const nth = rest.length > 1 && /^\d+$/.test(rest[rest.length - 1]) ? Number(rest.pop()) : 0;
+    return { code, op, part: rest.join(':'), nth, hits: 0 };
+  });
+export const writeFaultsOn = writeFaults.length > 0;
+
+export function injectedWriteError(path: unknown, op: string): void {
+  const p = Buffer.isBuffer(path) ? path.toString('utf8') : String(path);
+  for (const f of writeFaults) {
+    if ((f.op === '*' || f.op === op) && p.includes(f.part) && (++f.hits === f.nth || f.nth === 0)) {
+      throw Object.assign(new Error(`${f.code}: injected ${op} failure, ${op} '${p}'`), { code: f.code, errno: -1, syscall: op, path: p });
+    }
+  }
+}

@@ -5,7 +5,7 @@
 import { constants, lstatSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { fs, isNotFound } from './fs.js';
+import { fs, isNotFound, mkdirs } from './fs.js';
 import { assertContained } from './contain.js';
 import { faultPoint } from './fault.js';
 import { liveMounts, Remover } from './remove.js';
@@ -76,7 +76,7 @@ export class Quarantine {
     }
     const q = new Quarantine(d, root, dryRun, rm);
     if (!dryRun) {
-      await fs.mkdir(d, { recursive: true, mode: 0o700 });
+      await mkdirs(d, 0o700);
       await appendLine(`${d}/${MANIFEST}`, { op: 'quarantine', dataRoot: root, run, time: new Date().toISOString() });
     }
     return q;
@@ -91,7 +91,7 @@ export class Quarantine {
     if (this.dryRun) return;
     if (!(await lstatOrNull(path))) return; // gone already (a rerun): nothing to move
     if (await lstatOrNull(to)) throw new QuarantineError(`${to} exists already; layergc never overwrites in a quarantine`);
-    await fs.mkdir(to.slice(0, to.lastIndexOf('/')), { recursive: true, mode: 0o700 });
+    await mkdirs(to.slice(0, to.lastIndexOf('/')), 0o700);
     await appendLine(`${this.dir}/${MANIFEST}`, { op: 'move', from: path, to: rel });
     // the pinned remover: containment of both ends, no symlink followed, no mount point moved
     await this.rm.rename(path, to, { to: this.dir });

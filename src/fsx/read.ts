@@ -10,7 +10,7 @@ import * as fsSync from 'node:fs';
 import type { Stats } from 'node:fs';
 import { fs, errCode } from './fs.js';
 import { injectedReadError } from './fault.js';
-import { ExitCode, LayergcError } from '../errors.js';
+import { ExitCode, LayergcError, fsCause } from '../errors.js';
 import { atFd, O_DIR, openParent, OutsideDataRoot } from './contain.js';
 
 export type SmallFile =
@@ -42,7 +42,7 @@ export class ReadError extends LayergcError {
 }
 
 function readError(path: string, err: unknown): ReadError {
-  return new ReadError(path, errCode(err), `cannot read ${path}: ${describeError(err)}`);
+  return new ReadError(path, errCode(err), `cannot read ${path}: ${fsCause(err) ?? describeError(err)}`);
 }
 
 /**

@@ -11,6 +11,7 @@ import { atFd, fdDir, O_DIR, openParent, OutsideDataRoot, relParts } from './con
 import { MountTable, mountIdOfFd } from './mounts.js';
 import { faultPoint } from './fault.js';
 import { bytesToDisplay, shellQuote } from '../escape.js';
+import { fsCause } from '../errors.js';
 
 export interface RemoveFailure {
   path: string;
@@ -76,7 +77,8 @@ export class Remover {
       if (st.isDirectory()) this.staged.set(to, { dev: st.dev, ino: st.ino });
     } catch (err) {
       if (err instanceof MountInside) throw err;
-      throw new RemovalFailed(withHints([failureOf(from, err)])); // an immutable dir says so here too
+      const f = failureOf(from, err);
+      throw new RemovalFailed(withHints([{ ...f, message: `${f.message}; it was not renamed, nothing of it changed` }])); // an immutable dir says so here too
     } finally {
       fs.closeSync(a.dir.fd);
       fs.closeSync(b.dir.fd);
@@ -436,7 +438,7 @@ const SLASH = Buffer.from('/');
 
 function failureOf(path: string, err: unknown): RemoveFailure {
   const code = errCode(err) ?? 'ERROR';
-  const message = err instanceof Error ? err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '') : String(err);
+  const message = fsCause(err) ?? (err instanceof Error ? err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '') : String(err));
   return { path, code, message };
 }
 

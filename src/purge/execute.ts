@@ -7,6 +7,7 @@ import { RemovalFailed, MountInside, type Remover } from '../fsx/remove.js';
 import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { faultPoint } from '../fsx/fault.js';
+import { fsCause } from '../errors.js';
 import type { DriverAdapter } from '../drivers/types.js';
 import { HEX64, mobyRemovingName, unsafeDriverId } from '../layout.js';
 import type { Journal } from './journal.js';
@@ -77,10 +78,17 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
 }
 
 export async function executePlan(actions: Action[], ctx: ExecuteContext): Promise<void> {
+  /** Why no further item may begin: the journal, which makes a run resumable, cannot be written. */
+  let journalDown: string | undefined;
+  const journalFailed = (err: unknown) => `the journal ${ctx.journal.path} cannot be written: ${fsCause(err) ?? (err as Error).message}`;
   for (const a of actions) {
     if (a.status === 'planned' && ctx.signal?.aborted) {
       a.status = 'skipped';
       a.reason = `not begun: the run was interrupted (${String(ctx.signal.reason)})`;
+    }
+    if (a.status === 'planned' && journalDown) {
+      a.status = 'failed'; // not removed, so not a success: exit 1
+      a.reason = `not begun: ${journalDown}`;
     }
     if (a.status !== 'planned') {
       ctx.onAction?.(a);
@@ -88,9 +96,17 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
     }
     const f = a.finding;
     const freedBefore = ctx.rm.freed;
+    faultPoint('before-item');
     try {
-      faultPoint('before-item');
       await ctx.journal.write({ event: 'intent', kind: f.kind, paths: f.paths, bytes: f.bytes });
+    } catch (err) {
+      journalDown = journalFailed(err);
+      a.status = 'failed';
+      a.reason = `not begun: ${journalDown}`;
+      ctx.onAction?.(a);
+      continue;
+    }
+    try {
       faultPoint('after-intent');
       const touched = await removeItem(a, ctx);
       if (!ctx.rm.dryRun) {
@@ -98,11 +114,14 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
         for (const p of new Set(touched)) if (await lstatOrNull(p)) left.push(p);
         if (left.length) throw new Error(`still there after removal: ${left.join(', ')}`);
         a.status = 'removed';
-        await ctx.journal.write({ event: 'removed', kind: f.kind, paths: f.paths, bytes: ctx.rm.freed - freedBefore });
+        // removed is removed: an outcome line that cannot be written stops the run, it does not undo the item
+        await ctx.journal.write({ event: 'removed', kind: f.kind, paths: f.paths, bytes: ctx.rm.freed - freedBefore }).catch((err: unknown) => {
+          journalDown = journalFailed(err);
+        });
       }
     } catch (err) {
       a.status = 'failed';
-      a.reason = err instanceof RemovalFailed || err instanceof MountInside || err instanceof OutsideDataRoot ? err.message : `${(err as Error).message}`;
+      a.reason = err instanceof RemovalFailed || err instanceof MountInside || err instanceof OutsideDataRoot ? err.message : (fsCause(err) ?? (err as Error).message);
       await ctx.journal.write({ event: 'failed', kind: f.kind, paths: f.paths, reason: a.reason }).catch(() => undefined);
     }
     if (!ctx.rm.dryRun) a.freedBytes = ctx.rm.freed - freedBefore;

@@ -34,8 +34,12 @@ export class Journal {
   async write(e: Omit<JournalEntry, 'time' | 'run'>): Promise<void> {
     if (this.dryRun) return;
     const line = `${JSON.stringify({ time: new Date().toISOString(), run: this.run, ...e })}\n`;
-    const fh = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    const fh = await fs.open(this.path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     try {
+      // a line torn by a full disk or a crash ends here, so the next line is whole and parses
+      const { size } = await fh.stat();
+      const last = Buffer.alloc(1);
+      if (size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a) await fh.write('\n');
       await fh.write(line);
       await fh.sync();
     } finally {

@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { lstatOrNull } from '../fsx/read.js';
-import { ExitCode, LayergcError } from '../errors.js';
+import { ExitCode, fsCause, LayergcError } from '../errors.js';
 import { shellWord } from '../escape.js';
 import { ago } from './plan.js';
 
@@ -101,9 +101,10 @@ function selfPid(procDir: string): number | undefined {
 export async function ensureStateDir(root: string): Promise<string> {
   const dir = stateDir(root);
   try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    // not recursive: the root exists, and node's recursive mkdir reports a read-only filesystem as ENOENT
+    await fs.mkdir(dir, { mode: 0o700 });
   } catch (err) {
-    throw new LayergcError(`${dir} cannot be made a directory (${(err as Error).message}); layergc keeps its lock and journal there`);
+    if (errCode(err) !== 'EEXIST') throw new LayergcError(`${dir} cannot be made a directory: ${fsCause(err) ?? (err as Error).message}; layergc keeps its lock and journal there; nothing was changed`);
   }
   const st = await fs.lstat(dir);
   if (!st.isDirectory()) throw new LayergcError(`${dir} is not a directory (a symlink?); layergc keeps its lock and journal there and never follows a link out of the data root`);
@@ -130,7 +131,10 @@ async function takeTakeover(path: string): Promise<boolean> {
     await fs.writeFile(m, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
     return true;
   } catch (err) {
-    if (errCode(err) !== 'EEXIST') throw err;
+    if (errCode(err) !== 'EEXIST') {
+      await fs.unlink(m).catch(() => undefined); // made, then the disk was full: ours, and empty
+      throw err;
+    }
     const st = await lstatOrNull(m);
     if (st && Date.now() - st.mtimeMs > TAKEOVER_STALE_MS) await fs.unlink(m).catch(() => undefined);
     return false;
@@ -245,7 +249,7 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
       };
     } catch (err) {
       await fs.unlink(tmp).catch(() => undefined); // a full disk leaves no half-written temp behind
-      if (errCode(err) !== 'EEXIST') throw err;
+      if (errCode(err) !== 'EEXIST') throw fsCause(err) ? new LayergcError(`cannot take the lock ${path}: ${fsCause(err)}; nothing was changed`) : err;
     }
     const rec = await readLock(root);
     if (!rec) continue; // released meanwhile: try again
@@ -259,7 +263,9 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
     }
     // Take over, one taker at a time: remove the dead holder's lock only if it is still the very
     // file judged dead (same inode), then race for the lock like anyone else.
-    const r = await removeIfSame(path, rec.ino);
+    const r = await removeIfSame(path, rec.ino).catch((err: unknown) => {
+      throw fsCause(err) ? new LayergcError(`cannot take over the lock ${path} of a layergc that died: ${fsCause(err)}; nothing was changed`) : err;
+    });
     if (r === 'busy') {
       await new Promise((res) => setTimeout(res, 100));
       continue;
@@ -284,7 +290,12 @@ export async function unlock(root: string): Promise<UnlockResult> {
     if (liveness.state === 'alive') {
       throw new LayergcError(`refusing to unlock ${root}: a running layergc holds it: ${describeHolder(rec.holder)}; ${liveness.why}. Wait for it to finish, or stop it (it releases the lock); lock file ${path}`, ExitCode.LOCKED);
     }
-    const r = await removeIfSame(path, rec.ino);
+    let r: Awaited<ReturnType<typeof removeIfSame>>;
+    try {
+      r = await removeIfSame(path, rec.ino);
+    } catch (err) {
+      throw fsCause(err) ? new LayergcError(`cannot remove the lock ${path}: ${fsCause(err)}; it is still there`) : err;
+    }
     if (r === 'removed') return { path, removed: rec, liveness };
     await new Promise((res) => setTimeout(res, 100)); // taken or changed meanwhile: judge again
   }

@@ -43,7 +43,7 @@ export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
   try {
     st = await lstatOrNull(root);
   } catch (err) {
-    throw new LayergcError(`${root} cannot be read: ${(err as Error).message}`);
+    throw err instanceof LayergcError ? err : new LayergcError(`${root} cannot be read: ${(err as Error).message}`);
   }
   if (!st) throw new LayergcError(`${root} does not exist: not a Docker data root (pass --data-root)`);
   let real: string;

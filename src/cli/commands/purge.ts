@@ -133,7 +133,7 @@ export function purgeCommand(): Command {
           },
         });
         const freeAfter = freeBytes(loc.dataRoot);
-        if (doRun) await closeFinished(unfinished, journal);
+        if (doRun) await closeFinished(unfinished, journal).catch(() => undefined); // a journal that cannot be written is reported per item
         if (!measureFirst && (opts.metricsFile || format === 'prometheus')) {
           // metrics report every kind's bytes, also of findings this purge left alone
           const acted = new Set(actions.map((a) => a.finding));
@@ -143,7 +143,8 @@ export function purgeCommand(): Command {
         const measured = doRun ? freeAfter - freeBefore : undefined;
         const totals = purgeTotals(actions, !doRun);
         const metrics = () => purgeMetrics(header, scan.findings, { ...totals, dryRun: !doRun }, { started, finished: Date.now() });
-        if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
+        // a metrics file that cannot be written (a full disk) does not cost the report of what was removed
+        const metricsFailed = opts.metricsFile ? await writeMetricsFile(opts.metricsFile, metrics()).then(() => undefined, (err: Error) => err) : undefined;
         if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, !doRun, measured), null, 2));
         else if (format === 'prometheus') out.out(metrics());
         else {
@@ -152,6 +153,7 @@ export function purgeCommand(): Command {
           const report = renderPurgeHuman(out, header, actions, { dryRun: !doRun, measuredFreed: measured, quiet: opts.quiet && !interrupt.exitCode, again: againWith(opts) });
           if (report) out.out(report);
         }
+        if (metricsFailed) throw new LayergcError(`${metricsFailed.message}; the purge ran, its report above says what was removed`);
         return interrupt.exitCode ?? (totals.failed ? ExitCode.FOUND : ExitCode.OK);
       } finally {
         interrupt.dispose();

@@ -1,12 +1,12 @@
 // Prometheus text exposition for node_exporter's textfile collector. Every kind is always present
 // (0 when clean) so alerts can tell "clean" from "not run"; every sample carries data_root, so two
 // data roots on one host (system and rootless dockerd) can write two files without colliding.
-import { lstat, open, rename, unlink } from 'node:fs/promises';
+import { fs } from '../../fsx/fs.js';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
-import { LayergcError } from '../../errors.js';
+import { fsCause, LayergcError } from '../../errors.js';
 import type { ScanHeader } from './scan-human.js';
 import { VERSION } from '../version.js';
 
@@ -120,17 +120,17 @@ export async function writeMetricsFile(path: string, text: string): Promise<void
   // a random name, created with O_EXCL: nothing planted under a predictable name is ever written through
   const tmp = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`;
   try {
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await rename(tmp, path);
+    await fs.rename(tmp, path);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new LayergcError(`cannot write the metrics file ${path}: ${(err as Error).message}`);
+    await fs.unlink(tmp).catch(() => undefined); // a full disk leaves no temp file for the collector's dir
+    throw new LayergcError(`cannot write the metrics file ${path}: ${fsCause(err) ?? (err as Error).message}`);
   }
 }
 
@@ -139,16 +139,16 @@ export async function writeMetricsFile(path: string, text: string): Promise<void
  * is at the path is a regular file or nothing), so a purge never removes and then fails to report.
  */
 export async function checkMetricsTarget(path: string): Promise<void> {
-  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))).catch((err: Error) => {
+  const st = await fs.lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))).catch((err: Error) => {
     throw new LayergcError(`cannot write the metrics file ${path}: ${err.message}; nothing was removed`);
   });
   if (st && !st.isFile()) throw new LayergcError(`cannot write the metrics file ${path}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; nothing was removed`);
   const probe = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.probe`;
   try {
-    const fh = await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fh = await fs.open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     await fh.close();
-    await unlink(probe);
+    await fs.unlink(probe);
   } catch (err) {
-    throw new LayergcError(`cannot write the metrics file ${path}: ${(err as Error).message.replace(/, open .*$/, '')}; nothing was removed`);
+    throw new LayergcError(`cannot write the metrics file ${path}: ${fsCause(err) ?? (err as Error).message.replace(/, open .*$/, '')}; nothing was removed`);
   }
 }

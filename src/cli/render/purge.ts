@@ -70,7 +70,7 @@ export function renderPurgeHuman(o: Output, h: ScanHeader, all: Action[], opts: 
     const same = m !== undefined && agrees(m, t.reclaimedBytes);
     lines.push(`${c.bold(`Removed ${t.removed} item${t.removed === 1 ? '' : 's'}, ${human(t.reclaimedBytes)}`)}${same && t.reclaimedBytes ? ' (the filesystem\'s free space grew by as much)' : ''}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}${skipped}.`);
     if (m !== undefined && !same) lines.push(c.dim(`Free space on the data root's filesystem changed by ${m < 0 ? '-' : '+'}${human(Math.abs(m))} meanwhile; other writers there count too.`));
-    if (t.failed) lines.push(`Failed items keep their staged names; fix the cause above, then finish them with: ${(opts.again ?? ((x: string) => `layergc ${x}`))('purge --yes')}`);
+    if (t.failed) lines.push(`Failed items are left as their reasons say (one that was staged keeps its staged name); fix the cause, then finish them with: ${(opts.again ?? ((x: string) => `layergc ${x}`))('purge --yes')}`);
   }
   return lines.join('\n');
 }
