@@ -27,20 +27,23 @@ function realOr(path: string): string {
   }
 }
 
-/** The data root a dockerd process uses, from its arguments and config file. */
-export function daemonDataRoot(args: string[], cwd = '/'): { dataRoot: string; userns: boolean } {
+/**
+ * The data root a dockerd process uses, from its arguments and config file, as that process names
+ * it (relative paths are its cwd's). `at` maps a path of the process to one this process can open:
+ * through /proc/<pid>/root and /proc/<pid>/cwd, a daemon in another mount namespace
+ * (Docker-in-Docker, a CI runner) is read in its own view, its config file included.
+ */
+export function daemonDataRoot(args: string[], at: (path: string) => string = (p) => p): { dataRoot: string; userns: boolean } {
   let dataRoot = flagValue(args, ['--data-root', '-g', '--graph']);
   let userns = flagValue(args, ['--userns-remap']) !== undefined;
   if (!dataRoot || !userns) {
-    const cfgPath = flagValue(args, ['--config-file']) ?? DEFAULT_DAEMON_CONFIG;
     // no config, or unreadable: the daemon would not start with a broken one
-    const cfg = runningDaemonConfig(cfgPath.startsWith('/') ? cfgPath : `${cwd}/${cfgPath}`) ?? {};
+    const cfg = runningDaemonConfig(at(flagValue(args, ['--config-file']) ?? DEFAULT_DAEMON_CONFIG)) ?? {};
     if (!dataRoot && typeof cfg['data-root'] === 'string') dataRoot = cfg['data-root'];
     if (!dataRoot && typeof cfg.graph === 'string') dataRoot = cfg.graph;
     if (typeof cfg['userns-remap'] === 'string' && cfg['userns-remap']) userns = true;
   }
-  dataRoot = dataRoot ?? DEFAULT_DATA_ROOT;
-  return { dataRoot: realOr(dataRoot.startsWith('/') ? dataRoot : `${cwd}/${dataRoot}`), userns };
+  return { dataRoot: dataRoot ?? DEFAULT_DATA_ROOT, userns };
 }
 
 /**
@@ -66,21 +69,31 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
   } catch {
     return { running: false, processes };
   }
+  const slash = dataRoot.lastIndexOf('/');
+  const remapped = REMAP_SUBDIR.test(dataRoot.slice(slash + 1)) ? dataRoot.slice(0, slash) : undefined;
   for (const p of pids) {
-    let comm: string;
     let args: string[];
-    let cwd = '/';
     try {
-      comm = trimSpace(readFileSync(`${procDir}/${p}/comm`, 'utf8'));
-      if (comm !== 'dockerd') continue;
+      if (trimSpace(readFileSync(`${procDir}/${p}/comm`, 'utf8')) !== 'dockerd') continue;
       args = readFileSync(`${procDir}/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      try { cwd = realpathSync(`${procDir}/${p}/cwd`); } catch { /* keep / */ }
     } catch {
       continue; // the process ended while we looked
     }
-    const d = daemonDataRoot(args.slice(1), cwd);
-    const parentOfRemapped = d.userns && dataRoot.startsWith(`${d.dataRoot}/`) && REMAP_SUBDIR.test(dataRoot.slice(d.dataRoot.length + 1));
-    if (d.dataRoot === dataRoot || parentOfRemapped || sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot) || (d.userns && sameDir(`${procDir}/${p}/root${d.dataRoot}`, dataRoot.replace(/\/\d+\.\d+$/, '')))) processes.push({ pid: Number(p), dataRoot: d.dataRoot, userns: d.userns });
+    // its paths as it sees them, opened through its own root and cwd: its mount namespace may not be ours
+    const at = (path: string) => (path.startsWith('/') ? `${procDir}/${p}/root${path}` : `${procDir}/${p}/cwd/${path}`);
+    const d = daemonDataRoot(args.slice(1), at);
+    let match: boolean;
+    if (sameDir(`${procDir}/${p}/root/`, `${procDir}/${p}/root/`)) {
+      // one directory or not, by device and inode: a path string may name another dir in its namespace
+      match = sameDir(at(d.dataRoot), dataRoot) || (d.userns && remapped !== undefined && sameDir(at(d.dataRoot), remapped));
+    } else {
+      // its root cannot be opened (not root ourselves): compare the names as resolved here
+      let cwd = '/';
+      try { cwd = realpathSync(`${procDir}/${p}/cwd`); } catch { /* keep / */ }
+      const own = realOr(d.dataRoot.startsWith('/') ? d.dataRoot : `${cwd}/${d.dataRoot}`);
+      match = own === dataRoot || (d.userns && remapped === own);
+    }
+    if (match) processes.push({ pid: Number(p), dataRoot: d.dataRoot, userns: d.userns });
   }
   return { running: processes.length > 0, processes };
 }

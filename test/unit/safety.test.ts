@@ -530,3 +530,65 @@ describe.skipIf(!asRoot)('whose daemon (root)', () => {
     }
   });
 });
+
+const canUnshareMount = asRoot && spawnSync('unshare', ['--mount', 'true']).status === 0;
+
+describe.skipIf(!canUnshareMount)('whose daemon: a dockerd in another mount namespace (Docker-in-Docker, CI runners)', () => {
+  /** A process named dockerd, started in a mount namespace of its own after `setup` (sh) ran there. */
+  async function dockerdInNamespace(s: SyntheticRoot, setup: string, args: string[]): Promise<{ pid: number; stop: () => void }> {
+    const bin = path.join(s.base, 'ns-bin');
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, 'dockerd'), '#!/bin/sh\nwhile :; do sleep 1; done\n', { mode: 0o755 });
+    const { spawn } = await import('node:child_process');
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `set -e; ${setup}; exec "$0" "$@"`, path.join(bin, 'dockerd'), ...args], { stdio: 'ignore' });
+    const pid = child.pid!;
+    for (let i = 0; i < 500; i++) {
+      try {
+        if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd') break;
+      } catch { /* not yet */ }
+      await sleep(10);
+    }
+    return { pid, stop: () => child.kill('SIGKILL') };
+  }
+
+  it.concurrent('its config file and data root exist only in its namespace (a bind mount at another path): read through /proc/<pid>/root, matched by device and inode; treated as a running daemon', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const before = snapshotTree(s.root, { exclude: STATE });
+    const inner = path.join(s.base, 'inner');
+    fs.mkdirSync(inner);
+    // in its namespace: a tmpfs over inner/, the data root bind-mounted at inner/dind, its config at inner/etc
+    const setup = `mount -t tmpfs tmpfs ${inner}; mkdir -p ${inner}/dind ${inner}/etc; mount --bind ${s.root} ${inner}/dind; printf '{"data-root": "${inner}/dind"}' > ${inner}/etc/daemon.json`;
+    const d = await dockerdInNamespace(s, setup, ['--config-file', `${inner}/etc/daemon.json`]);
+    try {
+      expect(fs.readdirSync(inner)).toEqual([]); // none of it is visible here
+      const r = await purge(s, ['--yes', '--json']);
+      expect(r.json.daemonRunning).toBe(true);
+      expect((r.json.actions as Action[]).map((a) => [a.paths[0], a.status])).toEqual([[leak.dir, 'skipped']]);
+      expect((r.json.actions as Action[])[0].reason).toContain('younger than --min-age');
+      const u = await purge(s, ['--yes', '--include', 'unreferenced-layer']);
+      expect(u.code).toBe(3);
+      expect(u.stderr).toContain(`a dockerd (pid ${d.pid}) runs on ${s.root}`);
+      expectSame(before, snapshotTree(s.root, { exclude: STATE }), 'the root');
+    } finally {
+      d.stop();
+    }
+  });
+
+  it.concurrent('a dockerd whose data root has the same path as this root, but is another directory in its namespace: not this root\'s daemon', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const other = path.join(s.base, 'other-root');
+    fs.mkdirSync(other);
+    const d = await dockerdInNamespace(s, `mount --bind ${other} ${s.root}`, ['--data-root', s.root]);
+    try {
+      const r = await purge(s, ['--yes', '--json']);
+      expect(r.json.daemonRunning).toBe(false);
+      expect((r.json.actions as Action[]).map((a) => [a.paths[0], a.status])).toEqual([[leak.dir, 'removed']]);
+    } finally {
+      d.stop();
+    }
+  });
+});
