@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, diffSnapshots, REPO, rootMaker, runCliAsync, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
@@ -66,6 +67,20 @@ describe('taking the lock', () => {
       await nextRunFinishes(g);
     });
   }
+
+  it.concurrent('ENOSPC taking over a dead holder\'s lock: one line, exit 2; its lock stays as it was and no takeover mutex is left', async () => {
+    const g = twoLeaks();
+    const dead = spawnSync('true').pid;
+    fs.mkdirSync(path.join(g.s.root, 'layergc'), { mode: 0o700 });
+    const lock = `${JSON.stringify({ pid: dead, host: hostname(), since: '2026-01-02T03:04:05.000Z' })}\n`;
+    fs.writeFileSync(path.join(g.s.root, 'layergc/lock'), lock);
+    const r = await purge(g.s, ['--yes'], 'ENOSPC:write:lock.takeover');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`layergc: cannot take over the lock ${g.s.root}/layergc/lock of a layergc that died: the filesystem is full (ENOSPC); nothing was changed\n`);
+    expect(stateFiles(g.s)).toEqual(['lock']);
+    expect(fs.readFileSync(path.join(g.s.root, 'layergc/lock'), 'utf8')).toBe(lock);
+    expectSame(g.garbage, tree(g.s.root));
+  });
 
   it.concurrent('EROFS making the state dir: one line, never "no such file" (node reports a recursive mkdir on a read-only filesystem as ENOENT)', async () => {
     const g = twoLeaks();
