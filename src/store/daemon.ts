@@ -28,22 +28,25 @@ function realOr(path: string): string {
 }
 
 /**
- * The data root a dockerd process uses, from its arguments and config file, as that process names
- * it (relative paths are its cwd's). `at` maps a path of the process to one this process can open:
- * through /proc/<pid>/root and /proc/<pid>/cwd, a daemon in another mount namespace
- * (Docker-in-Docker, a CI runner) is read in its own view, its config file included.
+ * The data root a dockerd process uses, from its arguments and config file. With `at`, which maps
+ * a path of the process to one this process can open (through /proc/<pid>/root and /proc/<pid>/cwd,
+ * so a daemon in another mount namespace, Docker-in-Docker or a CI runner, is read in its own view,
+ * its config file included), the data root is returned as the process names it; without, paths
+ * are resolved here, relative ones against `cwd`.
  */
-export function daemonDataRoot(args: string[], at: (path: string) => string = (p) => p): { dataRoot: string; userns: boolean } {
+export function daemonDataRoot(args: string[], cwd = '/', at?: (path: string) => string): { dataRoot: string; userns: boolean } {
+  const open = at ?? ((p: string) => (p.startsWith('/') ? p : `${cwd}/${p}`));
   let dataRoot = flagValue(args, ['--data-root', '-g', '--graph']);
   let userns = flagValue(args, ['--userns-remap']) !== undefined;
   if (!dataRoot || !userns) {
     // no config, or unreadable: the daemon would not start with a broken one
-    const cfg = runningDaemonConfig(at(flagValue(args, ['--config-file']) ?? DEFAULT_DAEMON_CONFIG)) ?? {};
+    const cfg = runningDaemonConfig(open(flagValue(args, ['--config-file']) ?? DEFAULT_DAEMON_CONFIG)) ?? {};
     if (!dataRoot && typeof cfg['data-root'] === 'string') dataRoot = cfg['data-root'];
     if (!dataRoot && typeof cfg.graph === 'string') dataRoot = cfg.graph;
     if (typeof cfg['userns-remap'] === 'string' && cfg['userns-remap']) userns = true;
   }
-  return { dataRoot: dataRoot ?? DEFAULT_DATA_ROOT, userns };
+  const named = dataRoot ?? DEFAULT_DATA_ROOT;
+  return { dataRoot: at ? named : realOr(open(named)), userns };
 }
 
 /**
@@ -81,7 +84,7 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
     }
     // its paths as it sees them, opened through its own root and cwd: its mount namespace may not be ours
     const at = (path: string) => (path.startsWith('/') ? `${procDir}/${p}/root${path}` : `${procDir}/${p}/cwd/${path}`);
-    const d = daemonDataRoot(args.slice(1), at);
+    const d = daemonDataRoot(args.slice(1), '/', at);
     let match: boolean;
     if (sameDir(`${procDir}/${p}/root/`, `${procDir}/${p}/root/`)) {
       // one directory or not, by device and inode: a path string may name another dir in its namespace
