@@ -64,6 +64,8 @@ export interface DriverAdapter {
    * one stacks on is in use even when no layerdb entry names it any more.
    */
   parentsOf?(id: string): Promise<string[]>;
+  /** Why `id`'s own list of lowers cannot be read whole (then any dir may be one of them); undefined when it can. */
+  lowersUnknown?(id: string, hasParent: boolean): Promise<string | undefined>;
   /** Bookkeeping of the layer dirs `ids` the daemon never recreates and the driver can rebuild (overlay2 links). */
   linkRepairs?(ids: string[]): Promise<LinkRepair[]>;
   /** Roots a layer's files are read from for verify: its own first, then fallbacks (nearest lower first). */

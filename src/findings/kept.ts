@@ -38,7 +38,40 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   for (const id of tops) {
     for (const p of await driver.parentsOf(id)) if (!kept.has(p)) kept.set(p, `driver dir ${id}, which is in use, stacks on it`);
   }
+  await keepUnknownLowers(store, refs, kept, entries, gone);
   return kept;
+}
+
+/**
+ * A dir in use whose own lower list cannot be read whole (truncated, garbage, missing), while the
+ * layer store does not name each of its ancestors' dirs either, may stack on any unclaimed dir.
+ */
+async function keepUnknownLowers(store: Store, refs: References, kept: InferredKeep, entries: Set<string>, gone?: (c: DriverClaim) => boolean): Promise<void> {
+  const { driver } = store;
+  const { layers } = store.layerdb;
+  const keeps = (id: string) => keepingClaims(refs.claims.get(id)).filter((c) => !gone?.(c));
+  const free = [...entries].filter((id) => !keeps(id).length && !kept.has(id));
+  if (!driver.lowersUnknown || !free.length) return;
+  // every ancestor of `chainId` is in the layer store with a cache-id naming a dir
+  const named = (chainId: string | undefined): boolean => {
+    for (const seen = new Set<string>(); chainId; chainId = layers.get(chainId)?.parent) {
+      const rec = layers.get(chainId);
+      if (seen.has(chainId) || !rec?.cacheId || !entries.has(rec.cacheId) || rec.problems.some((p) => p.startsWith('parent'))) return false;
+      seen.add(chainId);
+    }
+    return true;
+  };
+  for (const id of refs.claims.keys()) {
+    for (const c of keeps(id)) {
+      const parent = c.kind === 'layer' ? layers.get(c.chainId)?.parent : c.kind === 'mount' ? c.mount.parent : undefined;
+      const hasParent = c.kind === 'mount' ? c.role === 'mount-id' || !!parent : !!parent;
+      if (c.kind !== 'buildkit' && named(parent) && (c.kind !== 'mount' || c.role === 'init-id' || !!c.mount.initId)) continue;
+      const why = await driver.lowersUnknown(id, hasParent);
+      if (!why) continue;
+      for (const f of free) if (!kept.has(f)) kept.set(f, `driver dir ${id}, which is in use, may stack on it: its ${why}, and the layer store does not name all its lowers`);
+      return;
+    }
+  }
 }
 
 export type HeldCause = 'unknown-source' | 'lost-cache-id';

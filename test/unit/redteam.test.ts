@@ -4,7 +4,7 @@
  * the promise (sha256 listings of the live tree and of a canary tree outside the root, before and
  * after). Tests named "regression: ..." broke before their fix; the others pin a promise that held.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -217,5 +217,42 @@ describe('lost container metadata', () => {
     const r = await purge(s, ['--yes', '--json']);
     expect(r.code).toBeLessThan(2);
     same(before, listing([web.mountDriverDir, web.initDriverDir, web.containerDir]));
+  });
+});
+
+describe('a live dir whose own lower file is damaged', () => {
+  // A middle layer's entry is gone (removed by hand, or moved aside as a write-set), so only the
+  // lower files of the dirs above name its dir; those are truncated, garbage or missing too.
+  for (const [how, lost] of [['truncated', 'gone'], ['garbage', 'write-set'], ['missing', 'gone'], ['a FIFO', 'write-set']] as const) {
+    it.concurrent(`regression: lower ${how}, the layer entry ${lost}: the dir it may stack on is kept`, async () => {
+      const s = root();
+      const { app, web } = s.populate();
+      const mid = app.layers[1];
+      if (lost === 'gone') fs.rmSync(mid.dir, { recursive: true });
+      else fs.renameSync(mid.dir, path.join(s.layerdb, 'tmp', 'write-set-123456789'));
+      for (const d of [app.layers[2].driverDir, web.initDriverDir, web.mountDriverDir]) {
+        const f = path.join(d, 'lower');
+        const text = fs.readFileSync(f, 'utf8');
+        fs.rmSync(f);
+        if (how === 'truncated') fs.writeFileSync(f, text.slice(0, 5));
+        if (how === 'garbage') fs.writeFileSync(f, '\0\0\0garbage');
+        if (how === 'a FIFO') spawnSync('mkfifo', [f]);
+      }
+      const before = listing([mid.driverDir]);
+      const r = await purge(s, ['--yes', '--json']);
+      expect(r.code).toBeLessThan(2);
+      same(before, listing([mid.driverDir]));
+      expect(exists(mid.linkPath)).toBe(true);
+    });
+  }
+
+  it.concurrent('a damaged lower file whose layer store chain names every lower keeps nothing else: a leaked dir still goes', async () => {
+    const s = root();
+    const { app } = s.populate();
+    fs.writeFileSync(path.join(app.layers[2].driverDir, 'lower'), '');
+    const leak = s.makeLeakedDriverDir();
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    expect(exists(leak.dir)).toBe(false);
   });
 });

@@ -110,6 +110,19 @@ export class Overlay2Driver extends DirPerLayerDriver {
     return out;
   }
 
+  async lowersUnknown(id: string, hasParent: boolean): Promise<string | undefined> {
+    const lower = await this.lowerOf(id);
+    if (lower.state === 'missing') return hasParent ? 'lower file is missing' : undefined;
+    if (lower.state !== 'ok') return `lower file is not readable (${lower.state})`;
+    if (!lower.text.trim()) return hasParent ? 'lower file is empty' : undefined;
+    const links = await this.links.index();
+    for (const part of lower.text.trim().split(':')) {
+      const m = /^l\/([^/]+)$/.exec(part);
+      if (!m || !links.get(m[1])?.id) return `lower file names ${JSON.stringify(part.slice(0, 40))}, not a layer's link`;
+    }
+    return undefined;
+  }
+
   async linkRepairs(ids: string[]): Promise<LinkRepair[]> {
     return linkRepairs(this.links.dir, (id) => this.dirOf(id), ids);
   }
