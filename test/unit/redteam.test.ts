@@ -246,6 +246,18 @@ describe('a live dir whose own lower file is damaged', () => {
     });
   }
 
+  it.concurrent("regression: lower files whole, but the dir's l/ link is lost too: the dir its own link file names is kept", async () => {
+    const s = root();
+    const { app } = s.populate();
+    const mid = app.layers[1];
+    fs.rmSync(mid.dir, { recursive: true });
+    fs.unlinkSync(mid.linkPath);
+    const before = listing([mid.driverDir]);
+    const r = await purge(s, ['--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    same(before, listing([mid.driverDir]));
+  });
+
   it.concurrent('a damaged lower file whose layer store chain names every lower keeps nothing else: a leaked dir still goes', async () => {
     const s = root();
     const { app } = s.populate();

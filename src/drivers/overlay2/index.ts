@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { lstatOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
+import { listDir, lstatOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../layout.js';
@@ -100,14 +100,34 @@ export class Overlay2Driver extends DirPerLayerDriver {
   async parentsOf(id: string): Promise<string[]> {
     const lower = await this.lowerOf(id);
     if (lower.state !== 'ok') return [];
-    const links = await this.links.index();
     const out: string[] = [];
     for (const part of lower.text.trim().split(':').filter(Boolean)) {
-      const m = /^l\/([^/]+)$/.exec(part);
-      const parent = m ? links.get(m[1])?.id : undefined;
+      const parent = await this.lowerId(part);
       if (parent) out.push(parent);
     }
     return out;
+  }
+
+  /** The dir a `lower` entry names: by its l/ link, or, when that link is lost, by the dir's own `link` file. */
+  private async lowerId(part: string): Promise<string | undefined> {
+    const m = /^l\/([^/]+)$/.exec(part);
+    if (!m) return undefined;
+    const l = (await this.links.index()).get(m[1]);
+    return l ? l.id : (await this.linkFiles()).get(m[1]);
+  }
+
+  /** LID -> dir, from every layer dir's `link` file: read only when a lower names a lost link. */
+  private linkFileIndex?: Promise<Map<string, string>>;
+  private linkFiles(): Promise<Map<string, string>> {
+    this.linkFileIndex ??= (async () => {
+      const out = new Map<string, string>();
+      for (const e of await listDir(this.home)) {
+        const lid = e.stat.isDirectory() && e.name !== 'l' ? await this.links.lidOf(e.path) : undefined;
+        if (lid) out.set(lid, e.name);
+      }
+      return out;
+    })();
+    return this.linkFileIndex;
   }
 
   async lowersUnknown(id: string, hasParent: boolean): Promise<string | undefined> {
@@ -117,8 +137,9 @@ export class Overlay2Driver extends DirPerLayerDriver {
     if (!lower.text.trim()) return hasParent ? 'lower file is empty' : undefined;
     const links = await this.links.index();
     for (const part of lower.text.trim().split(':')) {
-      const m = /^l\/([^/]+)$/.exec(part);
-      if (!m || !links.get(m[1])?.id) return `lower file names ${JSON.stringify(part.slice(0, 40))}, not a layer's link`;
+      // a well-formed LID whose link and dir are both gone names nothing left to keep
+      const lid = part.startsWith('l/') ? part.slice(2) : '';
+      if (!LID.test(lid) || (links.has(lid) && !links.get(lid)!.id)) return `lower file names ${JSON.stringify(part.slice(0, 40))}, not a layer's link`;
     }
     return undefined;
   }
