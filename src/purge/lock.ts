@@ -283,6 +283,10 @@ export interface UnlockResult { path: string; removed?: LockRecord; liveness?: L
  */
 export async function unlock(root: string): Promise<UnlockResult> {
   const path = lockPath(root);
+  // a state dir that is a symlink would have the lock of some other dir removed
+  const dir = await lstatOrNull(stateDir(root));
+  if (!dir) return { path };
+  if (!dir.isDirectory()) throw new LayergcError(`${stateDir(root)} is not a directory (a symlink?); layergc keeps its lock there and never follows a link out of the data root`);
   for (let attempt = 0; attempt < 50; attempt++) {
     const rec = await readLock(root);
     if (!rec) return { path };

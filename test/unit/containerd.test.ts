@@ -368,7 +368,7 @@ describe('purge', () => {
 
 describe('immutable files, verify and explain', () => {
   it('an orphan dir with an immutable file names it and the chattr command', async () => {
-    const s = containerdRoot(base(), { namespaces: {} });
+    const s = containerdRoot(base(), { namespaces: { moby: {} } });
     const d = s.snapshotDir(31); // after `docker rmi` of every image, F2's dir is the only one left
     const locked = path.join(d, 'fs', 'data');
     const { spawnSync } = await import('node:child_process');

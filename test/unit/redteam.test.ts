@@ -6,9 +6,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, diffSnapshots, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
 
 const root = rootMaker();
 const STATE = ['layergc'];
@@ -266,5 +268,67 @@ describe('a live dir whose own lower file is damaged', () => {
     const r = await purge(s, ['--yes', '--json']);
     expect(r.code).toBeLessThan(2);
     expect(exists(leak.dir)).toBe(false);
+  });
+});
+
+describe('layergc unlock', () => {
+  it.concurrent('regression: <root>/layergc a symlink to a dir outside holding a file named lock: refused, the file stays', async () => {
+    const s = root();
+    s.populate();
+    fs.writeFileSync(path.join(s.outside, 'lock'), 'some other program\'s lock\n');
+    fs.symlinkSync(s.outside, path.join(s.root, 'layergc'));
+    const before = listing([s.outside]);
+    const r = await runCliAsync(['unlock', '--data-root', s.root]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is not a directory');
+    same(before, listing([s.outside]));
+  });
+});
+
+describe('the containerd image store purge', () => {
+  /** A managed-containerd root whose meta.db and metadata.db are `empty` (fresh, no namespace) or name one image's blob and snapshot. */
+  function ctrdStore(empty: boolean) {
+    const b = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-rt-ctrd-'));
+    const layer = 'layer bytes of app:1';
+    const d = digestOf(layer);
+    const chain = `sha256:${hex64('chain')}`;
+    const spec: ContainerdSpec = empty
+      ? { namespaces: {}, backend: {} }
+      : { namespaces: { moby: { images: { 'docker.io/library/app:1': { target: d } }, blobs: { [d]: { size: layer.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chain } } }, snapshots: { [chain]: { name: `moby/1/${chain}` } } } }, backend: { [`moby/1/${chain}`]: { id: 1 } } };
+    const s = containerdRoot(b, spec);
+    s.blob(layer);
+    s.snapshotDir(1);
+    return s;
+  }
+
+  it.concurrent('regression: a lost meta.db and metadata.db re-created empty (no namespace at all): no snapshot dir or blob is called garbage', async () => {
+    const s = ctrdStore(true);
+    const before = snapshotTree(s.root);
+    const r = await runCliAsync(['purge', '--yes', '--json', '--data-root', s.dataRoot]);
+    expect(r.code).toBe(0);
+    expect(r.json.actions).toEqual([]);
+    same(before, snapshotTree(s.root));
+    const sc = await runCliAsync(['scan', '--json', '--data-root', s.dataRoot]);
+    expect(sc.json.findings.map((f: { kind: string }) => f.kind)).toContain('containerd-db-mismatch');
+    fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
+  });
+
+  it.concurrent('regression: a container dir whose config.v2.json is too big to read, a symlink or a dir is not config-less: it stays', async () => {
+    const s = ctrdStore(false);
+    const big = s.containerDir(hex64('big'));
+    fs.writeFileSync(path.join(big, 'config.v2.json'), JSON.stringify({ ID: hex64('big'), Name: '/big', Config: { Env: [`A=${'x'.repeat(2 << 20)}`] } }));
+    const link = s.containerDir(hex64('link'));
+    fs.rmSync(path.join(link, 'config.v2.json'));
+    fs.symlinkSync('config.v2.json.bak', path.join(link, 'config.v2.json'));
+    const dir = s.containerDir(hex64('dir'));
+    fs.rmSync(path.join(dir, 'config.v2.json'));
+    fs.mkdirSync(path.join(dir, 'config.v2.json'));
+    const gone = s.containerDir(hex64('gone'), { config: false }); // a create killed half way: garbage
+    const before = listing([big, link, dir]);
+    const r = await runCliAsync(['purge', '--yes', '--json', '--data-root', s.dataRoot]);
+    expect(r.code).toBe(0);
+    same(before, listing([big, link, dir]));
+    expect(exists(gone)).toBe(false);
+    fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
   });
 });

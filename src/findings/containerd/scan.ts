@@ -130,6 +130,10 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
   if (metaLost && blobRecords.size === 0 && s.disk.blobs.size > 0) {
     problems.push({ why: `meta.db has no blob record in any namespace, but blobs/sha256 holds ${s.disk.blobs.size} blobs (a truncated or replaced meta.db: containerd's next content GC would delete them all)`, paths: [s.loc.metaDb], content: true });
   }
+  // containerd re-creates a lost meta.db with no namespace at all: it names nothing, so nothing on disk is provably garbage
+  if (!metaLost && s.meta.namespaces.length === 0 && (numericDirs.length > 0 || s.disk.blobs.size > 0)) {
+    problems.push({ why: `meta.db has no namespace at all, but snapshots/ has ${numericDirs.length} dirs and blobs/sha256 ${s.disk.blobs.size} blobs (a lost meta.db re-created empty)`, paths: [s.loc.metaDb], snapshots: true, content: true });
+  }
   const unnamed = [...snapsByName.keys()].filter((name) => !s.backend.records.has(name));
   if (unnamed.length) {
     const empty = s.backend.records.size === 0;

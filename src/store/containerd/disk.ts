@@ -51,7 +51,8 @@ export async function readContainerdDisk(loc: ContainerdLocation): Promise<Conta
         if (typeof n === 'string') name = n.replace(/^\//, '');
       } catch { /* a config dockerd cannot parse still names a container it knows of */ }
     }
-    disk.containerDirs.push({ id: e.name, path: e.path, hasConfig: cfg.state === 'ok', ...(name ? { name } : {}) });
+    // only a missing config is a create killed half way; one layergc cannot read (too big, a symlink) may still load
+    disk.containerDirs.push({ id: e.name, path: e.path, hasConfig: cfg.state !== 'missing', ...(name ? { name } : {}) });
   }
   return disk;
 }
