@@ -1,7 +1,7 @@
 // Carrying out a repair: the proven repairs first, then repositories.json (so no tag ever names an
 // image that is gone), then the removals as purge actions, journaled the same way. With a
 // quarantine every removal is a move into it instead, recorded in its manifest.
-import { readSmallFile, lstatOrNull } from '../fsx/read.js';
+import { readSmallFile, lstatOrNull, smallFileProblem } from '../fsx/read.js';
 import type { AtomicWriter } from '../fsx/atomic.js';
 import { faultPoint } from '../fsx/fault.js';
 import type { Quarantine } from '../fsx/quarantine.js';
@@ -40,11 +40,13 @@ export async function applyRepairs(repairs: Repair[], w: AtomicWriter, journal: 
 }
 
 /** Drop the removed images' tags and digests from repositories.json, the old file kept beside it. */
-export async function editRepositories(store: Store, refs: string[], w: AtomicWriter, journal: Journal, q?: Quarantine): Promise<Edit | undefined> {
-  if (!refs.length) return undefined;
+export async function editRepositories(store: Store, refs: string[], removesImages: boolean, w: AtomicWriter, journal: Journal, q?: Quarantine): Promise<Edit | undefined> {
   const path = repositoriesJson(store.loc.imageDir);
   const f = await readSmallFile(path);
-  if (f.state !== 'ok') return undefined;
+  // tags that cannot be read may name the images about to go: none of them is removed
+  const unknown = f.state === 'missing' ? undefined : f.state !== 'ok' ? `it ${smallFileProblem(f)}` : store.images.repositoriesProblem;
+  if (removesImages && unknown) return { path, previous: path, removedRefs: [], status: 'failed', reason: `${unknown}, so which tags name the images to remove is unknown` };
+  if (!refs.length || f.state !== 'ok') return undefined;
   const text = withoutRefs(f.text, new Set(refs));
   if (text === null) return undefined;
   const previous = `${path}.layergc-${journal.run}`;

@@ -113,7 +113,7 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   const plan = await planRepair(store, scan, { containers: o.containers, repairs: o.dryRun ? repairs : [] });
   const actions = await repairActions(store, plan);
   if (o.dryRun) measure(actions, scan.mounts);
-  const edit = await editRepositories(store, plan.refs, writer, o.journal, o.quarantine);
+  const edit = await editRepositories(store, plan.refs, plan.images.length > 0, writer, o.journal, o.quarantine);
   if (edit?.status !== 'failed') {
     if (o.quarantine) await quarantinePlan(actions, store.driver, o.quarantine, o.journal);
     else await executePlan(actions, { driver: store.driver, rm, journal: o.journal });

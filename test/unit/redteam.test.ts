@@ -332,3 +332,27 @@ describe('the containerd image store purge', () => {
     fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
   });
 });
+
+describe('purge --include broken: tags it cannot read', () => {
+  for (const how of ['a symlink to a copy outside', 'a FIFO']) {
+    it.concurrent(`regression: repositories.json ${how}: no image is removed (its tags may name it), nothing outside changes`, async () => {
+      const s = root();
+      s.populate();
+      const doomed = s.addImage(['doomed:1'], [{ files: { 'd/1': 'd1' } }]);
+      s.removeDriverDir(doomed.layers[0].cacheId);
+      const repo = path.join(s.imageDir, 'repositories.json');
+      const text = fs.readFileSync(repo);
+      fs.rmSync(repo);
+      if (how === 'a FIFO') spawnSync('mkfifo', [repo]);
+      else {
+        fs.writeFileSync(path.join(s.outside, 'repositories.json'), text);
+        fs.symlinkSync(path.join(s.outside, 'repositories.json'), repo);
+      }
+      const before = listing([s.outside, doomed.layers[0].dir]);
+      const r = await purge(s, ['--include', 'broken,containers', '--yes', '--json']);
+      expect(r.code).toBe(1);
+      same(before, listing([s.outside, doomed.layers[0].dir]));
+      expect(exists(doomed.configPath)).toBe(true);
+    });
+  }
+});
