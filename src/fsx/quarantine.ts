@@ -8,10 +8,13 @@ import { posix } from 'node:path';
 import { fs, isNotFound, mkdirs } from './fs.js';
 import { assertContained } from './contain.js';
 import { faultPoint } from './fault.js';
+import { readFileCapped, smallFileProblem } from './read.js';
 import { liveMounts, Remover } from './remove.js';
 import { DOCKER_DIRS, imageRoot, layerdbPaths, storePaths } from '../layout.js';
 
 export const MANIFEST = 'manifest.jsonl';
+/** Largest manifest (and edited file) restore reads: a quarantine of a million moves fits. */
+const MAX_MANIFEST = 256 << 20;
 
 export type ManifestEntry =
   | { op: 'quarantine'; dataRoot: string; run: string; time: string }
@@ -110,12 +113,10 @@ export interface RestoreItem { op: 'move' | 'edit'; path: string; from: string; 
 
 /** Read a quarantine's manifest; its first line names the data root it came from. */
 export async function readManifest(dir: string): Promise<ManifestEntry[]> {
-  let text: string;
-  try {
-    text = (await fs.readFile(`${dir}/${MANIFEST}`)).toString('utf8');
-  } catch (err) {
-    throw new QuarantineError(`${dir} is not a layergc quarantine: ${isNotFound(err) ? `no ${MANIFEST}` : (err as Error).message}`);
-  }
+  // never through a link, never blocking on a FIFO, never reading without end
+  const f = readFileCapped(`${dir}/${MANIFEST}`, MAX_MANIFEST);
+  if (f.state !== 'ok') throw new QuarantineError(`${dir} is not a layergc quarantine: ${f.state === 'missing' ? `no ${MANIFEST}` : `${MANIFEST} ${smallFileProblem(f)}`}`);
+  const text = f.bytes.toString('utf8');
   const out: ManifestEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -185,7 +186,8 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
         continue;
       }
       let now = '';
-      try { now = sha256Of(await fs.readFile(e.path)); } catch { /* missing: changed since */ }
+      const cur = readFileCapped(e.path, MAX_MANIFEST);
+      if (cur.state === 'ok') now = sha256Of(cur.bytes); // anything else (missing, a FIFO, a link): changed since
       if (now !== e.sha256) conflicts.push(`${e.path} changed since the repair wrote it`);
       items.push({ op: 'edit', path: e.path, from: e.previous, status: 'planned', do: async () => {
         faultPoint('restore-before-rename');

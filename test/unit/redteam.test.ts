@@ -356,3 +356,17 @@ describe('purge --include broken: tags it cannot read', () => {
     });
   }
 });
+
+describe('layergc restore: the manifest file itself', () => {
+  it.concurrent('regression: manifest.jsonl a FIFO or a symlink to /dev/zero: no hang, no endless read; exit 2 with one line', async () => {
+    const s = root();
+    for (const how of ['fifo', 'zero']) {
+      const q = fs.mkdtempSync(path.join(s.base, 'q-'));
+      if (how === 'fifo') spawnSync('mkfifo', [path.join(q, 'manifest.jsonl')]);
+      else fs.symlinkSync('/dev/zero', path.join(q, 'manifest.jsonl'));
+      const r = await runCliAsync(['restore', q]);
+      expect(r.code, how).toBe(2);
+      expect(r.stderr.trim().split('\n'), how).toHaveLength(1);
+    }
+  });
+});
