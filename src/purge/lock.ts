@@ -194,10 +194,11 @@ export function describeHolder(h: LockHolder, now = Date.now()): string {
 export const unlockCommand = (root: string) => `layergc unlock --data-root ${shellWord(root)}`;
 
 /** Remove the lock file only if it is still `ino`, one remover at a time (under <lock>.takeover). */
-async function removeIfSame(path: string, ino: number): Promise<'removed' | 'changed' | 'busy'> {
+async function removeIfSame(path: string, rec: LockRecord): Promise<'removed' | 'changed' | 'busy'> {
   if (!(await takeTakeover(path))) return 'busy';
   try {
-    if ((await lstatOrNull(path))?.ino !== ino) return 'changed';
+    // a new lock can reuse the freed inode number of the one judged: its text tells them apart
+    if ((await lstatOrNull(path))?.ino !== rec.ino || (await readLockText(path).catch((err) => `(not a lock record: ${errCode(err) ?? (err as Error).message})`)) !== rec.text) return 'changed';
     await fs.unlink(path);
     return 'removed';
   } finally {
@@ -263,7 +264,7 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
     }
     // Take over, one taker at a time: remove the dead holder's lock only if it is still the very
     // file judged dead (same inode), then race for the lock like anyone else.
-    const r = await removeIfSame(path, rec.ino).catch((err: unknown) => {
+    const r = await removeIfSame(path, rec).catch((err: unknown) => {
       throw fsCause(err) ? new LayergcError(`cannot take over the lock ${path} of a layergc that died: ${fsCause(err)}; nothing was changed`) : err;
     });
     if (r === 'busy') {
@@ -296,7 +297,7 @@ export async function unlock(root: string): Promise<UnlockResult> {
     }
     let r: Awaited<ReturnType<typeof removeIfSame>>;
     try {
-      r = await removeIfSame(path, rec.ino);
+      r = await removeIfSame(path, rec);
     } catch (err) {
       throw fsCause(err) ? new LayergcError(`cannot remove the lock ${path}: ${fsCause(err)}; it is still there`) : err;
     }
