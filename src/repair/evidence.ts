@@ -2,7 +2,7 @@
 // it back when exactly one driver dir nobody claims rebuilds the entry's DiffID through its
 // tar-split (verify's engine); an overlay2 l/<LID> link is recreated from the layer's `link` file,
 // and a missing `link` file from the one l/ symlink that names the layer.
-import { lstatOrNull } from '../fsx/read.js';
+import { listDir, lstatOrNull } from '../fsx/read.js';
 import { ancestors, type References } from '../store/references.js';
 import { verifyLayer, readTarSplit } from '../verify/index.js';
 import { cleanName } from '../verify/tar-names.js';
@@ -61,6 +61,37 @@ async function looksLike(root: string, files: { name: string; size: number }[]):
   return true;
 }
 
+/** How many paths the tar-split names, their parent dirs included (the root aside); undefined when it cannot be read. */
+async function entryCount(tarSplitPath: string): Promise<number | undefined> {
+  const names = new Set<string>();
+  try {
+    for await (const e of readTarSplit(tarSplitPath)) {
+      // a name's parent dirs exist on disk whether or not the tar has entries for them
+      const name = e.type === 1 ? cleanName(e.nameLatin1) : null;
+      for (let n = name; n; n = n.includes('/') ? n.slice(0, n.lastIndexOf('/')) : '') names.add(n);
+    }
+  } catch {
+    return undefined;
+  }
+  return names.size;
+}
+
+/**
+ * Whether `root` holds more entries than the tar-split names: a rebuild reads only the names it
+ * lists, so a dir holding those files and more (a bigger layer on the same parent) would pass it.
+ */
+async function holdsMore(root: string, limit: number): Promise<boolean> {
+  let n = 0;
+  const walk = async (dir: string): Promise<boolean> => {
+    for (const e of await listDir(dir)) {
+      if (++n > limit) return true;
+      if (e.stat.isDirectory() && (await walk(e.path))) return true;
+    }
+    return false;
+  };
+  return walk(root);
+}
+
 /** Lost cache-ids the driver dirs prove, parents before children so a child can check its lower. */
 export async function cacheIdRepairs(store: Store, refs: References): Promise<{ repairs: Repair[]; unproven: { layer: string; reason: string }[] }> {
   const { driver } = store;
@@ -93,7 +124,8 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
         if (l.parent && parentCache && lowers[0] !== parentCache) continue;
       }
       const r = await verifyLayer({ chainId: l.chainId, diffId: l.diffId!, tarSplitPath: tarSplit, contentRoots: roots });
-      if (r.ok) matches.push(id);
+      const names = r.ok ? await entryCount(tarSplit) : undefined;
+      if (names !== undefined && !(await holdsMore(roots[0], names))) matches.push(id);
     }
     const was = l.problems.find((p) => LOST_CACHE_ID.test(p))!;
     if (matches.length === 1) {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, diffSnapshots, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { BIN, diffSnapshots, randomId, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
 import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
 
 const root = rootMaker();
@@ -368,5 +368,27 @@ describe('layergc restore: the manifest file itself', () => {
       expect(r.code, how).toBe(2);
       expect(r.stderr.trim().split('\n'), how).toHaveLength(1);
     }
+  });
+});
+
+describe('purge --include broken: what a tar-split proves', () => {
+  // The cache-id proof rebuilds the DiffID from the tar-split and the files it names; a dir holding
+  // those files and more (an unrelated leaked dir on the same parent) passed it, and the image
+  // silently gained that dir's files.
+  it.concurrent('regression: a lost cache-id of an empty layer is not proved by a leaked dir holding other files', async () => {
+    const s = root();
+    s.populate();
+    const img = s.addImage(['e:1'], [{ files: { 'e/base': 'base' } }, { files: {} }]);
+    const [base, empty] = img.layers;
+    fs.rmSync(empty.driverDir, { recursive: true });
+    fs.unlinkSync(empty.linkPath);
+    fs.writeFileSync(path.join(empty.dir, 'cache-id'), '');
+    const leak = s.createDriverDir(randomId(), base.cacheId); // a killed pull of another image on the same base
+    fs.writeFileSync(path.join(leak.dir, 'diff/junk'), 'not part of e:1\n');
+    const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
+    expect(r.code).toBeLessThan(2);
+    expect(r.json.repairs ?? []).toEqual([]);
+    const cacheId = path.join(empty.dir, 'cache-id');
+    expect(exists(cacheId) ? fs.readFileSync(cacheId, 'utf8') : 'entry gone as broken').not.toBe(path.basename(leak.dir));
   });
 });
