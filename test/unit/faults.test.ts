@@ -216,6 +216,20 @@ describe.skipIf(!canMount)('real filesystems (root)', () => {
     expect(stateFiles(g.s)).toEqual([]);
   });
 
+  it('mkdirs (quarantine dirs) on a read-only mount: EROFS, where node\'s recursive mkdir says ENOENT', async () => {
+    const { mkdirs } = await import('../../src/fsx/fs.js');
+    const g = twoLeaks();
+    const ro = path.join(g.s.base, 'ro-q');
+    fs.mkdirSync(ro);
+    expect(spawnSync('mount', ['--bind', g.s.outside, ro]).status).toBe(0);
+    try {
+      expect(spawnSync('mount', ['-o', 'remount,bind,ro', ro]).status).toBe(0);
+      await expect(mkdirs(path.join(ro, 'q/data'), 0o700)).rejects.toMatchObject({ code: 'EROFS' });
+    } finally {
+      spawnSync('umount', [ro]);
+    }
+  });
+
   it('a full filesystem (tmpfs): one line, "full", no lock.<pid>.tmp left; once there is room the purge runs', async () => {
     const g = twoLeaks();
     const t = path.join(g.s.base, 'full');
