@@ -3,6 +3,7 @@ import { type Command, Option } from 'commander';
 import { ExitCode, fsCause, LayergcError } from '../errors.js';
 import { makeOutput, type Output } from './output.js';
 import { makeLogger, type Logger } from './log.js';
+import { writeMetricsFile } from './render/prometheus.js';
 
 export type Format = 'human' | 'json' | 'prometheus';
 
@@ -78,4 +79,15 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
     }
     process.exitCode = code;
   };
+}
+
+/** The three renderings of a report; human may be '' (--quiet with nothing to say). */
+export interface Renderings { json: () => unknown; metrics: () => string; human: () => string }
+
+/** Write a report where the options say: --metrics-file, then stdout in the chosen format. */
+export async function deliver({ out, opts }: RunContext, r: Renderings): Promise<void> {
+  if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, r.metrics());
+  const format = formatOf(opts);
+  const text = format === 'json' ? JSON.stringify(r.json(), null, 2) : format === 'prometheus' ? r.metrics() : r.human();
+  if (text) out.out(text);
 }

@@ -1,6 +1,6 @@
 // What verify and scan --deep say they checked, and their progress line: for both commands, and
 // light to load (scan reaches the verifier only with --deep).
-import type { VerifyRun } from '../verify/findings.js';
+import type { Verified } from '../app/report.js';
 import { short } from '../store/digest.js';
 import type { CommonOptions, Format } from './common.js';
 import { human, type Output } from './output.js';
@@ -12,11 +12,12 @@ export function progressFor(out: Output, format: Format, opts: CommonOptions) {
 }
 
 /** What verify (or scan --deep) checked, for the human report. */
-export function verifiedLines(run: VerifyRun, ms: number, what: string, again: (sub: string) => string): string[] {
-  const ok = run.results.filter((r) => r.ok).length;
-  const bad = run.results.length - ok;
-  const lines = [`${what}: verified ${run.results.length} layer${run.results.length === 1 ? '' : 's'} (${human(run.bytes)}) in ${(ms / 1000).toFixed(1)} s: ${ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${run.skipped.length ? `; ${run.skipped.length} skipped` : ''}.`];
+export function verifiedLines(v: Verified, what: string, again: (sub: string) => string): string[] {
+  const secs = (v.ms / 1000).toFixed(1);
+  const bad = v.count - v.ok;
+  if (v.unit === 'blob') return [`${what}: verified ${v.count} blobs (${human(v.bytes)}) in ${secs} s: ${v.ok} match their digest and size${bad ? `, ${bad} do not` : ''}.`];
+  const lines = [`${what}: verified ${v.count} layer${v.count === 1 ? '' : 's'} (${human(v.bytes)}) in ${secs} s: ${v.ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${v.skipped.length ? `; ${v.skipped.length} skipped` : ''}.`];
   // the reasons point at scan: with the flags that located this root
-  for (const s of run.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
+  for (const s of v.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
   return lines;
 }

@@ -409,7 +409,7 @@ describe('immutable files, verify and explain', () => {
     const live = await runCliAsync(['explain', '--data-root', s.dataRoot, snap1]);
     expect(live.code).toBe(0);
     expect(live.stdout).toContain('held by image app:1 (namespace moby)');
-    expect(live.stdout).toContain(`held by lease moby/${C1} of container web`);
+    expect(live.stdout.replace(/\n {4}/g, ' ')).toContain(`held by lease moby/${C1} of container web`); // wrapped at 80 columns
     const lease = await runCliAsync(['explain', '--data-root', s.dataRoot, '113169686--U5d', '--json']);
     expect(lease.code).toBe(1);
     expect([lease.json.type, lease.json.status, lease.json.findings.map((f: { kind: string }) => f.kind)]).toEqual(['lease', 'garbage', ['containerd-dead-lease']]);

@@ -11,8 +11,9 @@ import { Quarantine, QuarantineError } from '../../fsx/quarantine.js';
 import { liveMounts, Remover } from '../../fsx/remove.js';
 import { runRepair } from '../../repair/run.js';
 import { formatOf, type CommonOptions, type RunContext } from '../common.js';
-import { purgeTotals } from '../render/purge.js';
-import { repairJson, renderRepairHuman, repairMetrics } from '../render/repair.js';
+import { renderRepairHuman } from '../render/repair.js';
+import { purgeJson, purgeTotals } from '../../app/report.js';
+import { repairMetrics } from '../render/prometheus.js';
 import { writeMetricsFile } from '../render/prometheus.js';
 
 /** Words --include takes besides finding kinds. */
@@ -50,9 +51,9 @@ export async function purgeBroken({ out, log }: Omit<RunContext, 'opts'> & { opt
   const header = { dataRoot: loc.dataRoot, driver: loc.driver, daemonRunning: false };
   const format = formatOf(opts);
   const totals = purgeTotals(run.actions, dryRun);
-  const metrics = () => repairMetrics(header, run, { ...totals, dryRun }, { started: o.started, finished: Date.now() });
+  const metrics = () => repairMetrics({ command: 'purge', header, dryRun, actions: run.actions, findings: run.findings, totals, notes: [], repair: run, times: { started: o.started, finished: Date.now() } });
   if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
-  if (format === 'json') out.out(JSON.stringify(repairJson(header, run, dryRun, measured, quarantine?.dir), null, 2));
+  if (format === 'json') out.out(JSON.stringify(purgeJson({ header, actions: run.actions, dryRun, measuredFreed: measured, notes: [], repair: run, quarantine: quarantine?.dir }), null, 2));
   else if (format === 'prometheus') out.out(metrics());
   else if (!(opts.quiet && !run.actions.length && !run.repairs.length && !run.heldBack.length)) out.out(renderRepairHuman(out, header, run, { dryRun, measuredFreed: measured, quarantine: quarantine?.dir }));
   const failed = totals.failed + run.repairs.filter((r) => r.status === 'failed').length + (run.edit?.status === 'failed' ? 1 : 0);

@@ -13,7 +13,8 @@ import { scanContainerd } from '../../findings/containerd/scan.js';
 import { CONTAINERD_GARBAGE } from '../../findings/containerd/kinds.js';
 import type { FindingKind } from '../../findings/types.js';
 import { formatOf, type CommonOptions, type RunContext } from '../common.js';
-import { purgeJson, purgeTotals, renderPurgeHuman } from '../render/purge.js';
+import { renderPurgeHuman } from '../render/purge.js';
+import { purgeJson, purgeTotals } from '../../app/report.js';
 import { purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
 import { human } from '../output.js';
 
@@ -49,7 +50,7 @@ export async function purgeContainerd({ out, log }: Pick<RunContext, 'out' | 'lo
     const totals = purgeTotals(actions, dryRun);
     const metrics = () => purgeMetrics(header, scan.findings, { ...totals, dryRun }, { started: o.started, finished: Date.now() });
     if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, metrics());
-    if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, dryRun, measured), null, 2));
+    if (format === 'json') out.out(JSON.stringify(purgeJson({ header, actions, dryRun, measuredFreed: measured, notes: [] }), null, 2));
     else if (format === 'prometheus') out.out(metrics());
     else if (!(opts.quiet && !actions.length)) {
       if (leaseNote) log.warn(leaseNote);

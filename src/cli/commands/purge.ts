@@ -19,9 +19,10 @@ import { INCLUDABLE_KINDS, planPurge, type Action } from '../../purge/plan.js';
 import { DURATION_UNITS, parseDuration } from '../duration.js';
 import { executePlan, freeBytes } from '../../purge/execute.js';
 import { action, formatOf, withStoreOptions, type CommonOptions } from '../common.js';
-import { purgeJson, renderPurgeHuman, purgeTotals } from '../render/purge.js';
+import { renderPurgeHuman } from '../render/purge.js';
+import { purgeJson, purgeTotals } from '../../app/report.js';
 import { checkMetricsTarget, purgeMetrics, writeMetricsFile } from '../render/prometheus.js';
-import { buildkitNote, imagesNote, sourceNotes } from '../notes.js';
+import { buildkitNote, imagesNote, sourceNotes } from '../../app/notes.js';
 import { checkRepairOptions, purgeBroken, REPAIR_WORDS } from './purge-broken.js';
 import { purgeContainerd } from './purge-containerd.js';
 import { storeKind } from '../../store/containerd/index.js';
@@ -145,7 +146,7 @@ export function purgeCommand(): Command {
         const metrics = () => purgeMetrics(header, scan.findings, { ...totals, dryRun: !doRun }, { started, finished: Date.now() });
         // a metrics file that cannot be written (a full disk) does not cost the report of what was removed
         const metricsFailed = opts.metricsFile ? await writeMetricsFile(opts.metricsFile, metrics()).then(() => undefined, (err: Error) => err) : undefined;
-        if (format === 'json') out.out(JSON.stringify(purgeJson(header, actions, !doRun, measured), null, 2));
+        if (format === 'json') out.out(JSON.stringify(purgeJson({ header, actions, dryRun: !doRun, measuredFreed: measured, notes: [] }), null, 2));
         else if (format === 'prometheus') out.out(metrics());
         else {
           // the notes are the same every day: not for --quiet (the JSON and the metrics have the counts)

@@ -1,11 +1,10 @@
 // layergc df for people (a short table with bars, biggest first, and what a purge would free),
-// as JSON (docs/df.schema.json) and as Prometheus metrics.
+// from the report of src/app/df.ts.
 import { CATEGORY_LABEL, PURGED_CATEGORIES, type DfCategory } from '../../df/categories.js';
-import type { DfCategoryBytes, DfReport } from '../../df/index.js';
+import type { DfCategoryBytes, DfReport as DiskUsage } from '../../df/index.js';
+import type { DfReport } from '../../app/report.js';
 import { human, type Output } from '../output.js';
 import { short } from '../../store/digest.js';
-import { Exposition, type RunTimes } from './prometheus.js';
-import { SCHEMA_VERSION } from './scan-json.js';
 
 const BAR = 24;
 const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
@@ -19,10 +18,13 @@ export function bar(frac: number): string {
 }
 
 const labelOf = (c: DfCategoryBytes) => (c.category === 'other' ? `other: ${c.path}` : CATEGORY_LABEL[c.category]);
-const unref = (r: DfReport) => r.categories.find((c) => c.category === 'unreferenced-layer')?.bytes ?? 0;
+const unref = (r: DiskUsage) => r.categories.find((c) => c.category === 'unreferenced-layer')?.bytes ?? 0;
 
-export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): string {
+export function renderDfHuman(o: Output, d: DfReport, opts: { quiet?: boolean } = {}): string {
+  if (opts.quiet) return '';
   const { c } = o;
+  const r = d.usage;
+  const notes = d.notes;
   const lines: string[] = [];
   lines.push(`${c.bold('layergc df')} ${r.dataRoot} (${r.driver})${r.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`);
   for (const n of notes) lines.push(c.yellow(`note: ${n}`));
@@ -57,30 +59,4 @@ export function renderDfHuman(o: Output, r: DfReport, notes: string[] = []): str
     ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.${r.daemonRunning ? ' With the daemon running, unreferenced-driver-dir and stale-write-set items wait until nothing in them was written for --min-age.' : ''}`
     : `Nothing for a purge to free${more}.`);
   return lines.join('\n');
-}
-
-export function dfJson(r: DfReport, notes: string[] = []): Record<string, unknown> {
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    dataRoot: r.dataRoot,
-    driver: r.driver,
-    daemonRunning: r.daemonRunning,
-    total: { bytes: r.total },
-    categories: r.categories.map((x) => ({ category: x.category, bytes: x.bytes, ...(x.path !== undefined ? { path: x.path } : {}), purged: (PURGED_CATEGORIES as readonly DfCategory[]).includes(x.category) })),
-    images: r.images,
-    reclaimableBytes: r.reclaimableBytes,
-    mountsSkipped: r.mountsSkipped,
-    ...(notes.length ? { notes } : {}),
-  };
-}
-
-/** Names of their own (layergc_df_*), so a df metrics file beside scan's or purge's never collides. */
-export function dfMetrics(r: DfReport, t: RunTimes): string {
-  return new Exposition({ data_root: r.dataRoot })
-    .metric('layergc_df_total_bytes', 'Bytes on disk under the data root (each inode once, no mount point crossed).', 'gauge', [[{}, r.total]])
-    .metric('layergc_df_bytes', 'Bytes on disk under the data root, by category; `other` by path.', 'gauge', r.categories.map((x): [Record<string, string>, number] => [x.category === 'other' ? { category: x.category, path: x.path ?? '' } : { category: x.category }, x.bytes]))
-    .metric('layergc_df_reclaimable_bytes', 'Bytes a purge would free now (as layergc_reclaimable_bytes of a scan).', 'gauge', [[{}, r.reclaimableBytes]])
-    .metric('layergc_df_last_run_timestamp_seconds', 'Unix time the last df finished.', 'gauge', [[{}, Math.round(t.finished / 1000)]])
-    .metric('layergc_df_last_run_duration_seconds', 'How long the last df took.', 'gauge', [[{}, Math.max(0, t.finished - t.started) / 1000]])
-    .toString();
 }

@@ -7,10 +7,11 @@ import { constants } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
 import { fsCause, LayergcError } from '../../errors.js';
-import type { ScanHeader } from './scan-human.js';
+import type { Header as ScanHeader, DfReport, ExplainReport, PurgeReport, RunTimes, ScanReport, VerifyReport } from '../../app/report.js';
 import { VERSION } from '../version.js';
+import type { RepairRun } from '../../repair/run.js';
 
-export interface RunTimes { started: number; finished: number }
+export type { RunTimes };
 export interface PurgeTotals {
   removed: number;
   failed: number;
@@ -151,4 +152,56 @@ export async function checkMetricsTarget(path: string): Promise<void> {
   } catch (err) {
     throw new LayergcError(`cannot write the metrics file ${path}: ${fsCause(err) ?? (err as Error).message.replace(/, open .*$/, '')}; nothing was removed`);
   }
+}
+
+/** The metrics of any report: one family set per command, the same for stdout and --metrics-file. */
+export function metricsOf(r: ScanReport | VerifyReport | ExplainReport | PurgeReport | DfReport): string {
+  switch (r.command) {
+    case 'scan':
+      return scanMetrics(r.header, r.findings, r.times);
+    case 'explain':
+      return scanMetrics(r.header, r.findings, r.times, 'explain');
+    case 'verify': {
+      const v = r.verified;
+      return verifyMetrics(r.header, r.findings, { ok: v.ok, failed: v.count - v.ok, skipped: v.skipped.length, bytes: v.bytes }, r.times);
+    }
+    case 'purge':
+      return r.repair ? repairMetrics(r) : purgeMetrics(r.header, r.findings, { ...r.totals, dryRun: r.dryRun }, r.times);
+    case 'df':
+      return dfMetrics(r);
+  }
+}
+
+/** Names of their own (layergc_df_*), so a df metrics file beside scan's or purge's never collides. */
+export function dfMetrics(d: DfReport): string {
+  const r = d.usage;
+  const t = d.times;
+  return new Exposition({ data_root: r.dataRoot })
+    .metric('layergc_df_total_bytes', 'Bytes on disk under the data root (each inode once, no mount point crossed).', 'gauge', [[{}, r.total]])
+    .metric('layergc_df_bytes', 'Bytes on disk under the data root, by category; `other` by path.', 'gauge', r.categories.map((x): [Record<string, string>, number] => [x.category === 'other' ? { category: x.category, path: x.path ?? '' } : { category: x.category }, x.bytes]))
+    .metric('layergc_df_reclaimable_bytes', 'Bytes a purge would free now (as layergc_reclaimable_bytes of a scan).', 'gauge', [[{}, r.reclaimableBytes]])
+    .metric('layergc_df_last_run_timestamp_seconds', 'Unix time the last df finished.', 'gauge', [[{}, Math.round(t.finished / 1000)]])
+    .metric('layergc_df_last_run_duration_seconds', 'How long the last df took.', 'gauge', [[{}, Math.max(0, t.finished - t.started) / 1000]])
+    .toString();
+}
+
+/** purge --include broken: the purge's families, and what was repaired, removed and held back. */
+export function repairMetrics(p: PurgeReport): string {
+  const r = p.repair as RepairRun;
+  const base = purgeMetrics(p.header, r.findings, { ...p.totals, dryRun: p.dryRun }, p.times);
+  const dr = escLabel(p.header.dataRoot);
+  const count = (k: string) => r.repairs.filter((x) => x.kind === k && x.status === (p.dryRun ? 'planned' : 'done')).length;
+  const removed = (k: string) => r.actions.filter((a) => a.finding.kind === k && a.status === (p.dryRun ? 'planned' : 'removed')).length;
+  const lines = [
+    '# HELP layergc_repaired Repairs of the last purge --include broken, by kind (planned ones on a dry run).',
+    '# TYPE layergc_repaired gauge',
+    ...['cache-id', 'link', 'link-file'].map((k) => `layergc_repaired{data_root="${dr}",kind="${k}"} ${count(k)}`),
+    '# HELP layergc_repair_removed Items the last purge --include broken removed (or would), by finding kind.',
+    '# TYPE layergc_repair_removed gauge',
+    ...FINDING_KINDS.filter((k) => !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable', 'unsafe-path', 'invalid-image'].includes(k)).map((k) => `layergc_repair_removed{data_root="${dr}",kind="${k}"} ${removed(k)}`),
+    '# HELP layergc_repair_held_back Containers that held a broken chain back in the last repair.',
+    '# TYPE layergc_repair_held_back gauge',
+    `layergc_repair_held_back{data_root="${dr}"} ${r.heldBack.length}`,
+  ];
+  return `${base}${lines.join('\n')}\n`;
 }

@@ -3,39 +3,7 @@ import { short } from '../../store/digest.js';
 import type { Action } from '../../purge/plan.js';
 import { human, type Output } from '../output.js';
 import { escapeText } from '../../escape.js';
-import type { ScanHeader } from './scan-human.js';
-import { SCHEMA_VERSION } from './scan-json.js';
-
-/** What an action's line reports: bytes freed when it ran, else the scan's estimate. */
-export const actionBytes = (a: Action) => a.freedBytes ?? a.finding.bytes;
-
-export function purgeTotals(actions: Action[], dryRun: boolean) {
-  const n = (s: Action['status']) => actions.filter((a) => a.status === s).length;
-  const planned = actions.filter((a) => a.status === 'planned').reduce((t, a) => t + a.finding.bytes, 0);
-  const freed = actions.reduce((t, a) => t + (a.freedBytes ?? 0), 0);
-  return { removed: n('removed'), failed: n('failed'), skipped: n('skipped'), planned: n('planned'), reclaimedBytes: dryRun ? 0 : freed, plannedBytes: planned };
-}
-
-export function purgeJson(h: ScanHeader, actions: Action[], dryRun: boolean, measuredFreedBytes?: number): Record<string, unknown> {
-  const t = purgeTotals(actions, dryRun);
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    dataRoot: h.dataRoot,
-    driver: h.driver,
-    dryRun,
-    daemonRunning: h.daemonRunning,
-    actions: actions.map((a) => ({ kind: a.finding.kind, paths: a.finding.paths, bytes: actionBytes(a), status: a.status, ...(a.reason ? { reason: a.reason } : {}) })),
-    summary: {
-      removed: t.removed,
-      failed: t.failed,
-      skipped: t.skipped,
-      planned: t.planned,
-      reclaimedBytes: t.reclaimedBytes,
-      plannedBytes: t.plannedBytes,
-      ...(measuredFreedBytes !== undefined ? { measuredFreedBytes } : {}),
-    },
-  };
-}
+import { actionBytes, purgeTotals, type Header as ScanHeader } from '../../app/report.js';
 
 /** Free space grew by about what was counted: other writers on the filesystem did not blur it. */
 const agrees = (measured: number, counted: number) => Math.abs(measured - counted) <= Math.max(1 << 20, counted / 10);

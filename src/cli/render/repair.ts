@@ -1,28 +1,10 @@
 // The repair report (purge --include broken): what was repaired and on what evidence, what was
 // removed and why, what a container held back, and what to do next for every removed image.
 import { short } from '../../store/digest.js';
-import { FINDING_KINDS } from '../../findings/types.js';
 import type { RepairRun } from '../../repair/run.js';
-import { purgeJson, renderPurgeHuman } from './purge.js';
-import { purgeMetrics, type PurgeTotals, type RunTimes } from './prometheus.js';
+import { renderPurgeHuman } from './purge.js';
 import type { Output } from '../output.js';
-import type { ScanHeader } from './scan-human.js';
-
-export function repairJson(h: ScanHeader, r: RepairRun, dryRun: boolean, measured?: number, quarantine?: string): Record<string, unknown> {
-  const base = purgeJson(h, r.actions, dryRun, measured);
-  return {
-    ...base,
-    repair: {
-      repaired: r.repairs.map((x) => ({ kind: x.kind, ...(x.layer ? { layer: x.layer } : {}), cacheId: x.cacheId, path: x.path, value: x.value, evidence: x.evidence, previous: x.previous, status: x.status, ...(x.reason ? { reason: x.reason } : {}) })),
-      unproven: r.unproven,
-      images: r.images,
-      heldBack: r.heldBack,
-      edits: r.edit ? [r.edit] : [],
-      ...(r.notes.length ? { notes: r.notes } : {}),
-      ...(quarantine ? { quarantine } : {}),
-    },
-  };
-}
+import type { Header as ScanHeader } from '../../app/report.js';
 
 export function renderRepairHuman(o: Output, h: ScanHeader, r: RepairRun, opts: { dryRun: boolean; measuredFreed?: number; quarantine?: string }): string {
   const { c } = o;
@@ -52,23 +34,4 @@ export function renderRepairHuman(o: Output, h: ScanHeader, r: RepairRun, opts: 
     for (const i of r.images) lines.push(`  ${i.tags[0] ?? short(i.id)}: ${i.remedy}`);
   }
   return lines.join('\n');
-}
-
-export function repairMetrics(h: ScanHeader, r: RepairRun, p: PurgeTotals, t: RunTimes): string {
-  const base = purgeMetrics(h, r.findings, p, t);
-  const dr = h.dataRoot.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
-  const count = (k: string) => r.repairs.filter((x) => x.kind === k && x.status === (p.dryRun ? 'planned' : 'done')).length;
-  const removed = (k: string) => r.actions.filter((a) => a.finding.kind === k && a.status === (p.dryRun ? 'planned' : 'removed')).length;
-  const lines = [
-    '# HELP layergc_repaired Repairs of the last purge --include broken, by kind (planned ones on a dry run).',
-    '# TYPE layergc_repaired gauge',
-    ...['cache-id', 'link', 'link-file'].map((k) => `layergc_repaired{data_root="${dr}",kind="${k}"} ${count(k)}`),
-    '# HELP layergc_repair_removed Items the last purge --include broken removed (or would), by finding kind.',
-    '# TYPE layergc_repair_removed gauge',
-    ...FINDING_KINDS.filter((k) => !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable', 'unsafe-path', 'invalid-image'].includes(k)).map((k) => `layergc_repair_removed{data_root="${dr}",kind="${k}"} ${removed(k)}`),
-    '# HELP layergc_repair_held_back Containers that held a broken chain back in the last repair.',
-    '# TYPE layergc_repair_held_back gauge',
-    `layergc_repair_held_back{data_root="${dr}"} ${r.heldBack.length}`,
-  ];
-  return `${base}${lines.join('\n')}\n`;
 }

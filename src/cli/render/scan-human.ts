@@ -8,7 +8,8 @@ import { human, type Output } from '../output.js';
 import { escapeText } from '../../escape.js';
 import { wrap } from './wrap.js';
 
-export interface ScanHeader { dataRoot: string; driver: string; daemonRunning: boolean; notes?: string[]; /** the containerd image store's root, when that is what was read */ containerdRoot?: string }
+import type { Header, ScanReport, VerifyReport } from '../../app/report.js';
+import { verifiedLines } from '../verified.js';
 
 export interface ReportOptions {
   /** the command named in the header */
@@ -35,7 +36,7 @@ const remedyLines = (r: string) => (/\b(layergc|docker pull) /.test(r) ? [`    r
 
 const nameOf = (f: Finding) => (f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0]);
 
-export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], opts: ReportOptions = {}): string {
+export function renderScanHuman(o: Output, h: Header, findings: Finding[], opts: ReportOptions = {}): string {
   const { c } = o;
   const lines: string[] = [];
   lines.push(`${c.bold(`layergc ${opts.command ?? 'scan'}`)} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})`);
@@ -91,4 +92,19 @@ export function renderScanHuman(o: Output, h: ScanHeader, findings: Finding[], o
   // a command is never wrapped: it must copy whole
   if (next.length) lines.push('', ...next.flatMap(([what, cmd]) => [`${what}:`, `  ${cmd}`]));
   return lines.join('\n');
+}
+
+export interface HumanOptions { verbose?: boolean; quiet?: boolean; again: (sub: string) => string }
+
+/** scan for people; '' under --quiet when nothing was found. */
+export function renderScan(o: Output, r: ScanReport, opts: HumanOptions): string {
+  if (opts.quiet && !r.findings.length) return '';
+  const verified = r.verified && verifiedLines(r.verified, 'scan --deep', opts.again);
+  return renderScanHuman(o, r.header, r.findings, { notes: r.notes, verbose: opts.verbose, again: opts.again, verified });
+}
+
+/** verify for people: what it verified first, then the findings as scan shows them. */
+export function renderVerify(o: Output, r: VerifyReport, opts: HumanOptions): string {
+  if (opts.quiet && !r.findings.length) return '';
+  return renderScanHuman(o, r.header, r.findings, { command: 'verify', notes: r.notes, verbose: opts.verbose, again: opts.again, verified: verifiedLines(r.verified, 'verify', opts.again) });
 }
