@@ -20,7 +20,6 @@ const PENDING_COMMAND_IMPORTS = new Set([
   'src/cli/commands/purge-broken.ts -> src/fsx/quarantine.ts',
   'src/cli/commands/purge-broken.ts -> src/fsx/remove.ts',
   'src/cli/commands/purge-containerd.ts -> src/fsx/remove.ts',
-  'src/cli/commands/restore.ts -> src/fsx/quarantine.ts',
 ]);
 
 const graph = readImportGraph(REPO);
