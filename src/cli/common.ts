@@ -84,10 +84,16 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
 /** The three renderings of a report; human may be '' (--quiet with nothing to say). */
 export interface Renderings { json: () => unknown; metrics: () => string; human: () => string }
 
-/** Write a report where the options say: --metrics-file, then stdout in the chosen format. */
-export async function deliver({ out, opts }: RunContext, r: Renderings): Promise<void> {
-  if (opts.metricsFile) await writeMetricsFile(opts.metricsFile, r.metrics());
+/**
+ * Write a report where the options say: --metrics-file, then stdout in the chosen format. `after`:
+ * a run that changed things (purge) prints its report even when the metrics file cannot be
+ * written, and then fails with that error and this sentence.
+ */
+export async function deliver({ out, opts }: RunContext, r: Renderings, after?: string): Promise<void> {
+  const failed = opts.metricsFile ? await writeMetricsFile(opts.metricsFile, r.metrics()).then(() => undefined, (err: Error) => err) : undefined;
+  if (failed && !after) throw failed;
   const format = formatOf(opts);
   const text = format === 'json' ? JSON.stringify(r.json(), null, 2) : format === 'prometheus' ? r.metrics() : r.human();
   if (text) out.out(text);
+  if (failed) throw new LayergcError(`${failed.message}; ${after}`);
 }

@@ -35,6 +35,13 @@ export class MountInside extends Error {
   }
 }
 
+/** SIGINT or SIGTERM stopped a tree's removal between two files: the rest is left where it is. */
+export class RemovalInterrupted extends Error {
+  constructor(readonly path: string, signal: unknown) {
+    super(`interrupted part-way (${String(signal)}): what is left of ${path} keeps its name, and the next purge finishes it`);
+  }
+}
+
 export interface RemoveOp { op: 'rename' | 'unlink' | 'remove-tree'; path: string; to?: string }
 
 /** Where the mount table comes from: fixed (tests of adapters), or read afresh at every call. */
@@ -49,7 +56,8 @@ export class Remover {
   /** Device and inode of each directory this run staged: what is removed must be what was renamed. */
   private readonly staged = new Map<string, { dev: number; ino: number }>();
 
-  constructor(readonly root: string, private readonly mountSource: MountSource, readonly dryRun: boolean) {}
+  /** `signal`: checked between files (SIGINT, SIGTERM); once aborted, a tree's removal stops there. */
+  constructor(readonly root: string, private readonly mountSource: MountSource, readonly dryRun: boolean, readonly signal?: AbortSignal) {}
 
   /** The mount table as it is now (re-read each time when live). */
   get mounts(): MountTable {
@@ -160,12 +168,16 @@ export class Remover {
       if (top.ino !== st.ino || top.dev !== st.dev || (seen && (seen.ino !== top.ino || seen.dev !== top.dev))) {
         throw new RemovalFailed([{ path, code: 'ECHANGED', message: 'is no longer the directory that was staged for removal; it was left alone' }]);
       }
-      const t = new TreeRemoval(path, fd, top.dev, mnt);
-      let all = t.empty(fd, Buffer.alloc(0));
+      const t = new TreeRemoval(path, fd, top.dev, mnt, this.signal);
+      let all = await t.empty(fd, Buffer.alloc(0));
       // subtrees moved up for depth go now; then the top, which held them
-      for (let i = 0; i < t.moved.length; i++) all = t.dirAt(fd, Buffer.from(t.moved[i]), Buffer.from(t.moved[i])) && all;
+      for (let i = 0; i < t.moved.length && !t.interrupted; i++) all = (await t.dirAt(fd, Buffer.from(t.moved[i]), Buffer.from(t.moved[i]))) && all;
       fs.closeSync(fd);
       fd = undefined;
+      if (t.interrupted) {
+        this.freed += t.freed;
+        throw new RemovalInterrupted(path, this.signal?.reason);
+      }
       if (all) {
         try {
           fs.rmdirSync(at);
@@ -245,6 +257,9 @@ function changed(path: string, err: unknown): RemoveFailure {
 /** Directories open at once while a tree is walked; a deeper subtree is moved up under the top. */
 const MAX_OPEN = 1000;
 
+/** Entries removed between two turns of the event loop, where SIGINT and SIGTERM are seen. */
+const YIELD_EVERY = 256;
+
 interface Frame { fd: number; rel: Buffer; names: Dirent<Buffer>[]; i: number; all: boolean; name: Buffer; blocks: number }
 
 /**
@@ -260,7 +275,19 @@ class TreeRemoval {
   readonly moved: string[] = [];
   /** The open dir the process's cwd is in: names in it are resolved without a /proc lookup each. */
   private cwdFd = -1;
-  constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined) {}
+  /** The signal was seen between two files: the walk stopped there. */
+  interrupted = false;
+  private sinceYield = 0;
+  constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined, private readonly signal?: AbortSignal) {}
+
+  /** Now and then, a turn of the event loop, so a signal is seen between files; true when it came. */
+  private async stopHere(): Promise<boolean> {
+    if (!this.signal || ++this.sinceYield < YIELD_EVERY) return false;
+    this.sinceYield = 0;
+    await new Promise((r) => setImmediate(r));
+    this.interrupted = this.signal.aborted;
+    return this.interrupted;
+  }
 
   private show(rel: Buffer): string {
     return rel.length ? `${this.top}/${bytesToDisplay(rel)}` : this.top;
@@ -287,18 +314,18 @@ class TreeRemoval {
   }
 
   /** Remove the directory `name` inside the open `parentFd`, whole. */
-  dirAt(parentFd: number, name: Buffer, rel: Buffer): boolean {
+  async dirAt(parentFd: number, name: Buffer, rel: Buffer): Promise<boolean> {
     const fd = this.open(parentFd, name, rel);
     if (fd === 'gone') return true;
     if (fd === null) return false;
     const st = fs.fstatSync(fd);
-    const all = this.empty(fd, rel);
+    const all = await this.empty(fd, rel);
     fs.closeSync(fd);
-    return this.rmdir(parentFd, name, rel, all, st.blocks);
+    return !this.interrupted && this.rmdir(parentFd, name, rel, all, st.blocks);
   }
 
   /** Remove everything inside the open directory `fd`, depth first; true when all of it went. */
-  empty(fd: number, rel: Buffer): boolean {
+  async empty(fd: number, rel: Buffer): Promise<boolean> {
     let names: Dirent<Buffer>[];
     try {
       names = fs.readdirSync(fdDir(fd), { withFileTypes: true, encoding: 'buffer' });
@@ -308,17 +335,22 @@ class TreeRemoval {
     faultPoint('walk');
     const cwd = process.cwd();
     try {
-      return this.walk(fd, rel, names);
+      return await this.walk(fd, rel, names);
     } finally {
       this.cwdFd = -1;
       try { process.chdir(cwd); } catch { process.chdir('/'); }
     }
   }
 
-  private walk(fd: number, rel: Buffer, names: Dirent<Buffer>[]): boolean {
+  private async walk(fd: number, rel: Buffer, names: Dirent<Buffer>[]): Promise<boolean> {
     const stack: Frame[] = [{ fd, rel, names, i: 0, all: true, name: Buffer.alloc(0), blocks: 0 }];
     const join = (f: Frame, name: Buffer) => (f.rel.length ? Buffer.concat([f.rel, SLASH, name]) : name);
     while (stack.length) {
+      if (await this.stopHere()) {
+        // the file under way is gone; the dirs opened below the top are closed, the top by its caller
+        for (const open of stack.slice(1)) fs.closeSync(open.fd);
+        return false;
+      }
       const f = stack[stack.length - 1];
       this.enter(f.fd);
       if (f.i < f.names.length) {

@@ -3,7 +3,7 @@
 // staged name, so the next run takes it up; one failure never stops the others.
 import { randomBytes } from 'node:crypto';
 import { statfsSync } from 'node:fs';
-import { RemovalFailed, MountInside, type Remover } from '../fsx/remove.js';
+import { RemovalFailed, RemovalInterrupted, MountInside, type Remover } from '../fsx/remove.js';
 import { OutsideDataRoot } from '../fsx/contain.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { faultPoint } from '../fsx/fault.js';
@@ -77,15 +77,20 @@ async function removeItem(a: Action, ctx: ExecuteContext): Promise<string[]> {
   }
 }
 
+/** Once the run is interrupted (SIGINT, SIGTERM), a planned item is skipped, not begun. */
+export function notBegunIfAborted(a: Action, signal?: AbortSignal): void {
+  if (a.status === 'planned' && signal?.aborted) {
+    a.status = 'skipped';
+    a.reason = `not begun: the run was interrupted (${String(signal.reason)})`;
+  }
+}
+
 export async function executePlan(actions: Action[], ctx: ExecuteContext): Promise<void> {
   /** Why no further item may begin: the journal, which makes a run resumable, cannot be written. */
   let journalDown: string | undefined;
   const journalFailed = (err: unknown) => `the journal ${ctx.journal.path} cannot be written: ${fsCause(err) ?? (err as Error).message}`;
   for (const a of actions) {
-    if (a.status === 'planned' && ctx.signal?.aborted) {
-      a.status = 'skipped';
-      a.reason = `not begun: the run was interrupted (${String(ctx.signal.reason)})`;
-    }
+    notBegunIfAborted(a, ctx.signal);
     if (a.status === 'planned' && journalDown) {
       a.status = 'failed'; // not removed, so not a success: exit 1
       a.reason = `not begun: ${journalDown}`;
@@ -120,6 +125,15 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
         });
       }
     } catch (err) {
+      if (err instanceof RemovalInterrupted) {
+        // stopped between two files: the rest keeps its staged name, the intent stays open, and
+        // the next purge finishes it, as after a crash
+        a.status = 'skipped';
+        a.reason = err.message;
+        if (!ctx.rm.dryRun) a.freedBytes = ctx.rm.freed - freedBefore;
+        ctx.onAction?.(a);
+        continue;
+      }
       a.status = 'failed';
       a.reason = err instanceof RemovalFailed || err instanceof MountInside || err instanceof OutsideDataRoot ? err.message : (fsCause(err) ?? (err as Error).message);
       await ctx.journal.write({ event: 'failed', kind: f.kind, paths: f.paths, reason: a.reason }).catch(() => undefined);

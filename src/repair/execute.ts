@@ -7,6 +7,7 @@ import { faultPoint } from '../fsx/fault.js';
 import type { Quarantine } from '../fsx/quarantine.js';
 import type { DriverAdapter } from '../drivers/types.js';
 import type { Journal } from '../purge/journal.js';
+import { notBegunIfAborted } from '../purge/execute.js';
 import type { Action } from '../purge/plan.js';
 import type { Store } from '../store/model.js';
 import { repositoriesJson, STAGED_SUFFIX } from '../layout.js';
@@ -83,8 +84,9 @@ async function movesOf(a: Action, driver: DriverAdapter): Promise<string[]> {
 }
 
 /** executePlan's quarantine twin: every item journaled, moved path by path, then checked gone. */
-export async function quarantinePlan(actions: Action[], driver: DriverAdapter, q: Quarantine, journal: Journal): Promise<void> {
+export async function quarantinePlan(actions: Action[], driver: DriverAdapter, q: Quarantine, journal: Journal, signal?: AbortSignal): Promise<void> {
   for (const a of actions) {
+    notBegunIfAborted(a, signal);
     if (a.status !== 'planned') continue;
     const f = a.finding;
     try {

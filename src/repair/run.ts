@@ -47,6 +47,8 @@ export interface RepairOptions {
   kinds: readonly FindingKind[];
   journal: Journal;
   quarantine?: Quarantine;
+  /** SIGINT or SIGTERM: nothing new is begun */
+  signal?: AbortSignal;
 }
 
 const action = (finding: Finding, depth = 0): Action => ({ finding, status: 'planned', depth });
@@ -98,7 +100,7 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   let scan: ScanResult = await scanStore(store, { sizes: o.dryRun });
   const first = scan;
   const writer = new AtomicWriter(o.loc.dataRoot, o.dryRun);
-  const rm = new Remover(o.loc.dataRoot, liveMounts, o.dryRun); // the mount table as it is at each removal
+  const rm = new Remover(o.loc.dataRoot, liveMounts, o.dryRun, o.signal); // the mount table as it is at each removal
 
   // 1. restore what the evidence proves
   const proven = await cacheIdRepairs(store, scan.refs);
@@ -115,8 +117,8 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   if (o.dryRun) measure(actions, scan.mounts);
   const edit = await editRepositories(store, plan.refs, plan.images.length > 0, writer, o.journal, o.quarantine);
   if (edit?.status !== 'failed') {
-    if (o.quarantine) await quarantinePlan(actions, store.driver, o.quarantine, o.journal);
-    else await executePlan(actions, { driver: store.driver, rm, journal: o.journal });
+    if (o.quarantine) await quarantinePlan(actions, store.driver, o.quarantine, o.journal, o.signal);
+    else await executePlan(actions, { driver: store.driver, rm, journal: o.journal, signal: o.signal });
   } else {
     for (const a of actions) {
       a.status = 'skipped';
@@ -138,8 +140,8 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
     for (const a of garbage) if (a.status === 'skipped' && a.finding.kept?.cause === 'lost-cache-id') Object.assign(a, { status: 'planned', reason: undefined });
     measure(garbage, scan.mounts);
   }
-  if (o.quarantine) await quarantinePlan(garbage, store.driver, o.quarantine, o.journal);
-  else await executePlan(garbage, { driver: store.driver, rm, journal: o.journal });
+  if (o.quarantine) await quarantinePlan(garbage, store.driver, o.quarantine, o.journal, o.signal);
+  else await executePlan(garbage, { driver: store.driver, rm, journal: o.journal, signal: o.signal });
 
   const images: RemovedImage[] = plan.images.map((d, i) => {
     const a = actions[plan.containers.length + i];

@@ -8,20 +8,6 @@ import { describe, expect, it } from 'vitest';
 import { cycles, groupEdges, readImportGraph, scanSource, terminalWrites, topFolder } from '../helpers/import-graph.js';
 import { REPO } from '../helpers/synthetic.js';
 
-// Violations on main that their owners are fixing right now (issue 9). A listed violation is
-// tolerated, any other fails; each entry is deleted as soon as main no longer has it.
-// - src/cli/commands importing fsx/drivers: `house` (the work moves into src/app use cases)
-const PENDING_COMMAND_IMPORTS = new Set([
-  'src/cli/commands/purge.ts -> src/drivers/types.ts',
-  'src/cli/commands/purge.ts -> src/fsx/mounts.ts',
-  'src/cli/commands/purge.ts -> src/fsx/read.ts',
-  'src/cli/commands/purge.ts -> src/fsx/remove.ts',
-  'src/cli/commands/purge.ts -> src/fsx/size.ts',
-  'src/cli/commands/purge-broken.ts -> src/fsx/quarantine.ts',
-  'src/cli/commands/purge-broken.ts -> src/fsx/remove.ts',
-  'src/cli/commands/purge-containerd.ts -> src/fsx/remove.ts',
-]);
-
 const graph = readImportGraph(REPO);
 
 describe('the import scanner', () => {
@@ -111,7 +97,7 @@ describe('the architecture of src/', () => {
       if (!from.startsWith('src/cli/commands/')) continue;
       for (const to of tos) if (/^src\/(?:fsx|drivers)\//.test(to)) found.push(`${from} -> ${to}`);
     }
-    expect(found.filter((v) => !PENDING_COMMAND_IMPORTS.has(v))).toEqual([]);
+    expect(found).toEqual([]);
   });
 
   it('nothing outside src/cli writes to the terminal (process.stdout/stderr, console, fd 1/2)', () => {

@@ -349,6 +349,26 @@ describe('purge', () => {
     expect(rescan.out!.findings.map((f) => f.kind)).toEqual(['containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-stray-blob-name', 'containerd-missing-snapshot']);
   });
 
+  it('SIGTERM during purge --yes: the item under way is finished, no other begun, exit 143; the next purge removes the rest', async () => {
+    const { s } = damagedStore();
+    const { BIN } = await import('../helpers/synthetic.js');
+    const { spawn } = await import('node:child_process');
+    const pause = fs.mkdtempSync(path.join(base(), 'pause-'));
+    const child = spawn(process.execPath, [BIN, 'purge', '--yes', '--json', '--data-root', s.dataRoot], { env: { ...process.env, LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    while (!fs.existsSync(path.join(pause, 'paused'))) await new Promise((res) => setTimeout(res, 10));
+    child.kill('SIGTERM');
+    fs.writeFileSync(path.join(pause, 'resume'), '');
+    expect(await closed).toBe(143);
+    const json = JSON.parse(stdout);
+    expect(json.interrupted).toBe('SIGTERM');
+    expect(json.summary).toMatchObject({ removed: 1, failed: 0, skipped: 5 });
+    const next = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect(next.json.summary).toMatchObject({ removed: 5, failed: 0, skipped: 0 });
+  });
+
   it('refuses (exit 3) while something holds the store: a flock on meta.db', async () => {
     const { s } = damagedStore();
     const { spawn } = await import('node:child_process');

@@ -150,3 +150,33 @@ describe("the purge report's free-space line", () => {
     expect(both).not.toMatch(/skipped|a dockerd runs/);
   });
 });
+
+describe('purge, for people', () => {
+  it('summary first (per kind: count, bytes, outcome) and the totals, then the details with each kind\'s why once; --verbose shows each', async () => {
+    const s = root();
+    s.populate();
+    const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
+    s.danglingLink();
+    const fake = await s.startFakeDockerd(); // the leaks are young: skipped while a dockerd runs
+    try {
+      const r = await runCliAsync(['purge', '--dry-run', '--data-root', s.root]);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.split('\n');
+      expect(lines.slice(1, 6)).toEqual([
+        '',
+        'kind                       count      bytes  outcome',
+        expect.stringMatching(/^unreferenced-driver-dir {8}2 +\d+\.\d+ kB {2}skipped 2$/),
+        expect.stringMatching(/^dangling-link {18}1 +\S+ \S+ {2}skipped 1$/),
+        expect.stringMatching(/^Would remove 0 items, 0 B, 3 skipped\. Nothing was changed\. To remove: layergc purge --yes --data-root /),
+      ]);
+      expect(r.stdout.match(/^ {2}why: written \d+ min ago, younger than --min-age/gm)).toHaveLength(1);
+      expect(r.stdout.replace(/\n +/g, ' ')).toContain('(the first of 2 skipped; --verbose shows each)');
+      for (const l of leaks) expect(r.stdout).toMatch(new RegExp(`^skipped {2}unreferenced-driver-dir {2}dir ${l.id.slice(0, 12)} `, 'm'));
+      expect(lines.filter((l) => l.length > 80 && !/\/\S{20,}/.test(l))).toEqual([]);
+      const v = await runCliAsync(['purge', '--dry-run', '--verbose', '--data-root', s.root]);
+      expect(v.stdout.match(/^ {4}why: written \d+ min ago/gm)).toHaveLength(2);
+    } finally {
+      fake.stop();
+    }
+  });
+});
