@@ -16,7 +16,7 @@ import { acquireLock } from '../purge/lock.js';
 import type { Journal, JournalEntry } from '../purge/journal.js';
 import { lstatOrNull } from '../fsx/read.js';
 import { STAGED_SUFFIX } from '../layout.js';
-import { INCLUDABLE_KINDS, planPurge, type Action } from '../purge/plan.js';
+import { INCLUDABLE_KINDS, planPurge } from '../purge/plan.js';
 import { executePlan, freeBytes } from '../purge/execute.js';
 import { storeKind } from '../store/containerd/index.js';
 import { buildkitNote, imagesNote, sourceNotes } from './notes.js';
