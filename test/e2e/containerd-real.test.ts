@@ -138,7 +138,7 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     const held = fs.readdirSync(snaps).filter((n) => path.join(snaps, n) !== lockedDir && !leased.includes(path.join(snaps, n)));
     const explained = held.map((n) => cli(['explain', path.join(snaps, n)]));
     expect(explained.map((e) => e.code)).toEqual(held.map(() => 0));
-    expect(explained.some((e) => /held by lease moby\/[a-f0-9]{64} of container c1/.test(e.stdout))).toBe(true);
+    expect(explained.some((e) => /held by lease moby\/[a-f0-9]{64} of container c1/.test(e.stdout.replace(/\n +/g, ' ')))).toBe(true); // wrapped at 80 columns
     expect(explained.some((e) => e.stdout.includes('held by image app:1 (namespace moby)'))).toBe(true);
   });
 
