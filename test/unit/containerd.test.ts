@@ -351,17 +351,9 @@ describe('purge', () => {
 
   it('SIGTERM during purge --yes: the item under way is finished, no other begun, exit 143; the next purge removes the rest', async () => {
     const { s } = damagedStore();
-    const { BIN } = await import('../helpers/synthetic.js');
-    const { spawn } = await import('node:child_process');
-    const pause = fs.mkdtempSync(path.join(base(), 'pause-'));
-    const child = spawn(process.execPath, [BIN, 'purge', '--yes', '--json', '--data-root', s.dataRoot], { env: { ...process.env, LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    while (!fs.existsSync(path.join(pause, 'paused'))) await new Promise((res) => setTimeout(res, 10));
-    child.kill('SIGTERM');
-    fs.writeFileSync(path.join(pause, 'resume'), '');
-    expect(await closed).toBe(143);
+    const { signalledAt } = await import('../helpers/signal.js');
+    const { code, stdout } = await signalledAt(['purge', '--yes', '--json', '--data-root', s.dataRoot], 'after-intent', 'SIGTERM', base());
+    expect(code).toBe(143);
     const json = JSON.parse(stdout);
     expect(json.interrupted).toBe('SIGTERM');
     expect(json.summary).toMatchObject({ removed: 1, failed: 0, skipped: 5 });

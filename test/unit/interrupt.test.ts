@@ -3,29 +3,14 @@
  * the file under way is finished, the rest of the tree keeps its staged name, nothing new is
  * begun, the report says what was done, the exit code is 130 / 143, and the next purge finishes it.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, rootMaker, runCliAsync, type SyntheticRoot } from '../helpers/synthetic.js';
+import { rootMaker, runCliAsync } from '../helpers/synthetic.js';
+import { signalledAt } from '../helpers/signal.js';
 import { expectValid } from '../helpers/schema.js';
 
 const root = rootMaker();
-
-/** Run the CLI paused at `at` (a fault point), send `sig` there, then let it go on. */
-async function signalledAt(s: SyntheticRoot, args: string[], at: string, sig: 'SIGINT' | 'SIGTERM') {
-  const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
-  const child = spawn(process.execPath, [BIN, ...args, '--data-root', s.root], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: at, LAYERGC_TEST_PAUSE_DIR: pause } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  while (!fs.existsSync(path.join(pause, 'paused'))) await new Promise((r) => setTimeout(r, 10));
-  child.kill(sig);
-  fs.writeFileSync(path.join(pause, 'resume'), '');
-  return { code: await closed, stdout, stderr };
-}
 
 const countFiles = (dir: string): number => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).length : 0);
 
@@ -40,7 +25,7 @@ describe('a signal in the middle of a tree', () => {
     }
     const total = countFiles(leak.dir);
     // paused on opening the second directory of the tree, well before its 2400 files are gone
-    const r = await signalledAt(s, ['purge', '--yes', '--json'], 'walk:3', 'SIGTERM');
+    const r = await signalledAt(['purge', '--yes', '--json', '--data-root', s.root], 'walk:3', 'SIGTERM', s.base);
     expect(r.code).toBe(143);
     const json = JSON.parse(r.stdout);
     expectValid('purge', json);
@@ -71,7 +56,7 @@ describe('a signal during purge --include broken', () => {
     const broken = s.addImage(['broken:1'], [{ files: { f: 'x\n' } }, { files: { g: 'y\n' } }]);
     s.removeDriverDir(broken.layers[0].cacheId, { withLink: true });
     const leak = s.makeLeakedDriverDir();
-    const r = await signalledAt(s, ['purge', '--include', 'broken', '--yes', '--json'], 'after-intent', 'SIGINT');
+    const r = await signalledAt(['purge', '--include', 'broken', '--yes', '--json', '--data-root', s.root], 'after-intent', 'SIGINT', s.base);
     expect(r.code).toBe(130);
     const json = JSON.parse(r.stdout);
     expectValid('purge', json);

@@ -4,12 +4,13 @@
  * on a pty with Ctrl-C and Ctrl-D, colour per stream), signals during `purge --yes`, a closed
  * stdout, --quiet for the daily job, and the package that `npm pack` makes.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, REPO, rootMaker, runCli, runCliAsync, snapshotTree, diffSnapshots } from '../helpers/synthetic.js';
 import { HAS_SCRIPT, runInPty, sq } from '../helpers/pty.js';
+import { signalledAt } from '../helpers/signal.js';
 import { parseDuration } from '../../src/cli/duration.js';
 import { progressLine } from '../../src/cli/progress.js';
 
@@ -132,17 +133,7 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     const s = root();
     s.populate();
     const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
-    const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
-    const child = spawn(process.execPath, [BIN, 'purge', '--yes', '--data-root', s.root, ...extra], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    while (!fs.existsSync(path.join(pause, 'paused'))) await new Promise((r) => setTimeout(r, 10));
-    child.kill(sig);
-    fs.writeFileSync(path.join(pause, 'resume'), '');
-    const code = await closed;
+    const { code, stdout, stderr } = await signalledAt(['purge', '--yes', '--data-root', s.root, ...extra], 'after-intent', sig, s.base);
     const r = { code, stdout, stderr, json: extra.includes('--json') ? JSON.parse(stdout) : undefined };
     const journal = fs.readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     return { s, leaks, r, journal };
