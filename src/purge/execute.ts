@@ -11,7 +11,7 @@ import { fsCause } from '../errors.js';
 import type { DriverAdapter } from '../drivers/types.js';
 import { HEX64, mobyRemovingName, unsafeDriverId } from '../layout.js';
 import type { Journal } from './journal.js';
-import type { Action } from './plan.js';
+import { reportOnly, type Action } from './plan.js';
 
 /** Free bytes of the filesystem holding `path`: the run's measured gain is reported beside the count. */
 export function freeBytes(path: string): number {
@@ -94,6 +94,12 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
     if (a.status === 'planned' && journalDown) {
       a.status = 'failed'; // not removed, so not a success: exit 1
       a.reason = `not begun: ${journalDown}`;
+    }
+    const cannot = a.status === 'planned' ? reportOnly(a.finding, ctx.driver) : undefined;
+    if (cannot) {
+      // the last word, as refuseId's: a plan made without its driver never gets a layerdb entry renamed
+      a.status = 'skipped';
+      a.reason = cannot;
     }
     if (a.status !== 'planned') {
       ctx.onAction?.(a);

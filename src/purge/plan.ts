@@ -33,7 +33,7 @@ export interface Policy {
 }
 
 /** Why the driver cannot remove what `f` hands it, or undefined: decided here, before anything is renamed. */
-function reportOnly(f: Finding, driver: Policy['driver']): string | undefined {
+export function reportOnly(f: Finding, driver: Policy['driver'] | undefined): string | undefined {
   if (driver?.removal !== 'report-only' || !f.removal || !needsDriver(f.removal)) return undefined;
   return `report-only: layergc does not remove ${driver.name} data (${driver.removalNote ?? 'the driver cannot be driven offline'})`;
 }

@@ -8,7 +8,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diffSnapshots, rootMaker, runCliAsync, scan, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { diffSnapshots, hexOf, rootMaker, runCliAsync, scan, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { createDriver } from '../../src/drivers/index.js';
+import { noAffects, type Finding } from '../../src/findings/types.js';
+import { MountTable } from '../../src/fsx/mounts.js';
+import { Remover } from '../../src/fsx/remove.js';
+import { executePlan } from '../../src/purge/execute.js';
+import { Journal } from '../../src/purge/journal.js';
+import { planPurge } from '../../src/purge/plan.js';
 
 const root = rootMaker();
 const STATE = ['layergc']; // the lock and journal are layergc's own, not the store's
@@ -49,8 +56,9 @@ function moveOnto(s: SyntheticRoot, driver: ReportOnly): void {
 
 interface Garbage {
   s: SyntheticRoot;
-  /** chain ID of the layer nothing uses */
+  /** chain ID and cache-id of the layer nothing uses */
   dangling: string;
+  danglingCache: string;
   orphan: string;
   leaked: string;
   writeSet: string;
@@ -59,13 +67,13 @@ interface Garbage {
 function garbageOn(driver: ReportOnly): Garbage {
   const s = root();
   s.populate();
-  const dangling = s.addDanglingLayer().chainId;
+  const { chainId: dangling, cacheId: danglingCache } = s.addDanglingLayer();
   const orphan = s.makeRemovingOrphan();
   const leaked = s.makeLeakedDriverDir().id;
   const writeSet = s.makeWriteSet({ withDriverDir: true, cacheId: true }).dir;
   moveOnto(s, driver);
   const moved = (p: string) => p.replace(s.imageDir, path.join(s.root, 'image', driver));
-  return { s, dangling, orphan: moved(orphan.dir), leaked, writeSet: moved(writeSet) };
+  return { s, dangling, danglingCache, orphan: moved(orphan.dir), leaked, writeSet: moved(writeSet) };
 }
 
 const tree = (s: SyntheticRoot) => snapshotTree(s.root, { exclude: STATE });
@@ -138,5 +146,21 @@ describe.each(REPORT_ONLY)('%s (report-only)', (driver) => {
     const again = await purge(g.s, ['--yes', '--include', 'unreferenced-layer']);
     expect(again.code).toBe(0);
     expect(again.json.actions.every((a: JsonAction) => a.status === 'skipped')).toBe(true);
+  });
+});
+
+describe('executePlan', () => {
+  it('refuses an item of a report-only driver that a plan made without its driver left planned: nothing is renamed', async () => {
+    const g = garbageOn('zfs');
+    const before = tree(g.s);
+    const dir = path.join(g.s.root, 'image/zfs/layerdb/sha256', hexOf(g.dangling));
+    const f: Finding = { kind: 'unreferenced-layer', severity: 'warning', layer: g.dangling, cacheId: g.danglingCache, paths: [dir], bytes: 0, reclaimable: false, reason: 'test', affects: noAffects(), removal: { type: 'entry', dir, driverId: g.danglingCache } };
+    const actions = planPurge([f], { kinds: ['unreferenced-layer'], daemonRunning: false, minAgeMs: 0, now: Date.now(), driver: null }, () => 0);
+    expect(actions.map((a) => a.status)).toEqual(['planned']);
+    const rm = new Remover(g.s.root, new MountTable([]), false);
+    await executePlan(actions, { driver: createDriver('zfs', path.join(g.s.root, 'zfs')), rm, journal: new Journal(g.s.root, 'report-only-test', false) });
+    expect(actions.map((a) => [a.status, a.reason])).toEqual([['skipped', expect.stringContaining('report-only: layergc does not remove zfs data')]]);
+    expect(rm.ops).toEqual([]);
+    expect(diffSnapshots(before, tree(g.s))).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
   });
 });
