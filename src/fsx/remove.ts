@@ -280,12 +280,16 @@ class TreeRemoval {
   private sinceYield = 0;
   constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined, private readonly signal?: AbortSignal) {}
 
-  /** Now and then, a turn of the event loop, so a signal is seen between files; true when it came. */
+  /** Whether it is time for a turn of the event loop (where a signal is seen): every YIELD_EVERY entries. */
+  private due(): boolean {
+    return !!this.signal && ++this.sinceYield >= YIELD_EVERY;
+  }
+
+  /** A turn of the event loop, so a signal is seen between files; true when it came. */
   private async stopHere(): Promise<boolean> {
-    if (!this.signal || ++this.sinceYield < YIELD_EVERY) return false;
     this.sinceYield = 0;
     await new Promise((r) => setImmediate(r));
-    this.interrupted = this.signal.aborted;
+    this.interrupted = !!this.signal?.aborted;
     return this.interrupted;
   }
 
@@ -346,7 +350,7 @@ class TreeRemoval {
     const stack: Frame[] = [{ fd, rel, names, i: 0, all: true, name: Buffer.alloc(0), blocks: 0 }];
     const join = (f: Frame, name: Buffer) => (f.rel.length ? Buffer.concat([f.rel, SLASH, name]) : name);
     while (stack.length) {
-      if (await this.stopHere()) {
+      if (this.due() && (await this.stopHere())) {
         // the file under way is gone; the dirs opened below the top are closed, the top by its caller
         for (const open of stack.slice(1)) fs.closeSync(open.fd);
         return false;
