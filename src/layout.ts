@@ -72,6 +72,13 @@ export const namesOneEntry = (id: string): boolean => !/^\.{0,2}$|[/\0\uFFFD]/.t
 /** userns-remap keeps the store in `<root>/<uid>.<gid>` (daemon_unix.go). */
 export const REMAP_SUBDIR = /^\d+\.\d+$/;
 
+/** The `<uid>.<gid>` a userns-remapped data root ends in, and the root it sits in; undefined for any other path. */
+export function remapOf(dataRoot: string): { parent: string; subdir: string } | undefined {
+  const i = dataRoot.lastIndexOf('/');
+  const subdir = dataRoot.slice(i + 1);
+  return i > 0 && REMAP_SUBDIR.test(subdir) ? { parent: dataRoot.slice(0, i), subdir } : undefined;
+}
+
 // Paths. Every function takes the dir it is relative to; locate decides the data root and driver.
 
 const hexPart = (digest: string): string => digest.slice(digest.indexOf(':') + 1);

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { trimSpace } from './digest.js';
 import { DEFAULT_DAEMON_CONFIG, DEFAULT_DATA_ROOT, runningDaemonConfig } from './daemon-config.js';
-import { REMAP_SUBDIR } from '../layout.js';
+import { remapOf } from '../layout.js';
 import type { DaemonInfo, DaemonProcess } from './model.js';
 
 /** dockerd flags that take a value, as `--flag value` or `--flag=value`. */
@@ -72,8 +72,7 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
   } catch {
     return { running: false, processes };
   }
-  const slash = dataRoot.lastIndexOf('/');
-  const remapped = REMAP_SUBDIR.test(dataRoot.slice(slash + 1)) ? dataRoot.slice(0, slash) : undefined;
+  const remapped = remapOf(dataRoot)?.parent;
   for (const p of pids) {
     let args: string[];
     try {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { daemonDataRoot } from '../../src/store/daemon.js';
 import { readDaemonConfig, runningDaemonConfig } from '../../src/store/daemon-config.js';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-daemon-config-'));
+const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-daemon-config-')));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, text: string) => {
   const p = path.join(dir, name);
@@ -20,14 +20,14 @@ describe('daemon config', () => {
     const p = file('typed.json', '{"data-root": 5, "userns-remap": "default", "storage-driver": "vfs"}');
     expect(() => readDaemonConfig(p)).toThrow(`daemon config ${p}: "data-root" is not a string`);
     expect(runningDaemonConfig(p)).toEqual({ 'data-root': 5, 'userns-remap': 'default', 'storage-driver': 'vfs' });
-    expect(daemonDataRoot(['--config-file', p], dir)).toEqual({ dataRoot: '/var/lib/docker', userns: true });
+    expect(daemonDataRoot(['--config-file', p])).toEqual({ dataRoot: '/var/lib/docker', userns: true });
   });
 
   it('takes the data root of a running dockerd from its flag before its config, and from data-root before graph', () => {
     const p = file('both.json', '{"data-root": "/srv/docker", "graph": "/old"}');
-    expect(daemonDataRoot(['--config-file', p], dir).dataRoot).toBe('/srv/docker');
-    expect(daemonDataRoot(['--config-file', p, '--data-root', dir], '/')).toEqual({ dataRoot: fs.realpathSync(dir), userns: false });
-    expect(daemonDataRoot(['--config-file', file('graph.json', '{"graph": "/old"}')], dir).dataRoot).toBe('/old');
+    expect(daemonDataRoot(['--config-file', p]).dataRoot).toBe('/srv/docker');
+    expect(daemonDataRoot(['--config-file', p, '--data-root', dir])).toEqual({ dataRoot: dir, userns: false });
+    expect(daemonDataRoot(['--config-file', file('graph.json', '{"graph": "/old"}')]).dataRoot).toBe('/old');
   });
 
   it('treats a running dockerd config that is missing, not JSON or not an object as no config', () => {

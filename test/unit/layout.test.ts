@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BUILDKIT_ID, HEX64, INIT_ID, MOUNT_ID, SHA256_DIGEST, STAGED_SUFFIX, containerDir, imageMetadataDir, isDockerLayerName, isRemovingName,
-  journalPath, layerdbPaths, lockPath, mightBeBuildkit, mobyRemovingName, removingChainHex, repositoriesJson, storePaths, unsafeDriverId, unstagedId,
+  journalPath, layerdbPaths, lockPath, mightBeBuildkit, mobyRemovingName, remapOf, removingChainHex, repositoriesJson, storePaths, unsafeDriverId, unstagedId,
 } from '../../src/layout.js';
 
 const hex = 'a'.repeat(63) + 'f';
@@ -53,5 +53,10 @@ describe('paths', () => {
     expect(repositoriesJson('/d/image/vfs')).toBe('/d/image/vfs/repositories.json');
     expect(containerDir('/d', hex)).toBe(`/d/containers/${hex}`);
     expect([lockPath('/d'), journalPath('/d')]).toEqual(['/d/layergc/lock', '/d/layergc/journal.jsonl']);
+  });
+
+  it('splits a userns-remapped data root into its root and <uid>.<gid>, and nothing else', () => {
+    expect(remapOf('/var/lib/docker/100000.100000')).toEqual({ parent: '/var/lib/docker', subdir: '100000.100000' });
+    expect([remapOf('/var/lib/docker'), remapOf('/var/lib/docker/100000'), remapOf('/srv/1.2.3')]).toEqual([undefined, undefined, undefined]);
   });
 });

@@ -7,7 +7,7 @@ import { ExitCode, LayergcError } from '../../errors.js';
 import { resolveDataRoot, type LocateOptions } from '../locate.js';
 import { findDaemons, flagValue } from '../daemon.js';
 import { trimSpace } from '../digest.js';
-import { containerdDaemonDir, containersDir, imageRoot, layerdbOf } from '../../layout.js';
+import { containerdDaemonDir, containersDir, imageRoot, layerdbOf, remapOf } from '../../layout.js';
 import { MountTable } from '../../fsx/mounts.js';
 import type { ContainerdLocation, Holder } from './model.js';
 
@@ -93,7 +93,7 @@ export async function locateContainerd(opts: LocateOptions): Promise<ContainerdL
   if (driver && driver !== 'overlayfs' && driver !== 'overlay2') {
     throw new LayergcError(`storage-driver ${driver} with the containerd image store uses a snapshotter layergc does not handle (only overlayfs)`, ExitCode.UNSUPPORTED);
   }
-  const remap = /\/(\d+\.\d+)$/.exec(dataRoot)?.[1];
+  const remap = remapOf(dataRoot)?.subdir;
   const suffix = config['userns-remap'] && remap ? `-${remap}` : '';
   const ns = config['containerd-namespace'] ?? `moby${suffix}`;
   const pluginNs = config['containerd-plugin-namespace'] ?? `plugins.moby${suffix}`;
