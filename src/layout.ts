@@ -4,17 +4,20 @@
 // imports the drivers, and not in it. Sources: moby's layer/filestore.go, image/fs.go,
 // daemon/graphdriver; BuildKit's identity.NewID.
 
+/** 64 lowercase hex digits: every ID rule below is built on this one. */
+const HEX = '[a-f0-9]{64}';
+
 /** A sha256 hex digest: a chain ID, image ID, container ID or moby layer ID without its algorithm. */
-export const HEX64 = /^[a-f0-9]{64}$/;
+export const HEX64 = new RegExp(`^${HEX}$`);
 
 /** A sha256 digest with its algorithm, as layerdb and imagedb files write it. */
-export const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+export const SHA256_DIGEST = new RegExp(`^sha256:${HEX}$`);
 
 /** moby's isValidID for mount-id and init-id: a layer ID, or a container's init layer ID. */
-export const MOUNT_ID = /^[a-f0-9]{64}(-init)?$/;
+export const MOUNT_ID = new RegExp(`^${HEX}(-init)?$`);
 
 /** A container's init layer: `<mount id>-init`. */
-export const INIT_ID = /^[a-f0-9]{64}-init$/;
+export const INIT_ID = new RegExp(`^${HEX}-init$`);
 
 /** BuildKit snapshot ids are identity.NewID(): 25 chars of [0-9a-z]. */
 export const BUILDKIT_ID = /^[0-9a-z]{25}$/;
