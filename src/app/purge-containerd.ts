@@ -1,6 +1,8 @@
 // purge on the containerd image store: with containerd and dockerd stopped, removes the
 // record-less snapshot dirs, blobs and ingest dirs and the config-less container dirs, through the
-// same plan, lock, journal and pinned remover as the graph-driver purge. Leases are only reported.
+// same plan, lock, journal and pinned remover as the graph-driver purge; then drops the dead and
+// orphan leases by an offline rewrite of meta.db (store/containerd/rewrite.ts), whose backup
+// `layergc restore` puts back.
 import { randomBytes } from 'node:crypto';
 import { ExitCode, LayergcError } from '../errors.js';
 import { liveMounts, Remover } from '../fsx/remove.js';
@@ -9,13 +11,16 @@ import { Journal } from '../purge/journal.js';
 import { planPurge, type Action } from '../purge/plan.js';
 import { executePlan, freeBytes, type ExecuteContext } from '../purge/execute.js';
 import { openContainerdStore } from '../store/containerd/index.js';
+import { findHolders } from '../store/containerd/locate.js';
+import { removeLeases, type LeaseRewrite } from '../store/containerd/rewrite.js';
+import { shellQuote } from '../escape.js';
 import { scanContainerd } from '../findings/containerd/scan.js';
 import { CONTAINERD_GARBAGE } from '../findings/containerd/kinds.js';
 import type { FindingKind } from '../findings/types.js';
 import { human } from '../units.js';
 import { quietLog } from './hooks.js';
 import { interruptedBy, logTakeover, type PurgeHooks, type PurgeOptions } from './purge-run.js';
-import { purgeTotals, type PurgeReport } from './report.js';
+import { purgeTotals, type LeaseReport, type PurgeReport } from './report.js';
 
 export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, started: number): Promise<PurgeReport> {
   const store = await openContainerdStore(opts);
@@ -41,12 +46,49 @@ export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, sta
     }
     const measuredFreed = dryRun ? undefined : freeBytes(store.loc.root) - freeBefore;
     const header = { dataRoot: store.loc.dataRoot, driver: store.loc.snapshotter, daemonRunning: store.holders.length > 0, containerdRoot: store.loc.root };
-    const leases = scan.findings.filter((f) => f.kind === 'containerd-dead-lease' || f.kind === 'containerd-orphan-lease');
-    const notes = leases.length
-      ? [`${leases.length} dead or orphan lease${leases.length === 1 ? '' : 's'} hold ${human(leases.reduce((t, f) => t + f.bytes, 0))}: layergc does not rewrite meta.db; with the daemon running, \`ctr -a <containerd socket> -n <namespace> leases rm --sync <id>\` lets containerd's GC collect them (${leases.map((f) => `${f.containerd?.namespace}/${f.containerd?.lease}`).join(', ')})`]
-      : [];
-    return { command: 'purge', header, dryRun, actions, findings: scan.findings, totals: purgeTotals(actions, dryRun), measuredFreed, notes, interrupted: interruptedBy(hooks.signal), times: { started, finished: Date.now() } };
+    // an interrupted run stops before meta.db: the next purge does it
+    const containerdLeases = interruptedBy(hooks.signal) ? undefined : await dropLeases(store, scan, journal, dryRun);
+    const notes = containerdLeases ? [leaseLines(containerdLeases)] : [];
+    return { command: 'purge', header, dryRun, actions, findings: scan.findings, totals: purgeTotals(actions, dryRun), measuredFreed, notes, interrupted: interruptedBy(hooks.signal), ...(containerdLeases ? { containerdLeases } : {}), times: { started, finished: Date.now() } };
   } finally {
     await lock?.release();
   }
+}
+
+/** The dead and orphan leases go by a rewrite of meta.db, never while anything of the store is broken (its GC would then delete live data). */
+async function dropLeases(store: Awaited<ReturnType<typeof openContainerdStore>>, scan: Awaited<ReturnType<typeof scanContainerd>>, journal: Journal, dryRun: boolean): Promise<LeaseReport | undefined> {
+  const found = scan.findings.filter((f) => f.kind === 'containerd-dead-lease' || f.kind === 'containerd-orphan-lease');
+  if (!found.length) return undefined;
+  const leases = found.map((f) => ({ namespace: f.containerd!.namespace!, id: f.containerd!.lease!, kind: f.kind, bytes: f.bytes }));
+  const report: LeaseReport = { status: dryRun ? 'planned' : 'rewritten', metaDb: store.loc.metaDb, leases, bytesAtNextStart: leases.reduce((t, l) => t + l.bytes, 0) };
+  const broken = scan.findings.filter((f) => f.severity === 'error');
+  if (broken.length) return { ...report, status: 'skipped', reason: `the store has ${broken.length} error finding${broken.length === 1 ? '' : 's'} (${[...new Set(broken.map((f) => f.kind))].join(', ')}): the GC that dropping a lease starts would act on a store that is not whole` };
+  const keys = new Set(leases.map((l) => `${l.namespace}/${l.id}`));
+  const metaLeases = [...scan.deadLeases.values()].map((d) => d.lease).filter((l) => keys.has(`${l.namespace}/${l.id}`));
+  await journal.write({ event: 'intent', kind: 'containerd-dead-lease', paths: [store.loc.metaDb], bytes: report.bytesAtNextStart, reason: `rewrite meta.db without ${[...keys].join(', ')}` });
+  let done: LeaseRewrite;
+  try {
+    done = await removeLeases(store.loc, metaLeases, {
+      run: journal.run,
+      dryRun,
+      stillStopped: () => {
+        const h = findHolders(store.loc);
+        if (h.length) throw new LayergcError(`the containerd image store ${store.loc.root} came into use (${h.map((x) => x.what).join('; ')}); meta.db was not changed`, ExitCode.DAEMON_RUNNING);
+      },
+    });
+  } catch (err) {
+    await journal.write({ event: 'failed', kind: 'containerd-dead-lease', paths: [store.loc.metaDb], reason: (err as Error).message });
+    throw err;
+  }
+  await journal.write({ event: 'removed', kind: 'containerd-dead-lease', paths: [store.loc.metaDb], bytes: report.bytesAtNextStart, reason: `kept the previous meta.db as ${done.backup}` });
+  return { ...report, backup: done.backup, restore: `layergc restore ${shellQuote(done.backup) ?? done.backup}` };
+}
+
+function leaseLines(r: LeaseReport): string {
+  const n = `${r.leases.length} lease${r.leases.length === 1 ? '' : 's'}`;
+  const names = r.leases.map((l) => `${l.namespace}/${l.id}`).join(', ');
+  if (r.status === 'skipped') return `meta.db: ${n} not removed (${names}): ${r.reason}.`;
+  const gc = `containerd's own GC collects what ${r.leases.length === 1 ? 'it' : 'they'} alone held, ${human(r.bytesAtNextStart)}, at its next start`;
+  if (r.status === 'planned') return `meta.db: would be written again without ${n} (${names}); ${gc}. The previous meta.db would be kept beside it.`;
+  return `meta.db: written again without ${n} (${names}); ${gc}.\n  The previous meta.db is kept as ${r.backup}\n  Put it back (before containerd starts): ${r.restore}`;
 }

@@ -58,6 +58,18 @@ export interface PurgeTotals {
   plannedBytes: number;
 }
 
+/** containerd store: the meta.db rewrite that drops the dead and orphan leases (docs/purge.schema.json containerdLeases) */
+export interface LeaseReport {
+  status: 'planned' | 'rewritten' | 'skipped';
+  reason?: string;
+  metaDb: string;
+  backup?: string;
+  leases: { namespace: string; id: string; kind: string; bytes: number }[];
+  /** what containerd's GC collects at its next start, once the leases are gone */
+  bytesAtNextStart: number;
+  restore?: string;
+}
+
 export interface PurgeReport {
   command: 'purge';
   header: Header;
@@ -76,6 +88,8 @@ export interface PurgeReport {
   declined?: boolean;
   /** SIGINT or SIGTERM stopped the run */
   interrupted?: 'SIGINT' | 'SIGTERM';
+  /** containerd store: the dead and orphan leases dropped by a meta.db rewrite */
+  containerdLeases?: LeaseReport;
   times: RunTimes;
 }
 
@@ -172,7 +186,7 @@ export function dfJson(r: DfReport): Record<string, unknown> {
 }
 
 /** purge --json (docs/purge.schema.json); with --include broken, the repair's part too. */
-export function purgeJson(r: Pick<PurgeReport, 'header' | 'actions' | 'dryRun' | 'measuredFreed' | 'notes' | 'repair' | 'quarantine' | 'interrupted'>): Record<string, unknown> {
+export function purgeJson(r: Pick<PurgeReport, 'header' | 'actions' | 'dryRun' | 'measuredFreed' | 'notes' | 'repair' | 'quarantine' | 'interrupted' | 'containerdLeases'>): Record<string, unknown> {
   const h = r.header;
   const t = purgeTotals(r.actions, r.dryRun);
   const j: Record<string, unknown> = {
@@ -184,6 +198,7 @@ export function purgeJson(r: Pick<PurgeReport, 'header' | 'actions' | 'dryRun' |
     actions: r.actions.map((a) => ({ kind: a.finding.kind, paths: a.finding.paths, bytes: actionBytes(a), status: a.status, ...(a.reason ? { reason: a.reason } : {}) })),
     ...(r.notes?.length ? { notes: r.notes } : {}),
     ...(r.interrupted ? { interrupted: r.interrupted } : {}),
+    ...(r.containerdLeases ? { containerdLeases: r.containerdLeases } : {}),
     summary: {
       removed: t.removed,
       failed: t.failed,

@@ -36,7 +36,9 @@ async function scanContainerdStore(opts: ScanOptions, started: number): Promise<
   const { findings } = await scanContainerd(store);
   if (opts.deep) {
     const { verifyBlobs } = await import('../verify/containerd.js');
-    findings.push(...(await verifyBlobs(store)));
+    const { verifyUnpackedLayers } = await import('../verify/containerd-layers.js');
+    const damaged = await verifyBlobs(store);
+    findings.push(...damaged, ...(await verifyUnpackedLayers(store, undefined, new Set(damaged.map((f) => f.containerd?.digest ?? '')))));
   }
   const header = { dataRoot: store.loc.dataRoot, driver: store.loc.snapshotter, daemonRunning: store.holders.length > 0, containerdRoot: store.loc.root };
   const notes = store.holders.map((h) => `held by ${h.what}: the store may change under the scan`);

@@ -4,7 +4,7 @@
 // it costs no copy) under a name the caller gives. Everything happens inside the directory opened
 // with O_NOFOLLOW from the data root down (contain.ts), so a symlink swapped in on the way is never
 // followed; symlinks (overlay2 l/ links) are created the same way.
-import { closeSync, constants, fsyncSync, linkSync, openSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { atFd, openParent } from './contain.js';
 import { errCode } from './fs.js';
@@ -78,5 +78,63 @@ export class AtomicWriter {
     inParent(this.root, path, (dirFd, name) => {
       if (!this.dryRun) symlinkSync(target, atFd(dirFd, name));
     });
+  }
+}
+
+export interface ReplaceVerifiedOptions {
+  /** the previous file is hard-linked to this name (same directory) before the rename; it must not exist */
+  keepAs: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** reads the temp file back (its path given) and throws to refuse it; runs before anything else changes */
+  check: (tempPath: string) => Promise<void>;
+}
+
+/**
+ * Replace `path` with `data` only once `check` accepted the file as written on disk: a temp file
+ * created O_EXCL in the same directory, fsynced, read back by `check`, then the old file linked to
+ * `keepAs`, the temp renamed over `path`, and the directory fsynced. A refusal or a crash before the
+ * rename leaves `path` as it was (the temp goes).
+ */
+export async function replaceVerified(root: string, path: string, data: Buffer, o: ReplaceVerifiedOptions): Promise<void> {
+  const keepName = o.keepAs.slice(o.keepAs.lastIndexOf('/') + 1);
+  if (o.keepAs !== `${path.slice(0, path.lastIndexOf('/'))}/${keepName}`) throw new Error(`${o.keepAs}: the previous version is kept in the same directory`);
+  const { dir, name } = openParent(root, path);
+  const tmp = `.tmp-${name}layergc-${randomBytes(6).toString('hex')}`;
+  let renamed = false;
+  try {
+    const fd = openSync(atFd(dir.fd, tmp), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, o.mode);
+    try {
+      for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+      fchownSync(fd, o.uid, o.gid);
+      fchmodSync(fd, o.mode);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    faultPoint('atomic-after-temp');
+    await o.check(`/proc/self/fd/${dir.fd}/${tmp}`);
+    linkSync(atFd(dir.fd, name), atFd(dir.fd, keepName)); // EEXIST: never over an earlier backup
+    fsyncSync(dir.fd);
+    renameSync(atFd(dir.fd, tmp), atFd(dir.fd, name));
+    renamed = true;
+    fsyncSync(dir.fd);
+  } finally {
+    if (!renamed) try { unlinkSync(atFd(dir.fd, tmp)); } catch { /* never made */ }
+    closeSync(dir.fd);
+  }
+  faultPoint('atomic-after-rename');
+}
+
+/** Rename `from` over `to`, both in one directory opened from `root` down; the directory is fsynced. */
+export function renameInDir(root: string, from: string, to: string): void {
+  if (from.slice(0, from.lastIndexOf('/')) !== to.slice(0, to.lastIndexOf('/'))) throw new Error(`${from} and ${to} are not in one directory`);
+  const { dir, name } = openParent(root, from);
+  try {
+    renameSync(atFd(dir.fd, name), atFd(dir.fd, to.slice(to.lastIndexOf('/') + 1)));
+    fsyncSync(dir.fd);
+  } finally {
+    closeSync(dir.fd);
   }
 }

@@ -42,6 +42,8 @@ export interface BboltEntry {
 export interface BboltBucket {
   /** true when the bucket's page is stored inline in its parent's value (bbolt root pgid 0). */
   readonly inline: boolean;
+  /** the bucket's sequence (bbolt NextSequence/SetSequence), kept in its header beside the root page id */
+  readonly sequence: bigint;
   /** page id of the bucket's root page; null for an inline bucket. */
   readonly rootPage: number | null;
   entries(): AsyncIterable<BboltEntry>;
@@ -60,6 +62,8 @@ export interface BboltMeta {
   /** high water mark: number of pages in use. */
   pageCount: number;
   rootPgid: number;
+  /** the root bucket's sequence */
+  rootSequence: bigint;
   /** true when the other meta page failed validation (the file survived a torn write or damage). */
   otherMetaInvalid: boolean;
 }
@@ -78,19 +82,20 @@ export interface OpenBboltOptions {
 
 // ---- format constants -------------------------------------------------------------------------
 
-const MAGIC = 0xed0cdaed;
-const VERSION = 2;
-const PAGE_HEADER_SIZE = 16;
+// exported for the writer beside it (bbolt-write.ts): one statement of the format
+export const MAGIC = 0xed0cdaed;
+export const VERSION = 2;
+export const PAGE_HEADER_SIZE = 16;
 const META_SIZE = 64; // struct size incl. checksum
-const META_CHECKSUMMED = 56; // offsetof(Meta.checksum)
-const ELEMENT_SIZE = 16; // both branch and leaf elements are 16 bytes
-const BUCKET_HEADER_SIZE = 16;
+export const META_CHECKSUMMED = 56; // offsetof(Meta.checksum)
+export const ELEMENT_SIZE = 16; // both branch and leaf elements are 16 bytes
+export const BUCKET_HEADER_SIZE = 16;
 
-const BRANCH_PAGE = 0x01;
-const LEAF_PAGE = 0x02;
-const META_PAGE = 0x04;
-const FREELIST_PAGE = 0x10;
-const BUCKET_LEAF_FLAG = 0x01;
+export const BRANCH_PAGE = 0x01;
+export const LEAF_PAGE = 0x02;
+export const META_PAGE = 0x04;
+export const FREELIST_PAGE = 0x10;
+export const BUCKET_LEAF_FLAG = 0x01;
 
 const MIN_PAGE_SIZE = 512;
 const MAX_PAGE_SIZE = 1 << 24; // bbolt itself probes 1 KiB .. 16 MiB for the second meta page
@@ -115,7 +120,7 @@ const FNV64_OFFSET = 0xcbf29ce484222325n;
 const FNV64_PRIME = 0x100000001b3n;
 const MASK64 = 0xffffffffffffffffn;
 
-function fnv1a64(buf: Buffer): bigint {
+export function fnv1a64(buf: Buffer): bigint {
   let h = FNV64_OFFSET;
   for (const b of buf) {
     h ^= BigInt(b);
@@ -143,6 +148,7 @@ interface ParsedMeta {
   pageSize: number;
   flags: number;
   rootPgid: bigint;
+  rootSequence: bigint;
   freelist: bigint;
   pgid: bigint;
   txid: bigint;
@@ -156,6 +162,7 @@ function parseMeta(buf: Buffer, off: number): ParsedMeta {
     pageSize: 0,
     flags: 0,
     rootPgid: 0n,
+    rootSequence: 0n,
     freelist: 0n,
     pgid: 0n,
     txid: 0n,
@@ -173,7 +180,7 @@ function parseMeta(buf: Buffer, off: number): ParsedMeta {
     pageSize: buf.readUInt32LE(off + 8),
     flags: buf.readUInt32LE(off + 12),
     rootPgid: u64(buf, off + 16),
-    // off + 24: root bucket sequence (unused here)
+    rootSequence: u64(buf, off + 24),
     freelist: u64(buf, off + 32),
     pgid: u64(buf, off + 40),
     txid: u64(buf, off + 48),
@@ -285,7 +292,7 @@ class DbImpl implements BboltDb {
   }
 
   async root(): Promise<BboltBucket> {
-    return new BucketImpl(this, { pgid: this.meta.rootPgid }, 0, 'root bucket');
+    return new BucketImpl(this, { pgid: this.meta.rootPgid }, this.meta.rootSequence, 0, 'root bucket');
   }
 
   /** Prefix an error's message with the file path (once). Non-BboltErrors pass through. */
@@ -377,6 +384,7 @@ class BucketImpl implements BboltBucket {
   constructor(
     private readonly db: DbImpl,
     private readonly rootRef: BucketRoot,
+    readonly sequence: bigint,
     private readonly nesting: number,
     private readonly name: string,
   ) {
@@ -492,18 +500,19 @@ class BucketImpl implements BboltBucket {
       throw new BboltError(`${childName}: bucket header is ${value.length} bytes, expected at least ${BUCKET_HEADER_SIZE}`);
     }
     const root = u64(value, 0);
+    const sequence = u64(value, 8);
     if (root === 0n) {
       const inline = Buffer.from(value.subarray(BUCKET_HEADER_SIZE));
       // Validate eagerly so a broken inline bucket is reported where it is opened.
       const n = decodeNode(inline, null, this.db.meta.pageCount);
       if (!n.leaf) throw new BboltError(`${childName}: inline bucket page is not a leaf page`);
-      return new BucketImpl(this.db, { inline }, this.nesting + 1, childName);
+      return new BucketImpl(this.db, { inline }, sequence, this.nesting + 1, childName);
     }
     const pageCount = this.db.meta.pageCount;
     if (root < 2n || root >= BigInt(pageCount)) {
       throw new BboltError(`${childName}: root page ${root} is outside the data pages 2..${pageCount - 1}`);
     }
-    return new BucketImpl(this.db, { pgid: Number(root) }, this.nesting + 1, childName);
+    return new BucketImpl(this.db, { pgid: Number(root) }, sequence, this.nesting + 1, childName);
   }
 }
 
@@ -619,6 +628,7 @@ async function openWith(path: string, fh: FileHandle, size: number, options: Ope
     metaPage: idx,
     pageCount,
     rootPgid: Number(m.rootPgid),
+    rootSequence: m.rootSequence,
     otherMetaInvalid: !metas[1 - idx].valid,
   };
   return new DbImpl(path, fh, size, meta, options.cacheBytes ?? 4 * 1024 * 1024);
@@ -650,4 +660,37 @@ export async function walkAll(
     }
   };
   await rec(await db.root(), []);
+}
+
+/** A whole bucket in memory: its sequence and its entries in key order (a value, or a nested bucket). */
+export interface BboltTree {
+  sequence: bigint;
+  entries: BboltTreeEntry[];
+}
+export type BboltTreeEntry = { key: Buffer; value: Buffer } | { key: Buffer; bucket: BboltTree };
+
+/**
+ * Read the whole database into memory (what an offline rewrite copies), with the bounds of
+ * walkAll: a page that is the root of two buckets is corruption.
+ */
+export async function readTree(db: BboltDb): Promise<BboltTree> {
+  const roots = new Set<number>();
+  const rec = async (b: BboltBucket): Promise<BboltTree> => {
+    if (b.rootPage !== null) {
+      if (roots.has(b.rootPage)) throw new BboltError(`${db.path}: page ${b.rootPage} is the root of more than one bucket (corrupt)`);
+      roots.add(b.rootPage);
+    }
+    const entries: BboltTreeEntry[] = [];
+    for await (const e of b.entries()) {
+      if (e.value !== null) {
+        entries.push({ key: e.key, value: e.value });
+        continue;
+      }
+      const child = await b.bucket(e.key);
+      if (!child) throw new BboltError(`${db.path}: bucket ${showKey(e.key)} is listed but cannot be opened`);
+      entries.push({ key: e.key, bucket: await rec(child) });
+    }
+    return { sequence: b.sequence, entries };
+  };
+  return rec(await db.root());
 }

@@ -2,7 +2,8 @@
  * Test-only builder of synthetic bbolt files (page images made by hand), for the unit tests of
  * src/store/bbolt.ts and src/store/buildkit.ts. It writes the layout bbolt defines: meta pages 0
  * and 1, an empty freelist page 2, then the bucket pages. It is deliberately simple (no page reuse,
- * sequence 0 everywhere) and is never used by layergc itself.
+ * sequences only where a bucket asks) and is never used by layergc itself; it is the independent
+ * oracle the unit tests of src/store/bbolt-write.ts compare with.
  */
 
 export type Value = string | Buffer | Bucket;
@@ -14,6 +15,8 @@ export interface BucketOptions {
   perLeaf?: number;
   /** fan-out of branch pages when perLeaf is set (default 4) */
   perBranch?: number;
+  /** the bucket's sequence (bbolt NextSequence), default 0 */
+  sequence?: number;
 }
 
 export class Bucket {
@@ -134,6 +137,7 @@ class Writer {
 
   bucketValue(b: Bucket): Buffer {
     const header = Buffer.alloc(16);
+    header.writeBigUInt64LE(BigInt(b.options.sequence ?? 0), 8);
     if (b.options.inline) {
       return Buffer.concat([header, leafImage(0, this.elems(b))]);
     }
@@ -167,7 +171,7 @@ class Writer {
 export function writeMeta(
   file: Buffer,
   which: 0 | 1,
-  m: { pageSize: number; root: number; freelist: number; pageCount: number; txid: number },
+  m: { pageSize: number; root: number; freelist: number; pageCount: number; txid: number; sequence?: number },
 ): void {
   const off = which * m.pageSize;
   file.fill(0, off, off + m.pageSize);
@@ -179,7 +183,7 @@ export function writeMeta(
   file.writeUInt32LE(m.pageSize, meta + 8);
   file.writeUInt32LE(0, meta + 12);
   file.writeBigUInt64LE(BigInt(m.root), meta + 16);
-  file.writeBigUInt64LE(0n, meta + 24);
+  file.writeBigUInt64LE(BigInt(m.sequence ?? 0), meta + 24);
   file.writeBigUInt64LE(BigInt(m.freelist), meta + 32);
   file.writeBigUInt64LE(BigInt(m.pageCount), meta + 40);
   file.writeBigUInt64LE(BigInt(m.txid), meta + 48);
@@ -203,7 +207,7 @@ export function synthBbolt(root: Bucket, opts: SynthOptions & { older?: Bucket }
   file.writeBigUInt64LE(2n, 2 * pageSize);
   file.writeUInt16LE(FREELIST, 2 * pageSize + 8);
   const [t0, t1] = opts.txids ?? [1, 2];
-  writeMeta(file, 0, { pageSize, root: rootOld, freelist: 2, pageCount, txid: t0 });
-  writeMeta(file, 1, { pageSize, root: rootNew, freelist: 2, pageCount, txid: t1 });
+  writeMeta(file, 0, { pageSize, root: rootOld, freelist: 2, pageCount, txid: t0, sequence: (opts.older ?? root).options.sequence });
+  writeMeta(file, 1, { pageSize, root: rootNew, freelist: 2, pageCount, txid: t1, sequence: root.options.sequence });
   return { file, pageSize, roots: [rootOld, rootNew], pageCount };
 }

@@ -6,6 +6,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
+import { chainIds } from '../../src/store/digest.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCliAsync } from '../helpers/synthetic.js';
 import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
@@ -239,11 +243,11 @@ describe('scan of a damaged containerd store', () => {
       ['containerd-dead-lease', [rel(path.join(s.blobs, dLoaded.slice(7))), rel(liveIngest), snap(4)].sort(), false, { images: [], containers: [] }, { namespace: 'moby', lease: '113169686--U5d' }],
       ['containerd-orphan-lease', [snap(5)], false, { images: [], containers: [] }, { namespace: 'moby', lease: C2 }],
       ['containerd-orphan-record', [snap(6)], false, { images: [], containers: [] }, { snapshot: 'moby/6/unnamed' }],
-      ['containerd-stray-blob-name', [rel(path.join(s.blobs, '0123-not-a-digest'))], false, { images: [], containers: [] }, null],
+      ['containerd-stray-blob-name', [rel(path.join(s.blobs, '0123-not-a-digest'))], true, { images: [], containers: [] }, null],
       ['containerd-missing-snapshot', [snap(8)], false, { images: ['app:2'], containers: [] }, { snapshot: 'moby/8/gone' }],
     ]));
     // kind order, then path
-    expect(out.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-stray-blob-name', 'containerd-missing-snapshot']);
+    expect(out.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-stray-blob-name', 'containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-missing-snapshot']);
     // the shared blob stays: k8s.io's lease still holds it, so the dead moby lease does not free it
     expect(JSON.stringify(out.findings)).not.toContain(dShared.slice(7));
     // the orphan dir's bytes are its blocks (20000 B file + dirs)
@@ -334,19 +338,19 @@ describe('purge', () => {
     const planned = (dry.json.actions as { kind: string; paths: string[]; status: string }[]).map((a) => [a.kind, a.status, a.paths.map((p) => path.relative(s.dataRoot, p))]);
     const purgeable = (await scanJson(s.dataRoot)).out!.findings.filter((f) => f.reclaimable).map((f) => [f.kind, 'planned', f.paths.map((p: string) => path.relative(s.dataRoot, p))]);
     expect(planned.map((x) => JSON.stringify(x)).sort()).toEqual(purgeable.map((x) => JSON.stringify(x)).sort());
-    expect(planned.map((p) => p[0]).sort()).toEqual(['containerd-configless-container', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-orphan-snapshot']);
+    expect(planned.map((p) => p[0]).sort()).toEqual(['containerd-configless-container', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-stray-blob-name']);
     expect(listTree(s.dataRoot)).toEqual(before);
 
     const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
     expect(r.code).toBe(0);
-    expect(r.json.summary).toMatchObject({ removed: 6, failed: 0, skipped: 0 });
+    expect(r.json.summary).toMatchObject({ removed: 7, failed: 0, skipped: 0 });
     const gone = planned.flatMap((p) => p[2] as string[]);
     const after = listTree(s.dataRoot);
     // exactly the planned paths (and what was below them) went, plus layergc's own journal appeared
     expect(before.filter((p) => !after.includes(p))).toEqual(before.filter((p) => gone.some((g) => p === g || p.startsWith(`${g}/`))));
     expect(after.filter((p) => !before.includes(p)).every((p) => p.startsWith('layergc'))).toBe(true);
     const rescan = await scanJson(s.dataRoot);
-    expect(rescan.out!.findings.map((f) => f.kind)).toEqual(['containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-stray-blob-name', 'containerd-missing-snapshot']);
+    expect(rescan.out!.findings.map((f) => f.kind)).toEqual(['containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-missing-snapshot']);
   });
 
   it('SIGTERM during purge --yes: the item under way is finished, no other begun, exit 143; the next purge removes the rest', async () => {
@@ -356,9 +360,10 @@ describe('purge', () => {
     expect(code).toBe(143);
     const json = JSON.parse(stdout);
     expect(json.interrupted).toBe('SIGTERM');
-    expect(json.summary).toMatchObject({ removed: 1, failed: 0, skipped: 5 });
+    expect(json.summary).toMatchObject({ removed: 1, failed: 0, skipped: 6 });
+    expect(json.containerdLeases).toBeUndefined(); // an interrupted purge never goes on to rewrite meta.db
     const next = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
-    expect(next.json.summary).toMatchObject({ removed: 5, failed: 0, skipped: 0 });
+    expect(next.json.summary).toMatchObject({ removed: 6, failed: 0, skipped: 0 });
   });
 
   it('refuses (exit 3) while something holds the store: a flock on meta.db', async () => {
@@ -438,9 +443,321 @@ describe('the bundled sample (fixtures/sample-containerd-root.tar.gz, made by a 
     execFileSync('tar', ['-xzf', path.join(__dirname, '../../fixtures/sample-containerd-root.tar.gz'), '-C', b]);
     const r = await scanJson(b);
     expect(r.code).toBe(1);
-    expect(r.out!.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-stray-blob-name']);
-    expect(r.out!.findings[3].reason).toContain('an expiring client lease (docker load, import, push)');
+    expect(r.out!.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-stray-blob-name', 'containerd-dead-lease']);
+    expect(r.out!.findings[4].reason).toContain('an expiring client lease (docker load, import, push)');
     const dry = await runCliAsync(['purge', '--dry-run', '--data-root', b, '--json']);
-    expect([dry.code, dry.json.summary.planned]).toEqual([0, 3]);
+    expect([dry.code, dry.json.summary.planned, dry.json.containerdLeases.status]).toEqual([0, 4, 'planned']);
+  });
+});
+
+// ---- the offline meta.db rewrite that drops dead and orphan leases, and its restore ----------------
+
+describe('stray names in blobs/ (F9)', () => {
+  it('purge removes a stray file and a stray dir at either level, never a symlink (that one is unsafe-path)', async () => {
+    const s = containerdRoot(base(), { namespaces: {} });
+    const strayFile = path.join(s.blobs, '0123-not-a-digest');
+    fs.writeFileSync(strayFile, 'stray');
+    const strayDir = path.join(s.blobs, '..', 'tmp-dir');
+    fs.mkdirSync(path.join(strayDir, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(strayDir, 'sub', 'f'), 'x');
+    const shortHex = path.join(s.blobs, 'abc');
+    fs.writeFileSync(shortHex, 'short');
+    const link = path.join(s.blobs, hex64('link'));
+    fs.symlinkSync('/etc/passwd', link);
+    const r = await scanJson(s.dataRoot);
+    const stray = r.out!.findings.filter((f) => f.kind === 'containerd-stray-blob-name');
+    expect(stray.map((f) => [f.paths[0], f.reclaimable]).sort()).toEqual([[strayFile, true], [shortHex, true], [path.resolve(strayDir), true]].sort());
+    expect(r.out!.findings.filter((f) => f.kind === 'unsafe-path').map((f) => f.paths)).toEqual([[link]]);
+    const p = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect(p.code).toBe(0);
+    for (const x of [strayFile, shortHex, strayDir]) expect(fs.existsSync(x)).toBe(false);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync('/etc/passwd').length).toBeGreaterThan(0);
+  });
+});
+
+describe('purge drops dead and orphan leases by rewriting meta.db; restore puts the old one back', () => {
+  /** A healthy store (no error finding) with a dead load lease, an orphan container lease, a live container lease and another client's leases. */
+  function leasedStore() {
+    const b = base();
+    const layer = 'layer bytes';
+    const loaded = 'a blob only the dead load lease holds';
+    const dLayer = digestOf(layer);
+    const dLoaded = digestOf(loaded);
+    const loadRef = `tar-blobs/sha256/${hex64('load')}`;
+    const spec: ContainerdSpec = {
+      namespaces: {
+        moby: {
+          images: { 'docker.io/library/app:1': { target: dLayer } },
+          blobs: { [dLayer]: { size: layer.length }, [dLoaded]: { size: loaded.length } },
+          snapshots: { [CHAIN]: { name: `moby/1/${CHAIN}` }, [C1]: { name: `moby/2/${C1}`, parent: CHAIN }, [`${C2}-init-key`]: { name: `moby/3/${C2}-init-key`, parent: CHAIN } },
+          ingests: { [loadRef]: { ref: `moby/1/${loadRef}` } },
+          leases: {
+            [C1]: { snapshots: [C1] },
+            [C2]: { snapshots: [`${C2}-init-key`] },
+            '113169686--U5d': { labels: { 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' }, content: [dLoaded], ingests: [loadRef] },
+          },
+        },
+        'k8s.io': { leases: { '999-zzzz': { labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z' } }, keep: {} } },
+      },
+      backend: { [`moby/1/${CHAIN}`]: { id: 1 }, [`moby/2/${C1}`]: { id: 2, kind: 2, parent: `moby/1/${CHAIN}` }, [`moby/3/${C2}-init-key`]: { id: 3, kind: 2, parent: `moby/1/${CHAIN}` } },
+    };
+    const s = containerdRoot(b, spec);
+    for (const id of [1, 2, 3]) s.snapshotDir(id);
+    s.blob(layer);
+    s.blob(loaded);
+    s.ingestDir(`moby/1/${loadRef}`);
+    s.containerDir(C1, { name: 'web' });
+    return { s, metaDb: path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db') };
+  }
+  const treeOf = async (p: string) => {
+    const { withDb, readTree } = await import('../../src/store/bbolt.js');
+    return withDb(p, readTree);
+  };
+  const sha = (p: string) => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+
+  it('--dry-run plans it and changes nothing; --yes writes meta.db again without exactly those leases, keeps the old one, and a rescan finds none', async () => {
+    const { s, metaDb } = leasedStore();
+    const before = listTree(s.dataRoot);
+    const oldBytes = fs.readFileSync(metaDb);
+    const scan = (await scanJson(s.dataRoot)).out!.findings;
+    const leaseBytes = scan.filter((f) => f.kind.endsWith('-lease')).reduce((n, f) => n + f.bytes, 0);
+    expect(scan.filter((f) => f.kind.endsWith('-lease')).map((f) => f.containerd.lease).sort()).toEqual(['113169686--U5d', C2]);
+
+    const dry = await runCliAsync(['purge', '--dry-run', '--data-root', s.dataRoot, '--json']);
+    expect(dry.code).toBe(0);
+    expect(dry.json.containerdLeases).toMatchObject({ status: 'planned', metaDb, bytesAtNextStart: leaseBytes });
+    expect(dry.json.containerdLeases.leases.map((l: { namespace: string; id: string; kind: string }) => [l.namespace, l.id, l.kind])).toEqual([['moby', '113169686--U5d', 'containerd-dead-lease'], ['moby', C2, 'containerd-orphan-lease']]);
+    expect(listTree(s.dataRoot)).toEqual(before);
+    expect(fs.readFileSync(metaDb).equals(oldBytes)).toBe(true);
+
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const cl = r.json.containerdLeases;
+    expect(cl).toMatchObject({ status: 'rewritten', metaDb, bytesAtNextStart: leaseBytes });
+    expect(cl.backup).toMatch(/\/io\.containerd\.metadata\.v1\.bolt\/meta\.db\.layergc-[0-9a-f]{12}$/);
+    expect(cl.restore).toBe(`layergc restore '${cl.backup}'`);
+    // the backup is the old file, byte for byte; its record names both hashes
+    expect(fs.readFileSync(cl.backup).equals(oldBytes)).toBe(true);
+    const rec = JSON.parse(fs.readFileSync(`${cl.backup}.json`, 'utf8'));
+    expect([rec.previousSha256, rec.writtenSha256, rec.removedLeases]).toEqual([sha(cl.backup), sha(metaDb), [`moby/113169686--U5d`, `moby/${C2}`]]);
+    expect(fs.statSync(metaDb).mode & 0o777).toBe(fs.statSync(cl.backup).mode & 0o777);
+    // key by key: everything but the two lease buckets is identical, sequences included
+    const { diffTrees, leaseKeys } = await import('../../src/store/containerd/rewrite.js');
+    const [a, bb] = [await treeOf(cl.backup), await treeOf(metaDb)];
+    expect(leaseKeys(a)).toEqual(['k8s.io/999-zzzz', 'k8s.io/keep', `moby/${C1}`, 'moby/113169686--U5d', `moby/${C2}`].sort());
+    expect(leaseKeys(bb)).toEqual(['k8s.io/999-zzzz', 'k8s.io/keep', `moby/${C1}`].sort());
+    const dropped = (p: Buffer[], k: Buffer) => p.length === 3 && p[2].toString() === 'leases' && p[1].toString() === 'moby' && ['113169686--U5d', C2].includes(k.toString());
+    expect(diffTrees(a, bb, dropped)).toEqual([]);
+    expect(diffTrees(a, bb, () => false).length).toBeGreaterThan(0);
+    // the files purge removes as files are untouched by the rewrite; nothing else in the tree changed
+    const after = listTree(s.dataRoot);
+    expect(after.filter((p) => !before.includes(p)).filter((p) => !p.startsWith('layergc')).sort()).toEqual([path.relative(s.dataRoot, cl.backup), path.relative(s.dataRoot, `${cl.backup}.json`)].sort());
+    expect(before.filter((p) => !after.includes(p))).toEqual([]);
+    // a rescan: no lease left to drop; what they held is for containerd's GC at its next start
+    const again = (await scanJson(s.dataRoot)).out!.findings;
+    expect(again.filter((f) => f.kind.endsWith('-lease'))).toEqual([]);
+    const human = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
+    expect(human.stdout).not.toContain('meta.db');
+  });
+
+  it('restore --dry-run changes nothing; restore puts the old file back (an edit in restore --json); a second one says it is back already', async () => {
+    const { s, metaDb } = leasedStore();
+    const oldBytes = fs.readFileSync(metaDb);
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    const backup = r.json.containerdLeases.backup as string;
+    const written = fs.readFileSync(metaDb);
+    const dry = await runCliAsync(['restore', backup, '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    expect(dry.json).toMatchObject({ dataRoot: s.dataRoot, quarantine: backup, dryRun: true, items: [{ op: 'edit', path: metaDb, from: backup, status: 'planned' }] });
+    expect(fs.readFileSync(metaDb).equals(written)).toBe(true);
+    const back = await runCliAsync(['restore', backup, '--json']);
+    expect([back.code, back.json.items[0].status, back.json.summary]).toEqual([0, 'restored', { restored: 1, planned: 0, already: 0 }]);
+    expect(fs.readFileSync(metaDb).equals(oldBytes)).toBe(true);
+    expect(fs.existsSync(backup)).toBe(false);
+    const twice = await runCliAsync(['restore', backup]);
+    expect([twice.code, twice.stdout]).toEqual([0, expect.stringContaining(`already back  ${metaDb}`)]);
+    // a purge killed between keeping the backup and its rename left the old meta.db in place: back already
+    fs.linkSync(metaDb, backup);
+    const kept = await runCliAsync(['restore', backup, '--json']);
+    expect([kept.code, kept.json.items[0].status]).toEqual([0, 'already']);
+    fs.unlinkSync(backup);
+    // and the leases are there to drop again
+    expect((await scanJson(s.dataRoot)).out!.findings.filter((f) => f.kind.endsWith('-lease'))).toHaveLength(2);
+  });
+
+  it('restore refuses once meta.db changed since the rewrite (containerd used it), a backup that changed, and a file that is no backup', async () => {
+    const { s, metaDb } = leasedStore();
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    const backup = r.json.containerdLeases.backup as string;
+    const written = fs.readFileSync(metaDb);
+    const used = Buffer.from(written);
+    used.writeBigUInt64LE(used.readBigUInt64LE(16 + 48) + 2n, 16 + 48); // what a later transaction changes
+    fs.writeFileSync(metaDb, used);
+    const refused = await runCliAsync(['restore', backup]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('changed since layergc wrote it (containerd has used it)');
+    expect(fs.existsSync(backup)).toBe(true);
+    fs.writeFileSync(metaDb, written);
+    fs.appendFileSync(backup, 'x');
+    const tampered = await runCliAsync(['restore', backup]);
+    expect([tampered.code, tampered.stderr]).toEqual([2, expect.stringContaining('the backup changed since layergc kept it')]);
+    const other = path.join(path.dirname(metaDb), 'meta.db.layergc-zzzz');
+    fs.writeFileSync(other, 'x');
+    const notOurs = await runCliAsync(['restore', other]);
+    expect(notOurs.code).toBe(2);
+    expect(fs.readFileSync(metaDb).equals(written)).toBe(true);
+  });
+
+  it('restore and the rewrite refuse (exit 3) while something holds meta.db', async () => {
+    const { s, metaDb } = leasedStore();
+    const { spawn } = await import('node:child_process');
+    const holder = spawn('flock', [metaDb, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !fs.readFileSync('/proc/locks', 'utf8').includes(` ${holder.pid} `); i++) await new Promise((res) => setTimeout(res, 20));
+      const before = fs.readFileSync(metaDb);
+      const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
+      expect(r.code).toBe(3);
+      expect(fs.readFileSync(metaDb).equals(before)).toBe(true);
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('is skipped while the store has an error finding (its GC would act on a store that is not whole): meta.db unchanged', async () => {
+    const { s } = damagedStore(); // has a containerd-missing-snapshot
+    const metaDb = path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db');
+    const before = fs.readFileSync(metaDb);
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.containerdLeases).toMatchObject({ status: 'skipped', reason: expect.stringContaining('containerd-missing-snapshot') });
+    expect(fs.readFileSync(metaDb).equals(before)).toBe(true);
+    expect(fs.readdirSync(path.dirname(metaDb))).toEqual(['meta.db']);
+  });
+
+  it('an already expired dead lease still lists what only it holds (no root of the mark any more, still its to free)', async () => {
+    const s = containerdRoot(base(), {
+      namespaces: { moby: { snapshots: { bkview: { name: 'moby/1/bkview' } }, leases: { '555-abcd': { labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z', 'containerd.io/gc.flat': '' }, snapshots: ['bkview'] } } } },
+      backend: { 'moby/1/bkview': { id: 1, kind: 1 } },
+    });
+    const dir = s.snapshotDir(1);
+    const f = (await scanJson(s.dataRoot)).out!.findings;
+    expect(f.map((x) => [x.kind, x.paths, x.containerd.lease])).toEqual([['containerd-dead-lease', [dir], '555-abcd']]);
+    expect(f[0].reason).toContain('already expired');
+    const e = await runCliAsync(['explain', '--data-root', s.dataRoot, dir, '--json']);
+    expect([e.code, e.json.status]).toEqual([1, 'garbage']);
+  });
+
+  it("never touches a lease of another client's namespace; diffTrees names a changed value, sequence or key", async () => {
+    const { s, metaDb } = leasedStore();
+    const { removeLeases, diffTrees } = await import('../../src/store/containerd/rewrite.js');
+    const { locateContainerd } = await import('../../src/store/containerd/locate.js');
+    const loc = await locateContainerd({ dataRoot: s.dataRoot });
+    const k8s = { namespace: 'k8s.io', id: 'keep', labels: new Map(), snapshots: [], content: [], ingests: [], images: [] };
+    await expect(removeLeases(loc, [k8s], { run: 'abcdef', dryRun: false, stillStopped: () => undefined })).rejects.toThrow(/never changes another client's namespace/);
+    const t = await treeOf(metaDb);
+    const v = (x: string) => ({ sequence: 0n, entries: [{ key: Buffer.from('k'), value: Buffer.from(x) }] });
+    expect(diffTrees(v('a'), v('b'), () => false)).toEqual(['"k": value differs']);
+    expect(diffTrees({ ...v('a'), sequence: 1n }, v('a'), () => false)).toEqual(['(root): sequence 1 became 0']);
+    expect(diffTrees(t, { ...t, entries: [] }, () => false)[0]).toMatch(/entries expected, 0 found/);
+  });
+});
+
+// ---- verify of unpacked layers: each snapshot against its blob's tar and the config's diff ID --------
+
+describe('verify of unpacked layers (overlayfs)', () => {
+
+  /** An image of two layers (the first an uncompressed tar, the second gzip with a whiteout), unpacked into snapshots 1 and 2. */
+  function imageStore(opts: { wrongDiffId?: boolean } = {}) {
+    const b = base();
+    const stage = (name: string, files: Record<string, string | { link: string } | { hard: string } | null>) => {
+      const d = path.join(b, name);
+      for (const [p, v] of Object.entries(files)) {
+        const f = path.join(d, p);
+        fs.mkdirSync(path.dirname(f), { recursive: true });
+        if (v === null) fs.mkdirSync(f, { recursive: true });
+        else if (typeof v === 'string') fs.writeFileSync(f, v);
+        else if ('link' in v) fs.symlinkSync(v.link, f);
+        else fs.linkSync(path.join(d, v.hard), f);
+      }
+      const tar = execFileSync('tar', ['--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', d, '-cf', '-', '.']);
+      return { dir: d, tar };
+    };
+    const l1 = stage('l1', { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'bin/tool': 'x'.repeat(3000), 'bin/alias': { link: 'tool' }, 'bin/hard': { hard: 'bin/tool' }, 'tmp': null, 'old.txt': 'to be deleted' });
+    const l2 = stage('l2', { 'app/data.bin': 'y'.repeat(70000), '.wh.old.txt': '' });
+    const blob1 = l1.tar;
+    const blob2 = gzipSync(l2.tar);
+    const diffIds = [digestOf(l1.tar), opts.wrongDiffId ? digestOf('not this layer') : digestOf(l2.tar)];
+    const chains = chainIds(diffIds);
+    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } });
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest: digestOf(config), size: config.length }, layers: [
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(blob1), size: blob1.length },
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(blob2), size: blob2.length },
+    ] });
+    const s = containerdRoot(b, {
+      namespaces: { moby: {
+        images: { 'docker.io/library/img:1': { target: digestOf(manifest) } },
+        blobs: {
+          ...Object.fromEntries([blob1, blob2].map((x) => [digestOf(x), { size: x.length }])),
+          [digestOf(manifest)]: { size: manifest.length, labels: { 'containerd.io/gc.ref.content.config': digestOf(config), 'containerd.io/gc.ref.content.l.0': digestOf(blob1), 'containerd.io/gc.ref.content.l.1': digestOf(blob2) } },
+          [digestOf(config)]: { size: config.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chains[1] } },
+        },
+        snapshots: { [chains[0]]: { name: `moby/1/${chains[0]}` }, [chains[1]]: { name: `moby/2/${chains[1]}`, parent: chains[0] } },
+      } },
+      backend: { [`moby/1/${chains[0]}`]: { id: 1 }, [`moby/2/${chains[1]}`]: { id: 2, parent: `moby/1/${chains[0]}` } },
+    });
+    for (const x of [manifest, config, blob1, blob2]) s.blob(x);
+    // unpack as containerd's overlay apply does: the files, and a whiteout as a 0/0 character device
+    const fs1 = path.join(s.snapshots, '1', 'fs');
+    const fs2 = path.join(s.snapshots, '2', 'fs');
+    for (const d of [fs1, fs2]) fs.mkdirSync(d, { recursive: true });
+    execFileSync('tar', ['-xf', '-', '-C', fs1], { input: l1.tar });
+    execFileSync('tar', ['-xf', '-', '-C', fs2, '--exclude=./.wh.old.txt'], { input: l2.tar });
+    execFileSync('mknod', [path.join(fs2, 'old.txt'), 'c', '0', '0']);
+    return { s, fs1, fs2, layer2: digestOf(blob2) };
+  }
+  const verify = (s: { dataRoot: string }) => runCliAsync(['verify', '--data-root', s.dataRoot, '--json']);
+
+  it('a faithful unpack verifies clean (both layers, uncompressed and gzip, a whiteout, a hard link, a symlink)', async () => {
+    const { s } = imageStore();
+    const r = await verify(s);
+    expect([r.code, r.json.findings]).toEqual([0, []]);
+    const h = await runCliAsync(['verify', '--data-root', s.dataRoot]);
+    expect(h.stdout.replace(/\s+/g, ' ')).toContain('2 unpacked layers against their blobs\' tars and diff IDs: 2 match.');
+  });
+
+  it('names a changed file, a missing one, a whiteout gone and a symlink retargeted, with the images they break (exit 1)', async () => {
+    const { s, fs1, fs2 } = imageStore();
+    fs.writeFileSync(path.join(fs1, 'bin', 'tool'), 'z'.repeat(3000)); // same size, other bytes (and its hard link with it)
+    fs.rmSync(path.join(fs1, 'etc', 'passwd'));
+    fs.rmSync(path.join(fs2, 'old.txt'));
+    fs.rmSync(path.join(fs1, 'bin', 'alias'));
+    fs.symlinkSync('/etc/shadow', path.join(fs1, 'bin', 'alias'));
+    const r = await verify(s);
+    expect(r.code).toBe(1);
+    const f = r.json.findings as Record<string, any>[];
+    expect(f.map((x) => [x.kind, x.paths, x.affects])).toEqual([
+      ['containerd-layer-mismatch', [path.join(s.snapshots, '1')], { images: ['img:1'], containers: [] }],
+      ['containerd-layer-mismatch', [path.join(s.snapshots, '2')], { images: ['img:1'], containers: [] }],
+    ]);
+    expect(f[0].reason).toMatch(/; bin\/(tool|hard): its content differs from the layer's/); // tar stores one of the two links as the file
+    expect(f[0].reason).toContain('etc/passwd is missing');
+    expect(f[0].reason).toContain('bin/alias should be a symlink to tool');
+    expect(f[1].reason).toContain('old.txt is missing');
+  });
+
+  it("a blob whose uncompressed bytes are not the config's diff ID; a layer whose blob is damaged is left to blob verify", async () => {
+    const wrong = imageStore({ wrongDiffId: true });
+    const r = await verify(wrong.s);
+    expect(r.code).toBe(1);
+    expect((r.json.findings as Record<string, any>[]).map((x) => [x.kind, x.paths])).toEqual([['containerd-layer-mismatch', [path.join(wrong.s.snapshots, '2')]]]);
+    expect(r.json.findings[0].reason).toContain(`not the diff ID ${digestOf('not this layer')} the image config names`);
+    const { s, layer2 } = imageStore();
+    const blob = path.join(s.blobs, layer2.slice(7));
+    fs.truncateSync(blob, Math.floor(fs.statSync(blob).size / 2));
+    const t = await verify(s);
+    expect((t.json.findings as Record<string, any>[]).map((x) => x.kind)).toEqual(['containerd-blob-mismatch']);
+    const h = await runCliAsync(['verify', '--data-root', s.dataRoot]);
+    expect(h.stdout.replace(/\s+/g, ' ')).toContain('2 unpacked layers against their blobs\' tars and diff IDs: 1 match, 1 could not be checked');
   });
 });

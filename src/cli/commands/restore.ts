@@ -10,8 +10,8 @@ interface RestoreOptions extends CommonOptions { dryRun?: boolean }
 
 export function restoreCommand(): Command {
   return new Command('restore')
-    .description('put back everything a purge --include broken --quarantine DIR moved into DIR; refuses to overwrite anything')
-    .argument('<dir>', 'the quarantine directory')
+    .description('put back everything a purge --include broken --quarantine DIR moved into DIR, or the meta.db a containerd-store purge replaced (give its backup meta.db.layergc-<run>); refuses to overwrite anything')
+    .argument('<dir>', 'the quarantine directory, or a meta.db backup')
     .option('-n, --dry-run', 'show what would be put back; change nothing')
     .option('--json', 'print one JSON object')
     .option('--no-color', 'no colour')

@@ -5,13 +5,14 @@ export const CONTAINERD_KINDS = [
   'containerd-orphan-blob',
   'containerd-orphan-ingest',
   'containerd-configless-container',
+  'containerd-stray-blob-name',
   'containerd-dead-lease',
   'containerd-orphan-lease',
   'containerd-orphan-record',
-  'containerd-stray-blob-name',
   'containerd-missing-snapshot',
   'containerd-db-mismatch',
   'containerd-blob-mismatch',
+  'containerd-layer-mismatch',
 ] as const;
 
 export type ContainerdKind = (typeof CONTAINERD_KINDS)[number];
@@ -22,6 +23,7 @@ export const CONTAINERD_GARBAGE: readonly ContainerdKind[] = [
   'containerd-orphan-blob',
   'containerd-orphan-ingest',
   'containerd-configless-container',
+  'containerd-stray-blob-name',
 ];
 
 export const CONTAINERD_KIND_INFO: Record<ContainerdKind, string> = {
@@ -36,4 +38,5 @@ export const CONTAINERD_KIND_INFO: Record<ContainerdKind, string> = {
   'containerd-missing-snapshot': 'a snapshot record whose dir is gone: its images and containers fail to run',
   'containerd-db-mismatch': "a database that looks empty or incomplete while the disk is full: containerd's own GC would delete live data",
   'containerd-blob-mismatch': "a blob whose sha256 or size does not match its name or record (verify): docker save writes a broken tar",
+  'containerd-layer-mismatch': "an unpacked layer (snapshot dir) that does not hold what its blob's tar holds, or a blob whose uncompressed bytes are not the image's diff ID (verify): containers see damaged files",
 };

@@ -223,7 +223,7 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
   }
   for (const p of s.disk.strayBlobNames) {
     const m = sizes.measure(p);
-    findings.push({ kind: 'containerd-stray-blob-name', severity: 'warning', paths: [p], bytes: m.bytes, reclaimable: false, reason: "not a digest: containerd's content GC stops at it (\"invalid digest for blob path\"), so no blob or ingest is collected while it is there; move it away by hand", affects: noAffects() });
+    findings.push({ kind: 'containerd-stray-blob-name', severity: 'warning', paths: [p], bytes: m.bytes, reclaimable: true, reason: "not a digest: containerd's content GC stops at it (\"invalid digest for blob path\"), so no blob or ingest is collected while it is there; containerd never writes such a name (its writes land in ingest/ and are renamed to their digest)", affects: noAffects(), newestMs: m.newestMs });
   }
 
   // ---- containers/<id> without config.v2.json (F6) ----
@@ -254,7 +254,8 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
     return sn && sn.snapshotter === s.loc.snapshotter ? s.backend.records.get(sn.name) : undefined;
   };
   for (const [key, { lease, why }] of deadLeases) {
-    const freed = [...graph.reach(graph.leaseResources(lease))].filter((n) => marked.has(n) && !markedWithoutDead.has(n) && !counted.has(n));
+    // an expired lease is no root of the mark any more, yet what only it holds is still its to free
+    const freed = [...graph.reach(graph.leaseResources(lease))].filter((n) => !markedWithoutDead.has(n) && !counted.has(n));
     const paths: string[] = [];
     for (const n of freed) {
       counted.add(n);

@@ -1,6 +1,6 @@
 // The directories beside the databases: snapshots/, blobs/, ingest/ and moby's containers/.
 // Listed with lstat only; a symlink is reported, never followed.
-import { listDir, readSmallFile } from '../../fsx/read.js';
+import { listDir, readlinkQuiet, readSmallFile } from '../../fsx/read.js';
 import { HEX64 } from '../../layout.js';
 import type { ContainerdDisk, ContainerdLocation, IngestDir } from './model.js';
 
@@ -19,11 +19,15 @@ export async function readContainerdDisk(loc: ContainerdLocation): Promise<Conta
   const blobsDir = `${loc.contentRoot}/blobs`;
   for (const alg of await listDir(blobsDir, onSymlink)) {
     const re = BLOB_ALGORITHMS[alg.name];
-    if (!re || !alg.stat.isDirectory()) {
-      disk.strayBlobNames.push(alg.path);
-      continue;
-    }
+    // a symlink is reported as unsafe, never called stray (removing it is not layergc's call)
+    if (alg.stat.isSymbolicLink()) onSymlink(alg.path, readlinkQuiet(alg.path));
+    else if (!re || !alg.stat.isDirectory()) disk.strayBlobNames.push(alg.path);
+    if (!re || !alg.stat.isDirectory()) continue;
     for (const b of await listDir(alg.path, onSymlink)) {
+      if (b.stat.isSymbolicLink()) {
+        onSymlink(b.path, readlinkQuiet(b.path));
+        continue;
+      }
       if (!re.test(b.name) || !b.stat.isFile()) {
         disk.strayBlobNames.push(b.path);
         continue;
