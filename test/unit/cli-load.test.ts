@@ -35,3 +35,36 @@ describe('layergc --version', () => {
     expect(h.stderr).toMatch(/ERR_MODULE_NOT_FOUND/);
   });
 });
+
+describe('bin/layergc.js loads the bundle only when it is newer than tsc output', () => {
+  const stubs = fs.mkdtempSync(path.join(tmpdir(), 'layergc-bundle-'));
+  afterAll(() => fs.rmSync(stubs, { recursive: true, force: true }));
+  const stub = (rel: string, says: string, mtimeS: number) => {
+    fs.mkdirSync(path.dirname(path.join(stubs, rel)), { recursive: true });
+    fs.writeFileSync(path.join(stubs, rel), `process.stdout.write(${JSON.stringify(says)});\n`);
+    fs.utimesSync(path.join(stubs, rel), mtimeS, mtimeS);
+  };
+  const run = () => spawnSync(process.execPath, [path.join(stubs, 'bin/layergc.js'), 'scan'], { encoding: 'utf8' });
+
+  it('runs dist/bundle when built after dist/cli, else dist/cli (a bare tsc never runs a stale bundle)', () => {
+    fs.mkdirSync(path.join(stubs, 'bin'));
+    fs.copyFileSync(BIN, path.join(stubs, 'bin/layergc.js'));
+    stub('dist/cli/main.js', 'tsc', 1000);
+    stub('dist/bundle/layergc.js', 'bundle', 2000);
+    expect(run().stdout).toBe('bundle');
+    stub('dist/cli/main.js', 'tsc', 3000);
+    expect(run().stdout).toBe('tsc');
+    fs.rmSync(path.join(stubs, 'dist/bundle'), { recursive: true });
+    expect(run().stdout).toBe('tsc');
+  });
+
+  it('the bundle says what tsc output says: help of every command, the same bytes', () => {
+    const bundle = path.join(REPO, 'dist/bundle/layergc.js');
+    for (const cmd of [[], ['scan'], ['purge'], ['verify'], ['explain'], ['df'], ['restore']]) {
+      const a = spawnSync(process.execPath, [bundle, ...cmd, '--help'], { encoding: 'utf8' });
+      const b = spawnSync(process.execPath, [path.join(REPO, 'dist/cli/main.js'), ...cmd, '--help'], { encoding: 'utf8' });
+      expect([a.status, a.stdout]).toEqual([b.status, b.stdout]);
+      expect(a.stdout).toMatch(/^Usage: layergc/);
+    }
+  });
+});
