@@ -7,7 +7,7 @@
 // kind of file. The calls are synchronous: a metadata file is one open, fstat, read and close on
 // page-cached data, cheaper on this thread than four round trips through libuv's pool.
 import * as fsSync from 'node:fs';
-import type { Stats } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { fs, errCode } from './fs.js';
 import { injectedReadError } from './fault.js';
 import { ExitCode, LayergcError, fsCause } from '../errors.js';
@@ -56,7 +56,8 @@ export async function lstatOrNull(path: string): Promise<Stats | null> {
 export function lstatOrNullSync(path: string): Stats | null {
   try {
     injectedReadError(path, 'lstat');
-    return fs.lstatSync(path);
+    // a missing path answers undefined, not a thrown error: an exception costs more than the lstat
+    return fs.lstatSync(path, { throwIfNoEntry: false }) ?? null;
   } catch (err) {
     if (ABSENT.has(errCode(err) ?? '')) return null;
     throw readError(path, err);
@@ -167,8 +168,26 @@ export async function readSmallFile(path: string, cap = MAX_SMALL): Promise<Smal
 }
 
 export function readSmallFileSync(path: string, cap = MAX_SMALL): SmallFile {
-  const r = readFileCapped(path, cap);
-  return r.state === 'ok' ? { state: 'ok', text: r.bytes.toString('utf8'), stat: r.stat } : r;
+  const o = openRegularFile(path);
+  if (o.state !== 'ok') return o;
+  try {
+    if (o.stat.size > cap) return { state: 'unreadable', error: `file is ${o.stat.size} bytes, larger than the ${cap} bytes such a file can hold` };
+    // the common case, a file smaller than the scratch buffer read in one go, is decoded from it with no copy
+    if (o.stat.size < scratch.length) {
+      injectedReadError(path, 'read');
+      const want = Math.min(scratch.length, cap + 1);
+      const n = fsSync.readSync(o.fd, scratch, 0, want, 0);
+      // a short read of a regular file is its end (so n <= cap); a full one: it grew, read it the long way
+      if (n < want) return { state: 'ok', text: scratch.toString('utf8', 0, n), stat: o.stat };
+    }
+    const bytes = readCapped(o.fd, cap, path);
+    if (bytes === null) return { state: 'unreadable', error: `file grew past the ${cap} bytes such a file can hold` };
+    return { state: 'ok', text: bytes.toString('utf8'), stat: o.stat };
+  } catch (err) {
+    return { state: 'unreadable', error: describeError(err) };
+  } finally {
+    closeQuietly(o.fd);
+  }
 }
 
 /** Why a file could not be read, as a clause: "is a FIFO, not a regular file". */
@@ -198,7 +217,7 @@ export async function listDir(dir: string, onSymlink?: (path: string, target: st
   let names: string[];
   try {
     injectedReadError(dir, 'readdir');
-    names = await fs.readdir(dir);
+    names = fs.readdirSync(dir) as string[];
   } catch (err) {
     if (ABSENT.has(errCode(err) ?? '')) return [];
     throw readError(dir, err);
@@ -211,6 +230,44 @@ export async function listDir(dir: string, onSymlink?: (path: string, target: st
     if (st) out.push({ name, path, stat: st });
   }
   return out;
+}
+
+/** A file whose presence as a regular file is all that matters (a large one, not read). */
+export type PresentFile = { state: 'present' } | Exclude<SmallFile, { state: 'ok' }>;
+
+/**
+ * The small files `names` of one directory, each as readSmallFileSync reads it, and the `present`
+ * ones only checked to be regular files, with one listing of the directory first: a name it does
+ * not list is 'missing' with no open (a failed open costs a thrown error), a listed regular file
+ * in `present` needs no lstat. When the directory cannot be listed each name is opened or lstat'ed.
+ */
+export function readSmallFilesIn(dir: string, names: readonly string[], present: readonly string[] = []): Map<string, SmallFile | PresentFile> {
+  const out = new Map<string, SmallFile | PresentFile>();
+  let listed: Map<string, Dirent> | null = null;
+  try {
+    injectedReadError(dir, 'readdir');
+    listed = new Map(fsSync.readdirSync(dir, { withFileTypes: true }).map((d) => [d.name, d]));
+  } catch {
+    /* each name is looked at on its own below, which says why it cannot be read */
+  }
+  for (const name of [...names, ...present]) {
+    const path = `${dir}/${name}`;
+    const d = listed?.get(name);
+    if (listed && !d) out.set(name, { state: 'missing' });
+    else if (d?.isSymbolicLink()) out.set(name, { state: 'symlink', target: readlinkQuiet(path) });
+    else if (!present.includes(name)) out.set(name, readSmallFileSync(path));
+    else if (d?.isFile()) out.set(name, { state: 'present' });
+    else out.set(name, presentFile(path));
+  }
+  return out;
+}
+
+/** Whether `path` is a regular file, by lstat. */
+function presentFile(path: string): PresentFile {
+  const st = lstatOrNullSync(path);
+  if (!st) return { state: 'missing' };
+  if (st.isSymbolicLink()) return { state: 'symlink', target: readlinkQuiet(path) };
+  return st.isFile() ? { state: 'present' } : { state: 'not-a-file', stat: st, type: fileType(st) };
 }
 
 /** readlink, or '?' when the link cannot be read. */

@@ -3,7 +3,7 @@
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
 import { parseDigest, trimSpace } from './digest.js';
 import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from '../layout.js';
-import { fileType, listDir, lstatOrNull, readlinkQuiet, readSmallFile, smallFileProblem, type SmallFile } from '../fsx/read.js';
+import { listDir, readSmallFile, readSmallFilesIn, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { LayerDb, LayerRecord, MountRecord, RemovingRecord, Unsafe } from './model.js';
 
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
@@ -34,7 +34,7 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
       } else rec.cacheIdProblem = v.problem;
       db.removing.push(rec);
     } else {
-      db.layers.set(`sha256:${e.name}`, await readLayer(e.name, e.path, e.stat.mtimeMs, db.unsafe));
+      db.layers.set(`sha256:${e.name}`, readLayer(e.name, e.path, e.stat.mtimeMs, db.unsafe));
     }
   }
 
@@ -71,11 +71,14 @@ function fileText(f: SmallFile, name: string): { text?: string; problem?: string
   return f.state === 'ok' ? { text: f.text } : { problem: `${name} ${smallFileProblem(f)}` };
 }
 
-async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<LayerRecord> {
+const LAYER_FILES = ['diff', 'size', 'cache-id', 'parent', 'descriptor.json'];
+
+function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): LayerRecord {
   const rec: LayerRecord = { chainId: `sha256:${hex}`, dir, hasTarSplit: false, problems: [], mtimeMs };
-  const [diff, size, cacheId, parent, descriptor, tarSplit] = await Promise.all(
-    ['diff', 'size', 'cache-id', 'parent', 'descriptor.json', 'tar-split.json.gz'].map((n) => readSmallFileOrStat(`${dir}/${n}`, n)),
-  );
+  // one listing of the dir, then only the files it holds are opened; tar-split.json.gz can be large: only its presence matters
+  const files = readSmallFilesIn(dir, LAYER_FILES, ['tar-split.json.gz']);
+  const [diff, size, cacheId, parent, descriptor] = LAYER_FILES.map((n) => files.get(n) as SmallFile);
+  const tarSplit = files.get('tar-split.json.gz')!;
   for (const [f, name] of [[diff, 'diff'], [size, 'size'], [cacheId, 'cache-id'], [parent, 'parent'], [descriptor, 'descriptor.json'], [tarSplit, 'tar-split.json.gz']] as const) {
     if (f.state === 'symlink') unsafe.push({ path: `${dir}/${name}`, reason: `is a symlink (to ${f.target}) where moby keeps a file; it is never followed` });
   }
@@ -118,17 +121,8 @@ async function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsa
       try { JSON.parse(dt.text!); } catch { rec.problems.push('descriptor.json is not valid JSON'); }
     }
   }
-  rec.hasTarSplit = tarSplit.state === 'ok';
+  rec.hasTarSplit = tarSplit.state === 'present';
   return rec;
-}
-
-/** tar-split.json.gz can be large: only its existence matters here. */
-async function readSmallFileOrStat(path: string, name: string): Promise<SmallFile> {
-  if (name !== 'tar-split.json.gz') return readSmallFile(path);
-  const st = await lstatOrNull(path);
-  if (!st) return { state: 'missing' };
-  if (st.isSymbolicLink()) return { state: 'symlink', target: readlinkQuiet(path) };
-  return st.isFile() ? { state: 'ok', text: '', stat: st } : { state: 'not-a-file', stat: st, type: fileType(st) };
 }
 
 async function readMount(name: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<MountRecord> {
