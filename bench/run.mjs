@@ -42,7 +42,7 @@ for (const r of scan?.rows ?? []) {
 }
 if (scan?.growth !== undefined) row('scan growth, 1,000 -> 10,000 layers', x(scan.growth), '10x layers', x(scan.growth), '<= 12x', scan.growth <= 12);
 if (size && !size.error) row(`sizing a leaked dir of ${size.files.toLocaleString('en')} files (in process)`, s(size.sizingMs), `du -s -B1 -x ${s(size.duMs)}`, `${x(size.ratio)} (CPU time ${x(size.cpuRatio)}); bytes ${size.goals.bytes.met ? 'agree' : 'DIFFER'} (whole scan process ${s(size.scanProcessMs)})`, '<= 1.2x', size.pass);
-for (const r of purge?.rows ?? []) row(`purge --yes, leaked dir of ${r.files.toLocaleString('en')} files (${r.rounds} rounds, whole process)`, s(r.layergcMs), `rm -rf ${s(r.rmMs)}`, `${x(r.ratio)} (CPU time ${x(r.cpuRatio)}); clean after: ${r.clean}`, '<= 1.1x', r.ratio <= 1.1 && r.clean);
+for (const r of purge?.rows ?? []) row(`purge --yes, leaked dir of ${r.files.toLocaleString('en')} files (${r.rounds} rounds, whole process)`, `${s(r.layergcMs)}, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`, `rm -rf ${s(r.rmMs)}`, `${x(r.ratio)} (CPU time ${x(r.cpuRatio)}); clean after: ${r.clean}`, '<= 1.1x, < 300 MiB', r.ratio <= 1.1 && r.clean && r.peakRssMiB < 300);
 if (verify && !verify.error) {
   row('verify a 128 MiB layer, in process', `${verify.a.layergcMs.toFixed(0)} ms, ${verify.a.layergcMBs.toFixed(0)} MB/s`, `openssl dgst -sha256 ${verify.a.opensslMs.toFixed(0)} ms, ${verify.a.opensslMBs.toFixed(0)} MB/s`, `${x(verify.a.ratio)} throughput`, '>= 0.8x', verify.a.ratio >= 0.8);
   row('verify a 128 MiB layer, whole process', `${verify.b.layergcMs.toFixed(0)} ms`, `xargs cat | openssl dgst -sha256 ${verify.b.pipelineMs.toFixed(0)} ms`, x(verify.b.ratio), '>= 0.7x', verify.b.ratio >= 0.7);

@@ -232,6 +232,19 @@ export async function listDir(dir: string, onSymlink?: (path: string, target: st
   return out;
 }
 
+/**
+ * The names in a directory, without a look at any of them; null when it cannot be listed. For
+ * "is X there" before an open that would otherwise mostly fail (a failed open costs a thrown error).
+ */
+export function listNames(dir: string): Set<string> | null {
+  try {
+    injectedReadError(dir, 'readdir');
+    return new Set(fsSync.readdirSync(dir));
+  } catch {
+    return null;
+  }
+}
+
 /** A file whose presence as a regular file is all that matters (a large one, not read). */
 export type PresentFile = { state: 'present' } | Exclude<SmallFile, { state: 'ok' }>;
 

@@ -24,9 +24,24 @@ export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * Chain steps hashed so far: images share their lower layers, so a scan computes most chains many
+ * times over (5,000 images of 10,000 layers: ~20x). Cleared when large; it only saves work.
+ */
+const chainSteps = new Map<string, string>();
+const MAX_CHAIN_STEPS = 200_000;
+
 /** identity.ChainID step: sha256(parent + " " + diff) as "sha256:<hex>". */
 export function chainIdOf(parent: string | undefined, diffId: string): string {
-  return parent ? `sha256:${sha256Hex(`${parent} ${diffId}`)}` : diffId;
+  if (!parent) return diffId;
+  const step = `${parent} ${diffId}`;
+  let id = chainSteps.get(step);
+  if (id === undefined) {
+    if (chainSteps.size >= MAX_CHAIN_STEPS) chainSteps.clear();
+    id = `sha256:${sha256Hex(step)}`;
+    chainSteps.set(step, id);
+  }
+  return id;
 }
 
 /** Every prefix chain ID of an ordered list of diff IDs, bottom to top. */

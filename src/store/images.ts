@@ -2,7 +2,7 @@
 // image/fs.go and reference/store.go do.
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
 import { HEX64, imagedbPaths, repositoriesJson } from '../layout.js';
-import { listDir, readFileCapped, readSmallFile, smallFileProblem } from '../fsx/read.js';
+import { listDir, listNames, readFileCapped, readSmallFile, readSmallFilesIn, smallFileProblem } from '../fsx/read.js';
 import type { ImageDb, ImageRecord, Unsafe } from './model.js';
 
 export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<ImageDb> {
@@ -40,6 +40,8 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
   const images: ImageRecord[] = [];
   const contentDir = imagedbPaths(imageDir).content;
   const seen = new Set<string>();
+  // most images have no metadata dir, or one without a parent: a file is opened only where it is listed
+  const withMetadata = listNames(imagedbPaths(imageDir).metadata);
   for (const e of await listDir(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
     const id = `sha256:${e.name}`;
@@ -56,8 +58,8 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
     seen.add(id);
     const rec = readImage(id, e.path, (tags.get(id) ?? []).sort());
     // docker rmi deletes an untagged parent with its last child (layergc df's unique bytes)
-    const parent = await readSmallFile(`${imagedbPaths(imageDir).metadata}/${e.name}/parent`);
-    if (parent.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
+    const parent = withMetadata?.has(e.name) === false ? null : readSmallFilesIn(`${imagedbPaths(imageDir).metadata}/${e.name}`, ['parent']).get('parent');
+    if (parent?.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
     images.push(rec);
   }
   // A tag whose config is not there: the daemon drops the tag at start, but what it pointed at is
