@@ -16,6 +16,7 @@ const all = ['load', 'scan', 'size', 'purge', 'verify'];
 const pick = process.argv.slice(2).filter((a) => all.includes(a));
 const out = process.env.LAYERGC_BENCH_OUT ?? `${REPO}bench/results.json`;
 const started = new Date();
+const loadAtStart = machine().loadavg;
 const results = {};
 for (const name of pick.length ? pick : all) {
   console.error(`\n== ${name} ==`);
@@ -55,7 +56,7 @@ const md = [
   '|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.bench} | ${r.layergc} | ${r.reference} | ${r.result} | ${r.goal} | ${r.met ? 'yes' : '**no**'} |`),
 ].join('\n');
-console.log(`\n${md}\n\nmachine: ${m.cpus} x ${m.cpu}, ${m.memGiB} GiB, ${m.fs}, Linux ${m.kernel}, Node ${m.node}; load average at the end ${m.loadavg.join(' ')}; ${started.toISOString()}`);
-writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), machine: m, table: rows, results }, null, 2)}\n`);
+console.log(`\n${md}\n\nmachine: ${m.cpus} x ${m.cpu}, ${m.memGiB} GiB, ${m.fs}, Linux ${m.kernel}, Node ${m.node}; load average at the start ${loadAtStart.join(' ')}, at the end ${m.loadavg.join(' ')}; ${started.toISOString()}`);
+writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), machine: { ...m, loadavgAtStart: loadAtStart }, table: rows, results }, null, 2)}\n`);
 console.log(`written to ${out}`);
 process.exitCode = rows.every((r) => r.met) ? 0 : 1;
