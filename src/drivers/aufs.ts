@@ -93,6 +93,28 @@ export class AufsDriver extends DriverBase {
     return layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => SAFE_NAME.test(l));
   }
 
+  /**
+   * layers/<id> lists every ancestor, direct parent first, so it is whole only when each name is an
+   * ID with a diff/ dir and the direct parent's own list is the rest of it (a file cut at a line
+   * end loses ancestors without a malformed line).
+   */
+  async lowersUnknown(id: string, hasParent: boolean): Promise<string | undefined> {
+    const lines = async (x: string) => {
+      const f = await readSmallFile(`${this.layers}/${x}`);
+      return f.state === 'ok' ? { lines: f.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '') } : { state: f.state };
+    };
+    const own = await lines(id);
+    if (!own.lines) return own.state === 'missing' ? (hasParent ? `layers/${id} is missing` : undefined) : `layers/${id} is not readable (${own.state})`;
+    if (!own.lines.length) return hasParent ? `layers/${id} is empty` : undefined;
+    for (const p of own.lines) {
+      if (!SAFE_NAME.test(p)) return `layers/${id} names ${JSON.stringify(p.slice(0, 40))}, not a layer ID`;
+      if (!(await lstatOrNull(`${this.diff}/${p}`))?.isDirectory()) return `layers/${id} names ${JSON.stringify(p.slice(0, 40))}, which has no diff/ dir`;
+    }
+    const parent = await lines(own.lines[0]);
+    if (!parent.lines || parent.lines.join('\n') !== own.lines.slice(1).join('\n')) return `layers/${id} does not end as its parent's layers/${own.lines[0]} lists`;
+    return undefined;
+  }
+
   // contentRoots: diff/<id> holds only the layer's own files (aufs has a native DiffGetter reading from there)
 
   /** What aufs's Remove does, unmount aside: layers/<id>, then diff/<id>, then mnt/<id>. */

@@ -494,6 +494,29 @@ describe('aufs', () => {
     expect(await drv.checkLayer(B, { hasParent: true })).toEqual([`layers/${B} names "../../etc", not a layer ID`]);
   });
 
+  it("knows when a layer's own list of parents cannot be read whole (then any dir may be one of them)", async () => {
+    expect(await drv.lowersUnknown(A, false)).toBeUndefined();
+    expect(await drv.lowersUnknown(B, true)).toBeUndefined();
+    expect(await drv.lowersUnknown(E, false)).toBeUndefined();
+    expect(await drv.lowersUnknown(E, true)).toBe(`layers/${E} is missing`);
+    nfs.writeFileSync(join(home, 'layers', B), '');
+    expect(await drv.lowersUnknown(B, true)).toBe(`layers/${B} is empty`);
+    // cut inside an ID: the partial name has no diff/ dir
+    nfs.writeFileSync(join(home, 'layers', B), `${A.slice(0, 10)}`);
+    expect(await drv.lowersUnknown(B, true)).toBe(`layers/${B} names "${A.slice(0, 10)}", which has no diff/ dir`);
+    nfs.writeFileSync(join(home, 'layers', B), '\0\0garbage/');
+    expect(await drv.lowersUnknown(B, true)).toMatch(/not a layer ID$/);
+    // cut at a line end: every line well formed, but the direct parent's own list is longer
+    nfs.mkdirSync(join(home, 'diff', D));
+    nfs.writeFileSync(join(home, 'layers', B), `${D}\n`);
+    expect(await drv.lowersUnknown(B, true)).toBe(`layers/${B} does not end as its parent's layers/${D} lists`);
+    nfs.writeFileSync(join(home, 'layers', B), `${D}\n${A}\n`);
+    expect(await drv.lowersUnknown(B, true)).toBeUndefined();
+    nfs.rmSync(join(home, 'layers', B));
+    nfs.mkdirSync(join(home, 'layers', B));
+    expect(await drv.lowersUnknown(B, true)).toMatch(/^layers\/.* is not readable/);
+  });
+
   it('reads content from diff/<id> only, and knows the paths of a layer', async () => {
     expect(await drv.contentRoots(B)).toEqual([join(home, 'diff', B)]);
     expect(await drv.pathsOf(B)).toEqual([join(home, 'diff', B), join(home, 'mnt', B), join(home, 'layers', B)]);
