@@ -7,6 +7,7 @@ import type { DfReport as DiskUsage } from '../df/index.js';
 import { PURGED_CATEGORIES, type DfCategory } from '../df/categories.js';
 import type { RepairRun } from '../repair/run.js';
 import type { RestoreItem } from '../fsx/quarantine.js';
+import type { LockHolder, Liveness } from '../purge/lock.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -94,6 +95,9 @@ export interface PurgeReport {
 }
 
 export interface RestoreReport { command: 'restore'; dataRoot: string; quarantine: string; dryRun: boolean; items: RestoreItem[] }
+
+/** unlock: the lock it removed (its holder, its text, why that holder is not alive), or none. */
+export interface UnlockReport { command: 'unlock'; dataRoot: string; lock: string; removed?: { holder: LockHolder; text: string; description: string }; liveness?: Liveness; times: RunTimes }
 
 /** What an action's line reports: bytes freed when it ran, else the scan's estimate. */
 export const actionBytes = (a: Action) => a.freedBytes ?? a.finding.bytes;
@@ -225,6 +229,10 @@ export function purgeJson(r: Pick<PurgeReport, 'header' | 'actions' | 'dryRun' |
 }
 
 /** restore --json (docs/restore.schema.json). */
+export function unlockJson(r: UnlockReport): Record<string, unknown> {
+  return { schemaVersion: SCHEMA_VERSION, dataRoot: r.dataRoot, lock: r.lock, removed: r.removed ? { holder: r.removed.holder, content: r.removed.text } : null, liveness: r.liveness ?? null };
+}
+
 export function restoreJson(r: RestoreReport): Record<string, unknown> {
   const n = (s: string) => r.items.filter((i) => i.status === s).length;
   return { schemaVersion: SCHEMA_VERSION, dataRoot: r.dataRoot, quarantine: r.quarantine, dryRun: r.dryRun, items: r.items, summary: { restored: n('restored'), planned: n('planned'), already: n('already') } };

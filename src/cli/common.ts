@@ -21,11 +21,16 @@ export interface CommonOptions {
 }
 
 export function withStoreOptions(cmd: Command): Command {
-  return cmd
+  return withOutputOptions(cmd
     .option('--data-root <dir>', 'Docker data root (default: data-root from the daemon config, else /var/lib/docker)')
     .option('--driver <name>', 'storage driver (default: storage-driver from the daemon config, else detected)')
     .option('--daemon-config <file>', 'dockerd config file to read data-root, storage-driver and userns-remap from', undefined)
-    .option('--containerd-root <dir>', "containerd's root for Docker's containerd image store (default: <data-root>/containerd/daemon, else the system containerd's root)")
+    .option('--containerd-root <dir>', "containerd's root for Docker's containerd image store (default: <data-root>/containerd/daemon, else the system containerd's root)"));
+}
+
+/** The output options every command honours alike. */
+export function withOutputOptions(cmd: Command): Command {
+  return cmd
     .option('--json', 'print one JSON object (same as --format json)')
     .addOption(new Option('--format <format>', 'output format').choices(['human', 'json', 'prometheus']))
     .option('--no-color', 'no colour (also: NO_COLOR=1, or not a terminal)')

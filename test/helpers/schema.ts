@@ -1,6 +1,6 @@
 /**
  * The published JSON shapes (docs/scan.schema.json for scan and verify, docs/purge.schema.json for
- * purge, docs/explain.schema.json for explain), compiled once with ajv's draft 2020-12 build. `expectValid` fails a test with ajv's errors.
+ * purge, docs/explain.schema.json for explain, and df, restore and unlock by their names), compiled once with ajv's draft 2020-12 build. `expectValid` fails a test with ajv's errors.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import { expect } from 'vitest';
 
-export type SchemaKind = 'scan' | 'purge' | 'df' | 'restore' | 'explain';
+export type SchemaKind = 'scan' | 'purge' | 'df' | 'restore' | 'explain' | 'unlock';
 
 // ajv is CommonJS: depending on the loader the class is the default export or its `default` member
 const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as typeof import('ajv/dist/2020.js').default;
@@ -19,6 +19,7 @@ export const SCHEMA_FILES: Record<SchemaKind, string> = {
   df: fileURLToPath(new URL('../../docs/df.schema.json', import.meta.url)),
   restore: fileURLToPath(new URL('../../docs/restore.schema.json', import.meta.url)),
   explain: fileURLToPath(new URL('../../docs/explain.schema.json', import.meta.url)),
+  unlock: fileURLToPath(new URL('../../docs/unlock.schema.json', import.meta.url)),
 };
 
 let validators: Record<SchemaKind, ValidateFunction> | undefined;
@@ -31,7 +32,7 @@ export function validator(kind: SchemaKind): ValidateFunction {
   if (!validators) {
     // ajv's strict mode, every check of it on (strictRequired included)
     const ajv = new Ajv2020({ strict: true, allErrors: true });
-    validators = { scan: ajv.compile(loadSchema('scan')), purge: ajv.compile(loadSchema('purge')), df: ajv.compile(loadSchema('df')), restore: ajv.compile(loadSchema('restore')), explain: ajv.compile(loadSchema('explain')) };
+    validators = Object.fromEntries((Object.keys(SCHEMA_FILES) as SchemaKind[]).map((k) => [k, ajv.compile(loadSchema(k))])) as Record<SchemaKind, ValidateFunction>;
   }
   return validators[kind];
 }

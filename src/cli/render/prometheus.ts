@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
 import { fsCause, LayergcError } from '../../errors.js';
-import type { Header as ScanHeader, DfReport, ExplainReport, PurgeReport, RunTimes, ScanReport, VerifyReport } from '../../app/report.js';
+import type { Header as ScanHeader, DfReport, ExplainReport, PurgeReport, RestoreReport, RunTimes, ScanReport, UnlockReport, VerifyReport } from '../../app/report.js';
 import { VERSION } from '../version.js';
 import type { RepairRun } from '../../repair/run.js';
 
@@ -155,7 +155,7 @@ export async function checkMetricsTarget(path: string): Promise<void> {
 }
 
 /** The metrics of any report: one family set per command, the same for stdout and --metrics-file. */
-export function metricsOf(r: ScanReport | VerifyReport | ExplainReport | PurgeReport | DfReport): string {
+export function metricsOf(r: ScanReport | VerifyReport | ExplainReport | PurgeReport | DfReport | RestoreReport | UnlockReport): string {
   switch (r.command) {
     case 'scan':
       return scanMetrics(r.header, r.findings, r.times);
@@ -169,6 +169,15 @@ export function metricsOf(r: ScanReport | VerifyReport | ExplainReport | PurgeRe
       return r.repair ? repairMetrics(r) : purgeMetrics(r.header, r.findings, { ...r.totals, dryRun: r.dryRun }, r.times);
     case 'df':
       return dfMetrics(r);
+    case 'restore':
+      return new Exposition({ data_root: r.dataRoot })
+        .metric('layergc_restore_items', 'Items the last restore put back (restored), would put back (planned: a dry run) or found back already.', 'gauge', (['restored', 'planned', 'already'] as const).map((s): [Record<string, string>, number] => [{ status: s }, r.items.filter((i) => i.status === s).length]))
+        .toString();
+    case 'unlock':
+      return new Exposition({ data_root: r.dataRoot })
+        .metric('layergc_unlock_removed', 'Whether the last unlock removed a lock (1) or found none (0).', 'gauge', [[{}, r.removed ? 1 : 0]])
+        .metric('layergc_unlock_last_run_timestamp_seconds', 'Unix time the last unlock finished.', 'gauge', [[{}, Math.round(r.times.finished / 1000)]])
+        .toString();
   }
 }
 
