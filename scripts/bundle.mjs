@@ -11,7 +11,7 @@ const dist = new URL('../dist/', import.meta.url).pathname;
 const out = `${dist}bundle`;
 rmSync(out, { recursive: true, force: true });
 const bundle = await rolldown({
-  input: { layergc: `${dist}cli/main.js`, verify: `${dist}verify/pool.js` },
+  input: { layergc: `${dist}cli/program/main.js`, verify: `${dist}verify/pool.js` },
   platform: 'node',
   external: [/^node:/],
   logLevel: 'warn',

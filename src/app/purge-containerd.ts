@@ -15,7 +15,7 @@ import { findHolders } from '../store/containerd/locate.js';
 import { removeLeases, type LeaseRewrite } from '../store/containerd/rewrite.js';
 import { shellQuote } from '../escape.js';
 import { scanContainerd } from '../findings/containerd/scan.js';
-import { CONTAINERD_GARBAGE } from '../findings/containerd/kinds.js';
+import { CONTAINERD_GARBAGE } from '../findings/containerd-kinds.js';
 import type { FindingKind } from '../findings/types.js';
 import { human } from '../units.js';
 import { quietLog } from './hooks.js';

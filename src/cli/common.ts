@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { ExitCode, fsCause, LayergcError } from '../errors.js';
 import { makeOutput, type Output } from './output.js';
 import { makeLogger, type Logger } from './log.js';
-import { writeMetricsFile } from './render/prometheus.js';
+import { writeMetricsFile } from './metrics-file.js';
 
 export type Format = 'human' | 'json' | 'prometheus';
 

@@ -1,6 +1,6 @@
 // One sentence per finding kind: shown in the human report, --help and the README.
 import type { FindingKind } from './types.js';
-import { CONTAINERD_KIND_INFO } from './containerd/kinds.js';
+import { CONTAINERD_KIND_INFO } from './containerd-kinds.js';
 
 export const KIND_INFO: Record<FindingKind, string> = {
   'removing-orphan': 'a layer moby renamed to <chain>-<random>-removing whose removal failed; the daemon retries only at a clean shutdown',

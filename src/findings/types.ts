@@ -6,7 +6,7 @@ import type { SizeAccounting } from '../fsx/size.js';
 import { keepingClaims } from '../store/references.js';
 import { STAGED_SUFFIX } from '../layout.js';
 import type { Held, HeldCause, InferredKeep } from './kept.js';
-import { CONTAINERD_KINDS } from './containerd/kinds.js';
+import { CONTAINERD_KINDS } from './containerd-kinds.js';
 
 export const FINDING_KINDS = [
   'removing-orphan',

@@ -5,7 +5,7 @@ import { readImages } from './images.js';
 import { readContainers } from './containers.js';
 import { readBuildkitOwnership } from './buildkit.js';
 import { findDaemons } from './daemon.js';
-import { createDriver } from '../drivers/index.js';
+import { createDriver } from '../drivers/registry/index.js';
 import { unsafeDriverId } from '../layout.js';
 import { unknownSources } from './sources.js';
 import type { Store, StoreLocation, Unsafe } from './model.js';

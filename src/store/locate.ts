@@ -4,7 +4,7 @@ import type { Stats } from 'node:fs';
 import { fs } from '../fsx/fs.js';
 import { listDir, lstatOrNull, readSmallFileSync } from '../fsx/read.js';
 import { ExitCode, LayergcError } from '../errors.js';
-import { KNOWN_DRIVERS } from '../drivers/index.js';
+import { KNOWN_DRIVERS } from '../drivers/registry/index.js';
 import type { StoreLocation } from './model.js';
 import { DEFAULT_DATA_ROOT, readDaemonConfig, type DaemonConfig } from './daemon-config.js';
 import { containerdDaemonDir, imageRoot, layerdbOf, REMAP_SUBDIR, storePaths } from '../layout.js';

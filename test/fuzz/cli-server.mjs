@@ -1,4 +1,4 @@
-// The real CLI's commands (dist/cli/commands/*.js, the same commander wiring as dist/cli/main.js),
+// The real CLI's commands (dist/cli/commands/*.js, the same commander wiring as dist/cli/program/main.js),
 // kept loaded in one process that runs one command line after another: `npm run fuzz` uses it so
 // that 2,000 iterations do not spend most of their time starting Node. Protocol: one JSON line in
 // ({"args": [...]}) per run, one JSON line out ({code, stdout, stderr, rssMiB, peakMiB}) on fd 3.

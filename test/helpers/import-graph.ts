@@ -119,7 +119,7 @@ export function scanSource(src: string): Scanned {
 }
 
 export interface ImportGraph {
-  /** every .ts file below the root, as a path relative to the repository (`src/cli/main.ts`) */
+  /** every .ts file below the root, as a path relative to the repository (`src/cli/program/main.ts`) */
   files: string[];
   /** file → the files it imports (relative specifiers, resolved) */
   edges: Map<string, Set<string>>;

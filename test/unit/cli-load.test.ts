@@ -15,7 +15,7 @@ afterAll(() => fs.rmSync(lone, { recursive: true, force: true }));
 describe('layergc --version', () => {
   it('prints the package version, as the full CLI does, for --version and -V', () => {
     const version = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
-    const full = spawnSync(process.execPath, [path.join(REPO, 'dist/cli/main.js'), '--version'], { encoding: 'utf8' });
+    const full = spawnSync(process.execPath, [path.join(REPO, 'dist/cli/program/main.js'), '--version'], { encoding: 'utf8' });
     expect(full.stdout).toBe(`${version}\n`);
     for (const flag of ['--version', '-V']) {
       const r = runCli([flag]);
@@ -49,10 +49,10 @@ describe('bin/layergc.js loads the bundle only when it is newer than tsc output'
   it('runs dist/bundle when built after dist/cli, else dist/cli (a bare tsc never runs a stale bundle)', () => {
     fs.mkdirSync(path.join(stubs, 'bin'));
     fs.copyFileSync(BIN, path.join(stubs, 'bin/layergc.js'));
-    stub('dist/cli/main.js', 'tsc', 1000);
+    stub('dist/cli/program/main.js', 'tsc', 1000);
     stub('dist/bundle/layergc.js', 'bundle', 2000);
     expect(run().stdout).toBe('bundle');
-    stub('dist/cli/main.js', 'tsc', 3000);
+    stub('dist/cli/program/main.js', 'tsc', 3000);
     expect(run().stdout).toBe('tsc');
     fs.rmSync(path.join(stubs, 'dist/bundle'), { recursive: true });
     expect(run().stdout).toBe('tsc');
@@ -62,7 +62,7 @@ describe('bin/layergc.js loads the bundle only when it is newer than tsc output'
     const bundle = path.join(REPO, 'dist/bundle/layergc.js');
     for (const cmd of [[], ['scan'], ['purge'], ['verify'], ['explain'], ['df'], ['restore']]) {
       const a = spawnSync(process.execPath, [bundle, ...cmd, '--help'], { encoding: 'utf8' });
-      const b = spawnSync(process.execPath, [path.join(REPO, 'dist/cli/main.js'), ...cmd, '--help'], { encoding: 'utf8' });
+      const b = spawnSync(process.execPath, [path.join(REPO, 'dist/cli/program/main.js'), ...cmd, '--help'], { encoding: 'utf8' });
       expect([a.status, a.stdout]).toEqual([b.status, b.stdout]);
       expect(a.stdout).toMatch(/^Usage: layergc/);
     }

@@ -8,7 +8,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDriver } from '../../src/drivers/index.js';
+import { createDriver } from '../../src/drivers/registry/index.js';
 import { AufsDriver } from '../../src/drivers/aufs.js';
 import { BtrfsDriver } from '../../src/drivers/btrfs.js';
 import { DevicemapperDriver } from '../../src/drivers/devicemapper.js';

@@ -304,7 +304,7 @@ describe('the package', () => {
     expect(r.status).toBe(0);
     const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
     expect(files).toContain('LICENSE');
-    expect(files).toContain('dist/cli/main.js');
+    expect(files).toContain('dist/cli/program/main.js');
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(files.filter((f) => f.startsWith('src/'))).toEqual([]);
   });

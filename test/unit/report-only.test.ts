@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diffSnapshots, hexOf, rootMaker, runCliAsync, scan, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
-import { createDriver } from '../../src/drivers/index.js';
+import { createDriver } from '../../src/drivers/registry/index.js';
 import { noAffects, type Finding } from '../../src/findings/types.js';
 import { MountTable } from '../../src/fsx/mounts.js';
 import { Remover } from '../../src/fsx/remove.js';

@@ -11,10 +11,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONTAINERD_GARBAGE } from '../../src/findings/containerd/kinds.js';
+import { CONTAINERD_GARBAGE } from '../../src/findings/containerd-kinds.js';
 import { FINDING_KINDS } from '../../src/findings/types.js';
 import { INCLUDABLE_KINDS } from '../../src/purge/plan.js';
-import { KNOWN_DRIVERS } from '../../src/drivers/index.js';
+import { KNOWN_DRIVERS } from '../../src/drivers/registry/index.js';
 import { expectValid, loadSchema, schemaErrors } from '../helpers/schema.js';
 import { rootMaker, runCliAsync, scan, type SyntheticRoot } from '../helpers/synthetic.js';
 

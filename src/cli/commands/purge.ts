@@ -8,7 +8,8 @@ import { purgeJson, type PurgeReport } from '../../app/report.js';
 import { DURATION_UNITS, parseDuration } from '../duration.js';
 import { action, deliver, formatOf, withStoreOptions, type CommonOptions, type RunContext } from '../common.js';
 import { renderPurge } from '../render/purge.js';
-import { checkMetricsTarget, metricsOf } from '../render/prometheus.js';
+import { metricsOf } from '../render/prometheus.js';
+import { checkMetricsTarget } from '../metrics-file.js';
 import { confirm, Interrupt } from '../interrupt.js';
 import { againWith } from '../hint.js';
 

@@ -1,12 +1,7 @@
 // Prometheus text exposition for node_exporter's textfile collector. Every kind is always present
 // (0 when clean) so alerts can tell "clean" from "not run"; every sample carries data_root, so two
 // data roots on one host (system and rootless dockerd) can write two files without colliding.
-import { fs } from '../../fsx/fs.js';
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { dirname, basename } from 'node:path';
 import { FINDING_KINDS, type Finding } from '../../findings/types.js';
-import { fsCause, LayergcError } from '../../errors.js';
 import type { Header as ScanHeader, DfReport, ExplainReport, PurgeReport, RestoreReport, RunTimes, ScanReport, UnlockReport, VerifyReport } from '../../app/report.js';
 import { VERSION } from '../version.js';
 import type { RepairRun } from '../../repair/run.js';
@@ -110,48 +105,6 @@ export function purgeMetrics(h: ScanHeader, findings: Finding[], p: PurgeTotals,
     .metric('layergc_reclaimed_bytes', 'Bytes the last purge freed (0 on a dry run).', 'gauge', [[{}, p.dryRun ? 0 : p.reclaimedBytes]])
     .metric('layergc_purge_dry_run', 'Whether the last purge was a dry run (1) or removed things (0).', 'gauge', [[{}, p.dryRun ? 1 : 0]]);
   return e.toString();
-}
-
-/**
- * Write atomically, as node_exporter asks: a temporary file in the same directory whose name does
- * not end in .prom (the collector reads only *.prom), flushed to disk, then renamed over the
- * target. A reader sees the old file or the new one, never half of one.
- */
-export async function writeMetricsFile(path: string, text: string): Promise<void> {
-  // a random name, created with O_EXCL: nothing planted under a predictable name is ever written through
-  const tmp = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`;
-  try {
-    const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, path);
-  } catch (err) {
-    await fs.unlink(tmp).catch(() => undefined); // a full disk leaves no temp file for the collector's dir
-    throw new LayergcError(`cannot write the metrics file ${path}: ${fsCause(err) ?? (err as Error).message}`);
-  }
-}
-
-/**
- * Before anything is removed: the metrics file can be written (its dir takes a new file, and what
- * is at the path is a regular file or nothing), so a purge never removes and then fails to report.
- */
-export async function checkMetricsTarget(path: string): Promise<void> {
-  const st = await fs.lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))).catch((err: Error) => {
-    throw new LayergcError(`cannot write the metrics file ${path}: ${err.message}; nothing was removed`);
-  });
-  if (st && !st.isFile()) throw new LayergcError(`cannot write the metrics file ${path}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; nothing was removed`);
-  const probe = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.probe`;
-  try {
-    const fh = await fs.open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    await fh.close();
-    await fs.unlink(probe);
-  } catch (err) {
-    throw new LayergcError(`cannot write the metrics file ${path}: ${fsCause(err) ?? (err as Error).message.replace(/, open .*$/, '')}; nothing was removed`);
-  }
 }
 
 /** The metrics of any report: one family set per command, the same for stdout and --metrics-file. */

@@ -1,13 +1,13 @@
 // layergc's command line: parse, run one command, exit with its documented code.
 import { Command } from 'commander';
-import { scanCommand } from './commands/scan.js';
-import { explainCommand } from './commands/explain.js';
-import { purgeCommand } from './commands/purge.js';
-import { verifyCommand } from './commands/verify.js';
-import { dfCommand } from './commands/df.js';
-import { restoreCommand } from './commands/restore.js';
-import { unlockCommand } from './commands/unlock.js';
-import { VERSION } from './version.js';
+import { scanCommand } from '../commands/scan.js';
+import { explainCommand } from '../commands/explain.js';
+import { purgeCommand } from '../commands/purge.js';
+import { verifyCommand } from '../commands/verify.js';
+import { dfCommand } from '../commands/df.js';
+import { restoreCommand } from '../commands/restore.js';
+import { unlockCommand } from '../commands/unlock.js';
+import { VERSION } from '../version.js';
 
 const EXIT_CODES = `
 Exit codes:

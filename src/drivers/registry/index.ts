@@ -1,12 +1,12 @@
 // The adapter registry: one file per storage driver, chosen by the driver's name.
-import type { DriverAdapter } from './types.js';
-import { Overlay2Driver } from './overlay2/index.js';
-import { VfsDriver } from './vfs.js';
-import { BtrfsDriver } from './btrfs.js';
-import { AufsDriver } from './aufs.js';
-import { ZfsDriver } from './zfs.js';
-import { DevicemapperDriver } from './devicemapper.js';
-import { WindowsfilterDriver } from './windowsfilter.js';
+import type { DriverAdapter } from '../types.js';
+import { Overlay2Driver } from '../overlay2/index.js';
+import { VfsDriver } from '../vfs.js';
+import { BtrfsDriver } from '../btrfs.js';
+import { AufsDriver } from '../aufs.js';
+import { ZfsDriver } from '../zfs.js';
+import { DevicemapperDriver } from '../devicemapper.js';
+import { WindowsfilterDriver } from '../windowsfilter.js';
 
 export const KNOWN_DRIVERS: readonly string[] = ['overlay2', 'fuse-overlayfs', 'vfs', 'btrfs', 'aufs', 'zfs', 'devicemapper', 'windowsfilter'];
 
