@@ -100,7 +100,9 @@ export function machine() {
   let fsType = '?';
   try {
     fsType = execFileSync('df', ['--output=fstype', CACHE], { encoding: 'utf8' }).trim().split('\n').pop();
-  } catch { /* cache dir not made yet */ }
+  } catch {
+    /* cache dir not made yet */
+  }
   return {
     cpu,
     cpus: os.availableParallelism(),

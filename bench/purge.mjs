@@ -51,11 +51,15 @@ for (const N of sizes) {
     rmSync(base, { recursive: true, force: true });
   }
   const ratio = lgMs / rmMs;
-  log(`${N} files, ${ROUNDS} rounds: rm -rf ${sec(rmMs)}, layergc purge --yes ${sec(lgMs)} (${ratio.toFixed(2)}x; CPU time ${(lgCpu / rmCpu).toFixed(2)}x), peak RSS ${(rssKb / 1024).toFixed(0)} MiB, clean after: ${clean}`);
+  log(
+    `${N} files, ${ROUNDS} rounds: rm -rf ${sec(rmMs)}, layergc purge --yes ${sec(lgMs)} (${ratio.toFixed(2)}x; CPU time ${(lgCpu / rmCpu).toFixed(2)}x), peak RSS ${(rssKb / 1024).toFixed(0)} MiB, clean after: ${clean}`,
+  );
   rows.push({ files: N, rounds: ROUNDS, rmMs, layergcMs: lgMs, ratio, rmCpuMs: rmCpu, layergcCpuMs: lgCpu, cpuRatio: lgCpu / rmCpu, peakRssMiB: rssKb / 1024, clean });
 }
-const goals = Object.fromEntries(rows.flatMap((r) => [
-  [`ratio${r.files}`, { value: r.ratio, goal: '<= 1.1x rm -rf, clean after', met: r.ratio <= 1.1 && r.clean }],
-  [`rss${r.files}`, { value: r.peakRssMiB, goal: '< 300 MiB', met: r.peakRssMiB < 300 }],
-]));
+const goals = Object.fromEntries(
+  rows.flatMap((r) => [
+    [`ratio${r.files}`, { value: r.ratio, goal: '<= 1.1x rm -rf, clean after', met: r.ratio <= 1.1 && r.clean }],
+    [`rss${r.files}`, { value: r.peakRssMiB, goal: '< 300 MiB', met: r.peakRssMiB < 300 }],
+  ]),
+);
 console.log(JSON.stringify({ bench: 'purge', rows, goals, pass: Object.values(goals).every((g) => g.met) }));

@@ -45,7 +45,9 @@ for (const layers of sizes) {
     findingsExact: wrong.length === 0,
     mismatches: wrong,
   };
-  log(`${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`);
+  log(
+    `${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`,
+  );
   rows.push(row);
 }
 const small = rows.find((r) => r.layers === 1000);

@@ -36,9 +36,31 @@ for (let i = 0; i < ROUNDS; i++) {
 }
 const ratio = best(lg) / best(du);
 const cpuRatio = best(lgCpu) / best(duCpu);
-log(`${N} files: du ${sec(best(du))} ${duBytes} bytes; layergc sizing ${sec(best(lg))} ${lgBytes} bytes (${ratio.toFixed(2)}x; CPU time ${cpuRatio.toFixed(2)}x); whole scan process ${sec(best(scan))}, peak RSS ${(rssKb / 1024).toFixed(0)} MiB`);
+log(
+  `${N} files: du ${sec(best(du))} ${duBytes} bytes; layergc sizing ${sec(best(lg))} ${lgBytes} bytes (${ratio.toFixed(2)}x; CPU time ${cpuRatio.toFixed(2)}x); whole scan process ${sec(best(scan))}, peak RSS ${(rssKb / 1024).toFixed(0)} MiB`,
+);
 const goals = {
   ratio: { value: ratio, goal: '<= 1.2x du', met: ratio <= 1.2 },
   bytes: { value: lgBytes === duBytes, goal: 'bytes agree with du', met: lgBytes === duBytes },
 };
-console.log(JSON.stringify({ bench: 'size', files: N, rounds: ROUNDS, duMs: best(du), sizingMs: best(lg), ratio, duCpuMs: best(duCpu), sizingCpuMs: best(lgCpu), cpuRatio, scanProcessMs: best(scan), scanRatio: best(scan) / best(du), peakRssMiB: rssKb / 1024, duBytes, layergcBytes: lgBytes, bin: BIN, goals, pass: Object.values(goals).every((g) => g.met) }));
+console.log(
+  JSON.stringify({
+    bench: 'size',
+    files: N,
+    rounds: ROUNDS,
+    duMs: best(du),
+    sizingMs: best(lg),
+    ratio,
+    duCpuMs: best(duCpu),
+    sizingCpuMs: best(lgCpu),
+    cpuRatio,
+    scanProcessMs: best(scan),
+    scanRatio: best(scan) / best(du),
+    peakRssMiB: rssKb / 1024,
+    duBytes,
+    layergcBytes: lgBytes,
+    bin: BIN,
+    goals,
+    pass: Object.values(goals).every((g) => g.met),
+  }),
+);

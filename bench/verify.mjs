@@ -149,9 +149,12 @@ try {
   if (probe.status !== 0) {
     log(`the CLI cannot be used (exit ${probe.status}: ${probe.stderr.toString().trim().split('\n').pop()}); timing a node script calling verifyLayer instead`);
     const script = join(work, 'verify-one.mjs');
-    fs.writeFileSync(script, `const { verifyLayer } = await import(${JSON.stringify(distIndex)});
+    fs.writeFileSync(
+      script,
+      `const { verifyLayer } = await import(${JSON.stringify(distIndex)});
 const r = await verifyLayer(JSON.parse(process.argv[2]));
-process.exitCode = r.ok ? 0 : 1;\n`);
+process.exitCode = r.ok ? 0 : 1;\n`,
+    );
     procCmd = [script, JSON.stringify(target)];
     procWhat = 'node <script calling verifyLayer> (fresh process)';
   }
@@ -219,7 +222,9 @@ process.exitCode = r.ok ? 0 : 1;\n`);
   console.log(`CRC-64/GO-ISO in memory: ${crcMBs.toFixed(0)} MB/s (informational; the mismatch pass runs it per file)`);
   console.log(`load average before/after: ${loadBefore} / ${loadAfter} on ${os.availableParallelism()} CPUs (other work on the machine slows the two-thread pipeline first)`);
   if (cpuRatio !== undefined) {
-    console.log(`CPU time per round (median): layergc ${median(inprocCpu).toFixed(0)} ms (both threads), openssl ${median(osslCpu).toFixed(0)} ms; bytes per CPU-second ratio ${cpuRatio.toFixed(2)}x (informational)`);
+    console.log(
+      `CPU time per round (median): layergc ${median(inprocCpu).toFixed(0)} ms (both threads), openssl ${median(osslCpu).toFixed(0)} ms; bytes per CPU-second ratio ${cpuRatio.toFixed(2)}x (informational)`,
+    );
   }
   // layergc overlaps reading (this thread) with sha256 (its worker); CPU time close to wall time means the
   // worker never had a core of its own during the rounds.
@@ -239,8 +244,26 @@ process.exitCode = r.ok ? 0 : 1;\n`);
       contentBytes: c.bytes,
       streamBytes: r0.bytes,
       rounds: ROUNDS,
-      a: { layergcMs: best(inproc), layergcMBs: a.layergc, opensslMs: best(ossl), opensslMBs: a.openssl, opensslStartupMs: startup, ratio: ratioA, ratioMedian: ratioAMedian, reference: 'openssl dgst -sha256 <concatenated temp file>, start-up subtracted' },
-      b: { layergcMs: best(layergcProc), command: procWhat, pipelineMs: best(pipeline), ratio: ratioB, ratioMedian: ratioBMedian, opensslConcatFileMs: best(osslProc), ratioVsConcatFile: ratioBFile, reference: 'xargs -0 cat <files> | openssl dgst -sha256' },
+      a: {
+        layergcMs: best(inproc),
+        layergcMBs: a.layergc,
+        opensslMs: best(ossl),
+        opensslMBs: a.openssl,
+        opensslStartupMs: startup,
+        ratio: ratioA,
+        ratioMedian: ratioAMedian,
+        reference: 'openssl dgst -sha256 <concatenated temp file>, start-up subtracted',
+      },
+      b: {
+        layergcMs: best(layergcProc),
+        command: procWhat,
+        pipelineMs: best(pipeline),
+        ratio: ratioB,
+        ratioMedian: ratioBMedian,
+        opensslConcatFileMs: best(osslProc),
+        ratioVsConcatFile: ratioBFile,
+        reference: 'xargs -0 cat <files> | openssl dgst -sha256',
+      },
       firstCallMs: firstMs,
       crc64MBs: crcMBs,
       cpu: cpuRatio === undefined ? null : { layergcMs: median(inprocCpu), opensslMs: median(osslCpu), ratio: cpuRatio, layergcCores: overlap },

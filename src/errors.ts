@@ -16,7 +16,10 @@ export const ExitCode = {
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 export class LayergcError extends Error {
-  constructor(message: string, readonly exitCode: ExitCodeValue = ExitCode.USAGE) {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.USAGE,
+  ) {
     super(message);
   }
 }
@@ -29,14 +32,18 @@ export class LayergcError extends Error {
 export function fsCause(err: unknown): string | undefined {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
   switch (code) {
-    case 'ENOSPC': return 'the filesystem is full (ENOSPC)';
-    case 'EDQUOT': return 'the disk quota is exhausted (EDQUOT)';
-    case 'EROFS': return 'the filesystem is read-only (EROFS)';
+    case 'ENOSPC':
+      return 'the filesystem is full (ENOSPC)';
+    case 'EDQUOT':
+      return 'the disk quota is exhausted (EDQUOT)';
+    case 'EROFS':
+      return 'the filesystem is read-only (EROFS)';
     case 'EACCES':
     case 'EPERM':
       return process.getuid?.() === 0
         ? `permission denied even to root: an immutable or append-only attribute, a security module or a root-squashed network filesystem (${code})`
         : `permission denied: run as root (${code})`;
-    default: return undefined;
+    default:
+      return undefined;
   }
 }

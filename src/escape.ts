@@ -29,7 +29,10 @@ function utf8Length(b: Buffer, i: number): number {
   const n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
   if (!n || i + n > b.length) return 0;
   for (let k = 1; k < n; k++) if ((b[i + k] & 0xc0) !== 0x80) return 0;
-  const cp = b.subarray(i, i + n).toString('utf8').codePointAt(0)!;
+  const cp = b
+    .subarray(i, i + n)
+    .toString('utf8')
+    .codePointAt(0)!;
   if ((n === 3 && cp < 0x800) || (n === 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return n;
 }

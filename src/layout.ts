@@ -52,7 +52,24 @@ export function unstagedId(name: string): { id: string; staged: boolean } {
 }
 
 /** Names the drivers keep for their own bookkeeping in the dirs that hold layer dirs: never a layer's ID. */
-const BOOKKEEPING = new Set(['l', 'layers', 'diff', 'mnt', 'quotas', 'subvolumes', 'metadata', 'graph', 'dir', 'work', 'merged', 'lower', 'link', 'committed', 'deviceset-metadata', 'transaction-metadata']);
+const BOOKKEEPING = new Set([
+  'l',
+  'layers',
+  'diff',
+  'mnt',
+  'quotas',
+  'subvolumes',
+  'metadata',
+  'graph',
+  'dir',
+  'work',
+  'merged',
+  'lower',
+  'link',
+  'committed',
+  'deviceset-metadata',
+  'transaction-metadata',
+]);
 
 /**
  * A driver ID is used as one path component under the driver home: never empty (a name that is

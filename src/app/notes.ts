@@ -11,7 +11,11 @@ export function sourceNotes(store: Store): string[] {
 export function imagesNote(store: Store): string | undefined {
   const unknown = store.images.images.filter((i) => i.layersUnknown);
   if (!unknown.length) return undefined;
-  const names = unknown.slice(0, 3).map((i) => i.tags[0] ?? i.id).join(', ') + (unknown.length > 3 ? `, and ${unknown.length - 3} more` : '');
+  const names =
+    unknown
+      .slice(0, 3)
+      .map((i) => i.tags[0] ?? i.id)
+      .join(', ') + (unknown.length > 3 ? `, and ${unknown.length - 3} more` : '');
   return `the config of ${unknown.length === 1 ? 'image' : `${unknown.length} images`} ${names} could not be read or trusted, so which layers ${unknown.length === 1 ? 'it uses' : 'they use'} is unknown: no layer is called unreferenced`;
 }
 

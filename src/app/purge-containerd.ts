@@ -26,20 +26,30 @@ export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, sta
   const store = await openContainerdStore(opts);
   const dryRun = !!opts.dryRun;
   if (store.holders.length && !dryRun) {
-    throw new LayergcError(`the containerd image store ${store.loc.root} is in use (${store.holders.map((h) => h.what).join('; ')}); purge needs containerd and dockerd stopped`, ExitCode.DAEMON_RUNNING);
+    throw new LayergcError(
+      `the containerd image store ${store.loc.root} is in use (${store.holders.map((h) => h.what).join('; ')}); purge needs containerd and dockerd stopped`,
+      ExitCode.DAEMON_RUNNING,
+    );
   }
   const lock = dryRun ? undefined : await acquireLock(store.loc.dataRoot, 'layergc purge');
   try {
     logTakeover(lock, hooks.log ?? quietLog);
     const scan = await scanContainerd(store);
     for (const f of scan.findings) if (f.reclaimable && CONTAINERD_GARBAGE.includes(f.kind as never)) f.removal = { type: 'paths', paths: f.paths };
-    const actions = planPurge(scan.findings, { kinds: CONTAINERD_GARBAGE as readonly FindingKind[], daemonRunning: store.holders.length > 0, minAgeMs: opts.minAgeMs, now: Date.now(), driver: null }, () => 0);
+    const actions = planPurge(
+      scan.findings,
+      { kinds: CONTAINERD_GARBAGE as readonly FindingKind[], daemonRunning: store.holders.length > 0, minAgeMs: opts.minAgeMs, now: Date.now(), driver: null },
+      () => 0,
+    );
     const journal = new Journal(store.loc.dataRoot, randomBytes(6).toString('hex'), dryRun);
     if (!dryRun) await journal.rotate();
     const freeBefore = freeBytes(store.loc.root);
     // the store's own items are contained in containerd's root, container dirs in the data root
     const inData = (a: Action) => a.finding.kind === 'containerd-configless-container';
-    for (const [root, list] of [[store.loc.root, actions.filter((a) => !inData(a))], [store.loc.dataRoot, actions.filter(inData)]] as const) {
+    for (const [root, list] of [
+      [store.loc.root, actions.filter((a) => !inData(a))],
+      [store.loc.dataRoot, actions.filter(inData)],
+    ] as const) {
       // every removal here is of kind 'paths' with no driver ids: no storage-driver adapter is involved
       const ctx: ExecuteContext = { driver: undefined as never, rm: new Remover(root, liveMounts, dryRun, hooks.signal), journal, signal: hooks.signal, onAction: hooks.onAction };
       await executePlan(list, ctx);
@@ -49,20 +59,42 @@ export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, sta
     // an interrupted run stops before meta.db: the next purge does it
     const containerdLeases = interruptedBy(hooks.signal) ? undefined : await dropLeases(store, scan, journal, dryRun);
     const notes = containerdLeases ? [leaseLines(containerdLeases)] : [];
-    return { command: 'purge', header, dryRun, actions, findings: scan.findings, totals: purgeTotals(actions, dryRun), measuredFreed, notes, interrupted: interruptedBy(hooks.signal), ...(containerdLeases ? { containerdLeases } : {}), times: { started, finished: Date.now() } };
+    return {
+      command: 'purge',
+      header,
+      dryRun,
+      actions,
+      findings: scan.findings,
+      totals: purgeTotals(actions, dryRun),
+      measuredFreed,
+      notes,
+      interrupted: interruptedBy(hooks.signal),
+      ...(containerdLeases ? { containerdLeases } : {}),
+      times: { started, finished: Date.now() },
+    };
   } finally {
     await lock?.release();
   }
 }
 
 /** The dead and orphan leases go by a rewrite of meta.db, never while anything of the store is broken (its GC would then delete live data). */
-async function dropLeases(store: Awaited<ReturnType<typeof openContainerdStore>>, scan: Awaited<ReturnType<typeof scanContainerd>>, journal: Journal, dryRun: boolean): Promise<LeaseReport | undefined> {
+async function dropLeases(
+  store: Awaited<ReturnType<typeof openContainerdStore>>,
+  scan: Awaited<ReturnType<typeof scanContainerd>>,
+  journal: Journal,
+  dryRun: boolean,
+): Promise<LeaseReport | undefined> {
   const found = scan.findings.filter((f) => f.kind === 'containerd-dead-lease' || f.kind === 'containerd-orphan-lease');
   if (!found.length) return undefined;
   const leases = found.map((f) => ({ namespace: f.containerd!.namespace!, id: f.containerd!.lease!, kind: f.kind, bytes: f.bytes }));
   const report: LeaseReport = { status: dryRun ? 'planned' : 'rewritten', metaDb: store.loc.metaDb, leases, bytesAtNextStart: leases.reduce((t, l) => t + l.bytes, 0) };
   const broken = scan.findings.filter((f) => f.severity === 'error');
-  if (broken.length) return { ...report, status: 'skipped', reason: `the store has ${broken.length} error finding${broken.length === 1 ? '' : 's'} (${[...new Set(broken.map((f) => f.kind))].join(', ')}): the GC that dropping a lease starts would act on a store that is not whole` };
+  if (broken.length)
+    return {
+      ...report,
+      status: 'skipped',
+      reason: `the store has ${broken.length} error finding${broken.length === 1 ? '' : 's'} (${[...new Set(broken.map((f) => f.kind))].join(', ')}): the GC that dropping a lease starts would act on a store that is not whole`,
+    };
   const keys = new Set(leases.map((l) => `${l.namespace}/${l.id}`));
   const metaLeases = [...scan.deadLeases.values()].map((d) => d.lease).filter((l) => keys.has(`${l.namespace}/${l.id}`));
   await journal.write({ event: 'intent', kind: 'containerd-dead-lease', paths: [store.loc.metaDb], bytes: report.bytesAtNextStart, reason: `rewrite meta.db without ${[...keys].join(', ')}` });

@@ -30,7 +30,8 @@ export interface PurgeHooks extends Hooks {
 }
 
 export function logTakeover(lock: Lock | undefined, log: Log): void {
-  if (lock?.takenOver) log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
+  if (lock?.takenOver)
+    log.warn(`took over the lock of a layergc that died: pid ${lock.takenOver.pid} on ${lock.takenOver.host}, since ${lock.takenOver.since}`, { event: 'lock-takeover', holder: lock.takenOver });
 }
 
 /** A journal for this run; a real run learns first what an interrupted one left. */
@@ -44,5 +45,4 @@ export async function openJournal(dataRoot: string, dryRun: boolean, log: Log): 
 }
 
 /** The signal that stopped the run, if one did. */
-export const interruptedBy = (signal?: AbortSignal): PurgeReport['interrupted'] =>
-  signal?.aborted && (signal.reason === 'SIGINT' || signal.reason === 'SIGTERM') ? signal.reason : undefined;
+export const interruptedBy = (signal?: AbortSignal): PurgeReport['interrupted'] => (signal?.aborted && (signal.reason === 'SIGINT' || signal.reason === 'SIGTERM') ? signal.reason : undefined);

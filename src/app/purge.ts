@@ -35,7 +35,10 @@ export const REPAIR_WORDS = ['broken', 'containers'];
 export function includedKinds(include: string | undefined): { kinds: FindingKind[]; repair: Set<string> } {
   const kinds: FindingKind[] = [...GARBAGE_KINDS];
   const repair = new Set<string>();
-  for (const k of (include ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const k of (include ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (REPAIR_WORDS.includes(k)) {
       repair.add(k);
       continue;
@@ -100,7 +103,11 @@ async function purgeGarbage(opts: PurgeOptions, hooks: PurgeHooks, loc: Awaited<
   const depthOf = (f: { layer?: string }) => (f.layer ? ancestors(store.layerdb.layers, f.layer).length : 0);
   const actions = planPurge(scan.findings, { kinds, daemonRunning: store.daemon.running, minAgeMs: opts.minAgeMs, now: Date.now(), driver: store.driver }, depthOf);
   const header: Header = { dataRoot: store.loc.dataRoot, driver: store.loc.driver, daemonRunning: store.daemon.running };
-  if (!measureFirst) measureNow(actions.filter((a) => a.status === 'skipped').map((a) => a.finding), scan.mounts);
+  if (!measureFirst)
+    measureNow(
+      actions.filter((a) => a.status === 'skipped').map((a) => a.finding),
+      scan.mounts,
+    );
   const report = (dryRun: boolean, measuredFreed?: number): PurgeReport => ({
     command: 'purge',
     header,
@@ -127,7 +134,10 @@ async function purgeGarbage(opts: PurgeOptions, hooks: PurgeHooks, loc: Awaited<
   if (!measureFirst && opts.measureAll) {
     // metrics report every kind's bytes, also of findings this purge left alone
     const acted = new Set(actions.map((a) => a.finding));
-    measureNow(scan.findings.filter((f) => !acted.has(f)), scan.mounts);
+    measureNow(
+      scan.findings.filter((f) => !acted.has(f)),
+      scan.mounts,
+    );
   }
   const r = report(dryRun, dryRun ? undefined : freeAfter - freeBefore);
   if (!measureFirst) {

@@ -20,7 +20,10 @@ export interface Header {
   containerdRoot?: string;
 }
 
-export interface RunTimes { started: number; finished: number }
+export interface RunTimes {
+  started: number;
+  finished: number;
+}
 
 /** What verify (or scan --deep) checked: layers, or blobs on the containerd image store. */
 export interface Verified {
@@ -32,7 +35,14 @@ export interface Verified {
   ms: number;
 }
 
-export interface ScanReport { command: 'scan'; header: Header; findings: Finding[]; notes: string[]; verified?: Verified; times: RunTimes }
+export interface ScanReport {
+  command: 'scan';
+  header: Header;
+  findings: Finding[];
+  notes: string[];
+  verified?: Verified;
+  times: RunTimes;
+}
 
 export interface VerifyReport {
   command: 'verify';
@@ -46,9 +56,20 @@ export interface VerifyReport {
   times: RunTimes;
 }
 
-export interface ExplainReport { command: 'explain'; header: Header; explanation: Explanation; /** the whole scan explain ran to answer (its metrics) */ findings: Finding[]; times: RunTimes }
+export interface ExplainReport {
+  command: 'explain';
+  header: Header;
+  explanation: Explanation /** the whole scan explain ran to answer (its metrics) */;
+  findings: Finding[];
+  times: RunTimes;
+}
 
-export interface DfReport { command: 'df'; usage: DiskUsage; notes: string[]; times: RunTimes }
+export interface DfReport {
+  command: 'df';
+  usage: DiskUsage;
+  notes: string[];
+  times: RunTimes;
+}
 
 export interface PurgeTotals {
   removed: number;
@@ -94,10 +115,23 @@ export interface PurgeReport {
   times: RunTimes;
 }
 
-export interface RestoreReport { command: 'restore'; dataRoot: string; quarantine: string; dryRun: boolean; items: RestoreItem[] }
+export interface RestoreReport {
+  command: 'restore';
+  dataRoot: string;
+  quarantine: string;
+  dryRun: boolean;
+  items: RestoreItem[];
+}
 
 /** unlock: the lock it removed (its holder, its text, why that holder is not alive), or none. */
-export interface UnlockReport { command: 'unlock'; dataRoot: string; lock: string; removed?: { holder: LockHolder; text: string; description: string }; liveness?: Liveness; times: RunTimes }
+export interface UnlockReport {
+  command: 'unlock';
+  dataRoot: string;
+  lock: string;
+  removed?: { holder: LockHolder; text: string; description: string };
+  liveness?: Liveness;
+  times: RunTimes;
+}
 
 /** What an action's line reports: bytes freed when it ran, else the scan's estimate. */
 export const actionBytes = (a: Action) => a.freedBytes ?? a.finding.bytes;
@@ -141,7 +175,13 @@ export function findingJson(f: Finding): Record<string, unknown> {
   };
 }
 
-const headerJson = (h: Header) => ({ schemaVersion: SCHEMA_VERSION, dataRoot: h.dataRoot, driver: h.driver, ...(h.containerdRoot ? { containerdRoot: h.containerdRoot } : {}), daemonRunning: h.daemonRunning });
+const headerJson = (h: Header) => ({
+  schemaVersion: SCHEMA_VERSION,
+  dataRoot: h.dataRoot,
+  driver: h.driver,
+  ...(h.containerdRoot ? { containerdRoot: h.containerdRoot } : {}),
+  daemonRunning: h.daemonRunning,
+});
 
 function findingsEnvelope(h: Header, findings: Finding[], notes: string[]): Record<string, unknown> & { summary: Record<string, unknown> } {
   return {
@@ -181,7 +221,12 @@ export function dfJson(r: DfReport): Record<string, unknown> {
     driver: u.driver,
     daemonRunning: u.daemonRunning,
     total: { bytes: u.total },
-    categories: u.categories.map((x) => ({ category: x.category, bytes: x.bytes, ...(x.path !== undefined ? { path: x.path } : {}), purged: (PURGED_CATEGORIES as readonly DfCategory[]).includes(x.category) })),
+    categories: u.categories.map((x) => ({
+      category: x.category,
+      bytes: x.bytes,
+      ...(x.path !== undefined ? { path: x.path } : {}),
+      purged: (PURGED_CATEGORIES as readonly DfCategory[]).includes(x.category),
+    })),
     images: u.images,
     reclaimableBytes: u.reclaimableBytes,
     mountsSkipped: u.mountsSkipped,
@@ -216,7 +261,17 @@ export function purgeJson(r: Pick<PurgeReport, 'header' | 'actions' | 'dryRun' |
   const x = r.repair;
   if (x) {
     j.repair = {
-      repaired: x.repairs.map((p) => ({ kind: p.kind, ...(p.layer ? { layer: p.layer } : {}), cacheId: p.cacheId, path: p.path, value: p.value, evidence: p.evidence, previous: p.previous, status: p.status, ...(p.reason ? { reason: p.reason } : {}) })),
+      repaired: x.repairs.map((p) => ({
+        kind: p.kind,
+        ...(p.layer ? { layer: p.layer } : {}),
+        cacheId: p.cacheId,
+        path: p.path,
+        value: p.value,
+        evidence: p.evidence,
+        previous: p.previous,
+        status: p.status,
+        ...(p.reason ? { reason: p.reason } : {}),
+      })),
       unproven: x.unproven,
       images: x.images,
       heldBack: x.heldBack,
@@ -235,5 +290,12 @@ export function unlockJson(r: UnlockReport): Record<string, unknown> {
 
 export function restoreJson(r: RestoreReport): Record<string, unknown> {
   const n = (s: string) => r.items.filter((i) => i.status === s).length;
-  return { schemaVersion: SCHEMA_VERSION, dataRoot: r.dataRoot, quarantine: r.quarantine, dryRun: r.dryRun, items: r.items, summary: { restored: n('restored'), planned: n('planned'), already: n('already') } };
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    dataRoot: r.dataRoot,
+    quarantine: r.quarantine,
+    dryRun: r.dryRun,
+    items: r.items,
+    summary: { restored: n('restored'), planned: n('planned'), already: n('already') },
+  };
 }

@@ -8,7 +8,9 @@ import { buildkitNote, imagesNote, sourceNotes } from './notes.js';
 import type { Hooks, Where } from './hooks.js';
 import type { ScanReport } from './report.js';
 
-export interface ScanOptions extends Where { deep?: boolean }
+export interface ScanOptions extends Where {
+  deep?: boolean;
+}
 
 export async function scan(opts: ScanOptions, hooks: Hooks = {}): Promise<ScanReport> {
   const started = Date.now();

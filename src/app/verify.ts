@@ -24,14 +24,17 @@ export interface VerifyOptions extends Where {
 function chainIdsFor(store: Store, what: string, log: Log, again: (sub: string) => string): string[] {
   const r = resolveReference(store, what);
   const { layers } = store.layerdb;
-  const present = (ids: string[], of: string) => ids.filter((c) => {
-    if (layers.has(c)) return true;
-    log.warn(`layer ${short(c)} of ${of} is not in the layer store (see ${again('scan')})`);
-    return false;
-  });
+  const present = (ids: string[], of: string) =>
+    ids.filter((c) => {
+      if (layers.has(c)) return true;
+      log.warn(`layer ${short(c)} of ${of} is not in the layer store (see ${again('scan')})`);
+      return false;
+    });
   switch (r?.kind) {
-    case 'layer': return [r.chainId];
-    case 'image': return present(r.image.chainIds, `image ${what}`);
+    case 'layer':
+      return [r.chainId];
+    case 'image':
+      return present(r.image.chainIds, `image ${what}`);
     case 'container': {
       const m = store.layerdb.mounts.find((x) => x.name === r.container.id);
       if (m?.parent) return present(ancestors(layers, m.parent).reverse(), `container ${what}`);
@@ -43,7 +46,8 @@ function chainIdsFor(store: Store, what: string, log: Log, again: (sub: string) 
       if (!l) throw new LayergcError(`driver dir ${r.id} is no layer's data (a container's writable layer has no DiffID to check)`);
       return [l.chainId];
     }
-    default: throw new LayergcError(`${what} is not an image, container, layer or driver dir in ${store.loc.dataRoot}`);
+    default:
+      throw new LayergcError(`${what} is not an image, container, layer or driver dir in ${store.loc.dataRoot}`);
   }
 }
 
@@ -86,5 +90,12 @@ async function verifyContainerdStore(opts: VerifyOptions, started: number): Prom
   const note = `${layers.layers} unpacked layers against their blobs' tars and diff IDs: ${layers.ok} match${bad ? `, ${bad} do not` : ''}${layers.unverifiable ? `, ${layers.unverifiable} could not be checked (blob gone, damaged or zstd)` : ''}.`;
   const header = { dataRoot: store.loc.dataRoot, driver: store.loc.snapshotter, daemonRunning: store.holders.length > 0, containerdRoot: store.loc.root };
   const finished = Date.now();
-  return { command: 'verify', header, findings, notes: [note], verified: { unit: 'blob', count: stats.blobs, ok: stats.ok, bytes: stats.bytes, skipped: [], ms: finished - started }, times: { started, finished } };
+  return {
+    command: 'verify',
+    header,
+    findings,
+    notes: [note],
+    verified: { unit: 'blob', count: stats.blobs, ok: stats.ok, bytes: stats.bytes, skipped: [], ms: finished - started },
+    times: { started, finished },
+  };
 }

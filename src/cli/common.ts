@@ -21,11 +21,13 @@ export interface CommonOptions {
 }
 
 export function withStoreOptions(cmd: Command): Command {
-  return withOutputOptions(cmd
-    .option('--data-root <dir>', 'Docker data root (default: data-root from the daemon config, else /var/lib/docker)')
-    .option('--driver <name>', 'storage driver (default: storage-driver from the daemon config, else detected)')
-    .option('--daemon-config <file>', 'dockerd config file to read data-root, storage-driver and userns-remap from', undefined)
-    .option('--containerd-root <dir>', "containerd's root for Docker's containerd image store (default: <data-root>/containerd/daemon, else the system containerd's root)"));
+  return withOutputOptions(
+    cmd
+      .option('--data-root <dir>', 'Docker data root (default: data-root from the daemon config, else /var/lib/docker)')
+      .option('--driver <name>', 'storage driver (default: storage-driver from the daemon config, else detected)')
+      .option('--daemon-config <file>', 'dockerd config file to read data-root, storage-driver and userns-remap from', undefined)
+      .option('--containerd-root <dir>', "containerd's root for Docker's containerd image store (default: <data-root>/containerd/daemon, else the system containerd's root)"),
+  );
 }
 
 /** The output options every command honours alike. */
@@ -47,7 +49,11 @@ export function formatOf(o: CommonOptions): Format {
 export type FailOn = 'error' | 'warning' | 'none';
 
 export function withFailOn(cmd: Command): Command {
-  return cmd.addOption(new Option('--fail-on <severity>', 'exit 1 when a finding of this severity or worse is found: error (broken layers only), warning (also garbage), none (always 0)').choices(['error', 'warning', 'none']).default('warning'));
+  return cmd.addOption(
+    new Option('--fail-on <severity>', 'exit 1 when a finding of this severity or worse is found: error (broken layers only), warning (also garbage), none (always 0)')
+      .choices(['error', 'warning', 'none'])
+      .default('warning'),
+  );
 }
 
 export function exitFor(findings: readonly { severity: 'error' | 'warning' }[], failOn: FailOn = 'warning'): number {
@@ -55,7 +61,11 @@ export function exitFor(findings: readonly { severity: 'error' | 'warning' }[], 
   return findings.some((f) => failOn === 'warning' || f.severity === 'error') ? ExitCode.FOUND : ExitCode.OK;
 }
 
-export interface RunContext { out: Output; log: Logger; opts: CommonOptions }
+export interface RunContext {
+  out: Output;
+  log: Logger;
+  opts: CommonOptions;
+}
 
 /** Run a command body; map errors to the documented exit codes. */
 export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T, args: string[]) => Promise<number>) {
@@ -78,7 +88,7 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
         log.error(`cannot ${e.syscall ?? 'write'}${e.path ? ` ${e.path}` : ''}: ${fsCause(err)}`, { exitCode: ExitCode.USAGE, code: e.code });
         code = ExitCode.USAGE;
       } else {
-        log.error(`internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        log.error(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         code = ExitCode.USAGE;
       }
     }
@@ -87,7 +97,11 @@ export function action<T extends CommonOptions>(body: (ctx: RunContext, opts: T,
 }
 
 /** The three renderings of a report; human may be '' (--quiet with nothing to say). */
-export interface Renderings { json: () => unknown; metrics: () => string; human: () => string }
+export interface Renderings {
+  json: () => unknown;
+  metrics: () => string;
+  human: () => string;
+}
 
 /**
  * Write a report where the options say: --metrics-file, then stdout in the chosen format. `after`:
@@ -95,7 +109,12 @@ export interface Renderings { json: () => unknown; metrics: () => string; human:
  * written, and then fails with that error and this sentence.
  */
 export async function deliver({ out, opts }: RunContext, r: Renderings, after?: string): Promise<void> {
-  const failed = opts.metricsFile ? await writeMetricsFile(opts.metricsFile, r.metrics()).then(() => undefined, (err: Error) => err) : undefined;
+  const failed = opts.metricsFile
+    ? await writeMetricsFile(opts.metricsFile, r.metrics()).then(
+        () => undefined,
+        (err: Error) => err,
+      )
+    : undefined;
   if (failed && !after) throw failed;
   const format = formatOf(opts);
   const text = format === 'json' ? JSON.stringify(r.json(), null, 2) : format === 'prometheus' ? r.metrics() : r.human();

@@ -1,5 +1,5 @@
 // Durations as Docker and Go write them (time.ParseDuration): 1h30m, 90m, 2h45m30s, 1.5h, 0.
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
 
 export const DURATION_UNITS = 'h, m, s, ms, us, ns';
 

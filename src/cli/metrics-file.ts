@@ -34,9 +34,12 @@ export async function writeMetricsFile(path: string, text: string): Promise<void
  * is at the path is a regular file or nothing), so a purge never removes and then fails to report.
  */
 export async function checkMetricsTarget(path: string): Promise<void> {
-  const st = await fs.lstat(path).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))).catch((err: Error) => {
-    throw new LayergcError(`cannot write the metrics file ${path}: ${err.message}; nothing was removed`);
-  });
+  const st = await fs
+    .lstat(path)
+    .catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)))
+    .catch((err: Error) => {
+      throw new LayergcError(`cannot write the metrics file ${path}: ${err.message}; nothing was removed`);
+    });
   if (st && !st.isFile()) throw new LayergcError(`cannot write the metrics file ${path}: it is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; nothing was removed`);
   const probe = `${dirname(path)}/.${basename(path)}.${randomBytes(8).toString('hex')}.probe`;
   try {

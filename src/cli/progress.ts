@@ -2,7 +2,11 @@
 // and time left estimated from bytes (one big layer among small ones would make a layer count lie).
 import { human } from './output.js';
 
-export interface Progress { layersDone: number; layersTotal: number; bytes: number }
+export interface Progress {
+  layersDone: number;
+  layersTotal: number;
+  bytes: number;
+}
 
 /** `totalBytes`: the layers' recorded sizes (layerdb `size`), an estimate of what will be read. */
 export function progressLine(totalBytes: number, write: (s: string) => void = (s) => process.stderr.write(s)) {

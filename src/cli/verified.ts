@@ -16,8 +16,11 @@ export function verifiedLines(v: Verified, what: string, again: (sub: string) =>
   const secs = (v.ms / 1000).toFixed(1);
   const bad = v.count - v.ok;
   if (v.unit === 'blob') return [`${what}: verified ${v.count} blobs (${human(v.bytes)}) in ${secs} s: ${v.ok} match their digest and size${bad ? `, ${bad} do not` : ''}.`];
-  const lines = [`${what}: verified ${v.count} layer${v.count === 1 ? '' : 's'} (${human(v.bytes)}) in ${secs} s: ${v.ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${v.skipped.length ? `; ${v.skipped.length} skipped` : ''}.`];
+  const lines = [
+    `${what}: verified ${v.count} layer${v.count === 1 ? '' : 's'} (${human(v.bytes)}) in ${secs} s: ${v.ok} match their DiffID${bad ? `, ${bad} ${bad === 1 ? 'does' : 'do'} not` : ''}${v.skipped.length ? `; ${v.skipped.length} skipped` : ''}.`,
+  ];
   // the reasons point at scan: with the flags that located this root
-  for (const s of v.skipped) lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
+  for (const s of v.skipped)
+    lines.push(`  skipped layer ${short(s.chainId)}: ${s.reason.replace(/\(see layergc scan(?:: ([^)]*))?\)/g, (_, kind?: string) => `(see${kind ? ` ${kind} in` : ''}: ${again('scan')})`)}`);
   return lines;
 }

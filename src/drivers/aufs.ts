@@ -35,7 +35,11 @@ export class AufsDriver extends DriverBase {
   async listEntries(): Promise<DriverEntry[]> {
     const live = new Map<string, DriverEntry>();
     const staged = new Map<string, DriverEntry>();
-    for (const [dir, wantDir] of [[this.diff, true], [this.layers, false], [this.mnt, true]] as const) {
+    for (const [dir, wantDir] of [
+      [this.diff, true],
+      [this.layers, false],
+      [this.mnt, true],
+    ] as const) {
       for (const e of await listDir(dir)) {
         const isStaged = dir !== this.layers && e.name.endsWith(REMOVING);
         if (!e.stat.isSymbolicLink() && e.stat.isDirectory() !== wantDir && !isStaged) continue;
@@ -73,7 +77,10 @@ export class AufsDriver extends DriverBase {
       problems.push(`layers/${id} is not readable (${layers.state === 'unreadable' ? layers.error : layers.state})`);
     } else {
       // bufio.Scanner lines, empty ones skipped, as aufs's getParentIDs reads them
-      const parents = layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
+      const parents = layers.text
+        .split('\n')
+        .map((l) => l.replace(/\r$/, ''))
+        .filter((l) => l !== '');
       if (!parents.length && opts.hasParent) problems.push(`layers/${id} lists no parent although the layer has one`);
       for (const p of parents) {
         if (!SAFE_NAME.test(p)) {
@@ -90,7 +97,10 @@ export class AufsDriver extends DriverBase {
   async parentsOf(id: string): Promise<string[]> {
     const layers = await readSmallFile(`${this.layers}/${id}`);
     if (layers.state !== 'ok') return [];
-    return layers.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => SAFE_NAME.test(l));
+    return layers.text
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
+      .filter((l) => SAFE_NAME.test(l));
   }
 
   /**
@@ -101,7 +111,14 @@ export class AufsDriver extends DriverBase {
   async lowersUnknown(id: string, hasParent: boolean): Promise<string | undefined> {
     const lines = async (x: string) => {
       const f = await readSmallFile(`${this.layers}/${x}`);
-      return f.state === 'ok' ? { lines: f.text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '') } : { state: f.state };
+      return f.state === 'ok'
+        ? {
+            lines: f.text
+              .split('\n')
+              .map((l) => l.replace(/\r$/, ''))
+              .filter((l) => l !== ''),
+          }
+        : { state: f.state };
     };
     const own = await lines(id);
     if (!own.lines) return own.state === 'missing' ? (hasParent ? `layers/${id} is missing` : undefined) : `layers/${id} is not readable (${own.state})`;

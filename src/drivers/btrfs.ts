@@ -28,7 +28,10 @@ export class BtrfsDriver extends DirPerLayerDriver {
   readonly quotas: string;
   private cli: Promise<string | null> | undefined;
 
-  constructor(home: string, private readonly opts: BtrfsOptions = {}) {
+  constructor(
+    home: string,
+    private readonly opts: BtrfsOptions = {},
+  ) {
     super(home, { layersDir: `${home}/subvolumes`, label: 'subvolumes/', noun: 'a subvolume' });
     this.quotas = `${home}/quotas`;
   }

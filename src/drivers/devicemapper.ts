@@ -25,7 +25,10 @@ export class DevicemapperDriver extends DriverBase {
   readonly metadata: string;
   readonly mnt: string;
 
-  constructor(home: string, private readonly opts: DevicemapperOptions = {}) {
+  constructor(
+    home: string,
+    private readonly opts: DevicemapperOptions = {},
+  ) {
     super(home);
     this.metadata = `${home}/metadata`;
     this.mnt = `${home}/mnt`;

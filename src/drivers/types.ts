@@ -4,14 +4,18 @@ import type { Stats } from 'node:fs';
 import type { Remover } from '../fsx/remove.js';
 
 export interface DriverEntry {
-  id: string;          // the driver layer ID (a cache-id, mount-id or <mount-id>-init)
+  id: string; // the driver layer ID (a cache-id, mount-id or <mount-id>-init)
   path: string;
   stat: Stats;
   /** Left renamed by an interrupted layergc purge: its removal is to be finished. */
   staged?: boolean;
 }
 
-export interface DanglingLink { path: string; target: string; reason: string }
+export interface DanglingLink {
+  path: string;
+  target: string;
+  reason: string;
+}
 
 /** A piece of driver bookkeeping the daemon never recreates, rebuilt from what is left (overlay2). */
 export interface LinkRepair {
@@ -26,11 +30,14 @@ export interface LinkRepair {
 }
 
 /** A driver entry that leads out of the home: reported as unsafe-path, never followed. */
-export interface UnsafeLink { path: string; reason: string }
+export interface UnsafeLink {
+  path: string;
+  reason: string;
+}
 
 export type RemovalMode =
-  | 'files'        // plain file operations once unmounted (overlay2, vfs, aufs, fuse-overlayfs)
-  | 'tool'         // needs an external tool (btrfs subvolume delete)
+  | 'files' // plain file operations once unmounted (overlay2, vfs, aufs, fuse-overlayfs)
+  | 'tool' // needs an external tool (btrfs subvolume delete)
   | 'report-only'; // cannot be removed safely offline by layergc (zfs, devicemapper, windowsfilter)
 
 export interface DriverAdapter {

@@ -21,9 +21,7 @@ export interface ZfsOptions {
   mountinfo?: string;
 }
 
-type DatasetView =
-  | { state: 'listed'; fsname: string; ids: Set<string> }
-  | { state: 'unknown'; why: string; fsname?: string };
+type DatasetView = { state: 'listed'; fsname: string; ids: Set<string> } | { state: 'unknown'; why: string; fsname?: string };
 
 export class ZfsDriver extends DriverBase {
   readonly name = 'zfs';
@@ -34,7 +32,10 @@ export class ZfsDriver extends DriverBase {
   private view: Promise<DatasetView> | undefined;
   private known: DatasetView | undefined;
 
-  constructor(home: string, private readonly opts: ZfsOptions = {}) {
+  constructor(
+    home: string,
+    private readonly opts: ZfsOptions = {},
+  ) {
     super(home);
     this.graph = `${home}/graph`;
   }
@@ -128,7 +129,7 @@ export class ZfsDriver extends DriverBase {
 
   async remove(id: string, _rm: Remover): Promise<void> {
     const v = await this.datasets();
-    const ds = v.fsname ? shellQuote(`${v.fsname}/${id}`) ?? '<dataset>' : `<fsname>/${id}`;
+    const ds = v.fsname ? (shellQuote(`${v.fsname}/${id}`) ?? '<dataset>') : `<fsname>/${id}`;
     throw new LayergcError(`zfs layer ${id} is not removed by layergc (report-only): run \`zfs destroy -r ${ds}\` on the host${v.state === 'unknown' ? ` (${v.why})` : ''}`, ExitCode.UNSUPPORTED);
   }
 }
@@ -136,4 +137,3 @@ export class ZfsDriver extends DriverBase {
 function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
 }
-

@@ -6,7 +6,10 @@ import type { ImageRecord, MountRecord, Store } from '../store/model.js';
 import type { Affects, ScanContext } from './types.js';
 
 /** Chain ID -> the images whose chain runs through it and the mounts that sit on it. */
-interface Dependents { images: Map<string, ImageRecord[]>; mounts: Map<string, MountRecord[]> }
+interface Dependents {
+  images: Map<string, ImageRecord[]>;
+  mounts: Map<string, MountRecord[]>;
+}
 
 // Built once per store: a scan of thousands of layers asks for hundreds of findings, and walking
 // every image and every mount's ancestry per finding grew with their product.

@@ -14,7 +14,10 @@ export const brokenMounts: FindingModule = async (ctx) => {
   for (const m of ctx.store.layerdb.mounts) {
     const problems = [...m.problems];
     if (m.parent && !ctx.refs.loadable.get(m.parent)) problems.push(`its image layer ${short(m.parent)} is missing or does not load`);
-    for (const [id, role] of [[m.mountId, 'mount-id'], [m.initId, 'init-id']] as const) {
+    for (const [id, role] of [
+      [m.mountId, 'mount-id'],
+      [m.initId, 'init-id'],
+    ] as const) {
       if (id && visible && !(await lstatOrNull(driver.dirOf(id)))) problems.push(`its ${role} dir ${driver.dirOf(id)} does not exist`);
     }
     if (!problems.length) continue;

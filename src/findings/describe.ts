@@ -6,9 +6,12 @@ import type { ScanContext } from './types.js';
 
 export function describeOwner(o: LayerOwner): string {
   switch (o.kind) {
-    case 'image': return `image ${imageLabel(o.image)}`;
-    case 'mount': return o.container ? `container ${o.container.name}` : `mount ${o.mount.name}`;
-    case 'buildkit': return 'the BuildKit cache';
+    case 'image':
+      return `image ${imageLabel(o.image)}`;
+    case 'mount':
+      return o.container ? `container ${o.container.name}` : `mount ${o.mount.name}`;
+    case 'buildkit':
+      return 'the BuildKit cache';
   }
 }
 
@@ -18,9 +21,13 @@ export function describeClaim(ctx: Pick<ScanContext, 'refs'>, c: DriverClaim): s
       const owners = ctx.refs.live.get(c.chainId);
       return `layer ${short(c.chainId)}${owners?.length ? ` (${describeOwner(owners[0])})` : c.live ? '' : ' (unreferenced)'}`;
     }
-    case 'mount': return `${c.container ? `container ${c.container.name}` : `mount ${c.mount.name}`} (${c.role})`;
-    case 'buildkit': return 'a BuildKit snapshot';
-    case 'removing': return `the -removing entry ${c.dir}`;
-    case 'write-set': return `the write-set ${c.dir}`;
+    case 'mount':
+      return `${c.container ? `container ${c.container.name}` : `mount ${c.mount.name}`} (${c.role})`;
+    case 'buildkit':
+      return 'a BuildKit snapshot';
+    case 'removing':
+      return `the -removing entry ${c.dir}`;
+    case 'write-set':
+      return `the write-set ${c.dir}`;
   }
 }

@@ -12,7 +12,16 @@ export const driverDataDamaged: FindingModule = async (ctx) => {
     if (!st?.isDirectory()) return;
     const problems = await driver.checkLayer(id, { hasParent });
     if (!problems.length) return;
-    out.push({ ...base, kind: 'driver-data-damaged', severity: 'error', paths: [driver.dirOf(id)], bytes: 0, reclaimable: false, reason: `driver dir ${id}: ${problems.join('; ')}`, affects: affects() });
+    out.push({
+      ...base,
+      kind: 'driver-data-damaged',
+      severity: 'error',
+      paths: [driver.dirOf(id)],
+      bytes: 0,
+      reclaimable: false,
+      reason: `driver dir ${id}: ${problems.join('; ')}`,
+      affects: affects(),
+    });
   };
   for (const l of ctx.store.layerdb.layers.values()) {
     if (l.cacheId) await check(l.cacheId, !!l.parent, { layer: l.chainId, cacheId: l.cacheId }, () => affectedBy(ctx, [l.chainId]));

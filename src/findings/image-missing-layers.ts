@@ -12,7 +12,10 @@ export const imagesMissingLayers: FindingModule = async (ctx) => {
     const i = img.chainIds.findIndex((c) => !ctx.refs.loadable.get(c));
     if (i < 0) continue;
     const c = img.chainIds[i];
-    const containers = ctx.store.containers.filter((x) => x.image === img.id).map((x) => x.name).sort();
+    const containers = ctx.store.containers
+      .filter((x) => x.image === img.id)
+      .map((x) => x.name)
+      .sort();
     out.push({
       kind: 'image-missing-layers',
       severity: 'error',

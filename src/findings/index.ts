@@ -38,7 +38,13 @@ const MODULES: FindingModule[] = [
   invalidImages,
 ];
 
-export interface ScanResult { findings: Finding[]; refs: References; mounts: MountTable; kept: InferredKeep; sizes: SizeAccounting }
+export interface ScanResult {
+  findings: Finding[];
+  refs: References;
+  mounts: MountTable;
+  kept: InferredKeep;
+  sizes: SizeAccounting;
+}
 
 export interface ScanOptions {
   mounts?: MountTable;

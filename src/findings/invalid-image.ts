@@ -8,7 +8,15 @@ export const invalidImages: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { images, repositoriesProblem } = ctx.store.images;
   if (repositoriesProblem) {
-    out.push({ kind: 'invalid-image', severity: 'error', paths: [repositoriesJson(ctx.store.loc.imageDir)], bytes: 0, reclaimable: false, reason: repositoriesProblem, affects: { images: [], containers: [] } });
+    out.push({
+      kind: 'invalid-image',
+      severity: 'error',
+      paths: [repositoriesJson(ctx.store.loc.imageDir)],
+      bytes: 0,
+      reclaimable: false,
+      reason: repositoriesProblem,
+      affects: { images: [], containers: [] },
+    });
   }
   for (const img of images) {
     if (!img.problem) continue;

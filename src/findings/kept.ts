@@ -24,7 +24,9 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   const unmounted = store.unknownSources.some((u) => u.source === 'layerdb/mounts') ? undefined : store.containers.find((c) => !mounted.has(c.id));
   const lostIds = store.layerdb.mounts.some((m) => !m.mountId && !m.initId);
   if (lostIds || unmounted) {
-    const why = lostIds ? "it looks like a container's dir, and a container mount's mount-id and init-id cannot be read" : `it looks like a container's dir, and container ${unmounted!.name} has no layerdb/mounts entry naming its dirs`;
+    const why = lostIds
+      ? "it looks like a container's dir, and a container mount's mount-id and init-id cannot be read"
+      : `it looks like a container's dir, and container ${unmounted!.name} has no layerdb/mounts entry naming its dirs`;
     for (const id of entries) {
       const rw = id.endsWith('-init') ? id.slice(0, -5) : id;
       if (MOUNT_ID.test(id) && entries.has(rw) && entries.has(`${rw}-init`) && !refs.claims.has(rw) && !refs.claims.has(`${rw}-init`)) {
@@ -34,7 +36,10 @@ export async function inferKept(store: Store, refs: References, gone?: (c: Drive
   }
   if (!driver.parentsOf) return kept;
   // every dir a kept one stacks on is kept; lower files list all ancestors, so one level suffices
-  const tops = [...refs.claims].filter(([, c]) => keepingClaims(c).some((x) => !gone?.(x))).map(([id]) => id).concat([...kept.keys()]);
+  const tops = [...refs.claims]
+    .filter(([, c]) => keepingClaims(c).some((x) => !gone?.(x)))
+    .map(([id]) => id)
+    .concat([...kept.keys()]);
   for (const id of tops) {
     for (const p of await driver.parentsOf(id)) if (!kept.has(p)) kept.set(p, `driver dir ${id}, which is in use, stacks on it`);
   }

@@ -35,7 +35,10 @@ export type FindingKind = (typeof FINDING_KINDS)[number];
 /** Garbage that `layergc purge` removes by default. */
 export const GARBAGE_KINDS: readonly FindingKind[] = ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link'];
 
-export interface Affects { images: string[]; containers: string[] }
+export interface Affects {
+  images: string[];
+  containers: string[];
+}
 
 /** How purge removes a finding's data; never part of the JSON. */
 export type RemovalPlan =

@@ -10,7 +10,11 @@ import { atFd, openParent } from './contain.js';
 import { errCode } from './fs.js';
 import { faultPoint } from './fault.js';
 
-export interface WriteOp { op: 'write' | 'symlink'; path: string; previous?: string }
+export interface WriteOp {
+  op: 'write' | 'symlink';
+  path: string;
+  previous?: string;
+}
 
 /** Run `fn` with the directory that holds `path` open; fsync it afterwards so the new entry is durable. */
 function inParent<T>(root: string, path: string, fn: (fd: number, name: string) => T): T {
@@ -26,7 +30,10 @@ function inParent<T>(root: string, path: string, fn: (fd: number, name: string) 
 
 export class AtomicWriter {
   readonly ops: WriteOp[] = [];
-  constructor(readonly root: string, readonly dryRun: boolean) {}
+  constructor(
+    readonly root: string,
+    readonly dryRun: boolean,
+  ) {}
 
   /**
    * Replace `path` with `data`. With `keepAs` (a name in the same directory), an existing regular
@@ -49,7 +56,7 @@ export class AtomicWriter {
       const fd = openSync(atFd(dirFd, tmp), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.mode ?? 0o600);
       try {
         const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-        for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
+        for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -65,7 +72,11 @@ export class AtomicWriter {
         }
         renameSync(atFd(dirFd, tmp), atFd(dirFd, name));
       } catch (err) {
-        try { unlinkSync(atFd(dirFd, tmp)); } catch { /* gone */ }
+        try {
+          unlinkSync(atFd(dirFd, tmp));
+        } catch {
+          /* gone */
+        }
         throw err;
       }
     });
@@ -106,7 +117,7 @@ export async function replaceVerified(root: string, path: string, data: Buffer, 
   try {
     const fd = openSync(atFd(dir.fd, tmp), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, o.mode);
     try {
-      for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
       fchownSync(fd, o.uid, o.gid);
       fchmodSync(fd, o.mode);
       fsyncSync(fd);
@@ -121,7 +132,12 @@ export async function replaceVerified(root: string, path: string, data: Buffer, 
     renamed = true;
     fsyncSync(dir.fd);
   } finally {
-    if (!renamed) try { unlinkSync(atFd(dir.fd, tmp)); } catch { /* never made */ }
+    if (!renamed)
+      try {
+        unlinkSync(atFd(dir.fd, tmp));
+      } catch {
+        /* never made */
+      }
     closeSync(dir.fd);
   }
   faultPoint('atomic-after-rename');

@@ -17,7 +17,11 @@ function lstatOrNull(p: Buffer) {
 
 export class OutsideDataRoot extends Error {
   /** `missing`: a directory on the way does not exist (nothing there to act on). */
-  constructor(readonly path: string, reason: string, readonly missing = false) {
+  constructor(
+    readonly path: string,
+    reason: string,
+    readonly missing = false,
+  ) {
     super(`${path}: ${reason}`);
   }
 }
@@ -53,7 +57,12 @@ export function assertContained(root: string, path: string): void {
 }
 
 /** A directory held open: later renames or mounts do not change what it is. */
-export interface PinnedDir { fd: number; path: string; dev: number; ino: number }
+export interface PinnedDir {
+  fd: number;
+  path: string;
+  dev: number;
+  ino: number;
+}
 
 /**
  * Open the directory that holds `path`, walking down from `root` one component at a time with
@@ -77,7 +86,17 @@ export function openParent(root: string, path: string): { dir: PinnedDir; name: 
       let c = errCode(err);
       if (c === 'ENOTDIR' && lstatOrNull(atFd(fd, part))?.isSymbolicLink()) c = 'ELOOP'; // O_DIRECTORY answers first
       closeSync(fd);
-      throw new OutsideDataRoot(path, c === 'ELOOP' ? `${cur} is a symlink; layergc never follows one` : c === 'ENOTDIR' ? `${cur} is not a directory` : c === 'ENOENT' ? `${cur} does not exist` : `${cur} cannot be opened (${c ?? err})`, c === 'ENOENT');
+      throw new OutsideDataRoot(
+        path,
+        c === 'ELOOP'
+          ? `${cur} is a symlink; layergc never follows one`
+          : c === 'ENOTDIR'
+            ? `${cur} is not a directory`
+            : c === 'ENOENT'
+              ? `${cur} does not exist`
+              : `${cur} cannot be opened (${c ?? err})`,
+        c === 'ENOENT',
+      );
     }
     closeSync(fd);
     fd = next;

@@ -39,10 +39,12 @@ const writes = (flags: unknown) => (typeof flags === 'number' ? (flags & (fsSync
 
 /** The test-only write faults of fault.ts, put in front of every write this handle makes. */
 function withWriteFaults(f: Fs): void {
-  const wrap = <A extends unknown[], R>(op: string, fn: (...a: A) => R) => (...a: A): R => {
-    injectedWriteError(a[0], op);
-    return fn(...a);
-  };
+  const wrap =
+    <A extends unknown[], R>(op: string, fn: (...a: A) => R) =>
+    (...a: A): R => {
+      injectedWriteError(a[0], op);
+      return fn(...a);
+    };
   const { open, writeFile } = f;
   f.open = (async (path: fsSync.PathLike, flags?: string | number, mode?: fsSync.Mode) => {
     if (!writes(flags)) return open(path, flags, mode);

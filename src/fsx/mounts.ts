@@ -9,7 +9,13 @@ export function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
-export interface MountEntry { id: number; parent: number; point: string; fstype: string; source: string }
+export interface MountEntry {
+  id: number;
+  parent: number;
+  point: string;
+  fstype: string;
+  source: string;
+}
 
 export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
@@ -27,7 +33,11 @@ export class MountTable {
   readonly points: ReadonlySet<string>;
   /** False when the table could not be read: then nothing can be shown to be free of mounts. */
   readonly known: boolean;
-  constructor(points: Iterable<string>, readonly entries: MountEntry[] = [], known = true) {
+  constructor(
+    points: Iterable<string>,
+    readonly entries: MountEntry[] = [],
+    known = true,
+  ) {
     this.points = new Set(points);
     this.known = known;
   }
@@ -40,7 +50,10 @@ export class MountTable {
       return new MountTable([], [], false);
     }
     const entries = parseMountinfo(text);
-    return new MountTable(entries.map((e) => e.point), entries);
+    return new MountTable(
+      entries.map((e) => e.point),
+      entries,
+    );
   }
 
   isMountPoint(path: string): boolean {

@@ -34,7 +34,11 @@ async function lstatOrNull(p: string) {
 
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try { await fh.sync(); } finally { await fh.close(); }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function appendLine(path: string, e: ManifestEntry): Promise<void> {
@@ -49,10 +53,14 @@ async function appendLine(path: string, e: ManifestEntry): Promise<void> {
 
 export const sha256Of = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-
 export class Quarantine {
   readonly moved: { from: string; to: string }[] = [];
-  private constructor(readonly dir: string, readonly root: string, readonly dryRun: boolean, private readonly rm: Remover) {}
+  private constructor(
+    readonly dir: string,
+    readonly root: string,
+    readonly dryRun: boolean,
+    private readonly rm: Remover,
+  ) {}
 
   /** Check DIR (absolute, same filesystem as the data root, not inside Docker's dirs) and start its manifest. */
   static async open(dir: string, root: string, driverHome: string, run: string, rm: Remover): Promise<Quarantine> {
@@ -109,7 +117,12 @@ export class Quarantine {
   }
 }
 
-export interface RestoreItem { op: 'move' | 'edit'; path: string; from: string; status: 'restored' | 'planned' | 'already' }
+export interface RestoreItem {
+  op: 'move' | 'edit';
+  path: string;
+  from: string;
+  status: 'restored' | 'planned' | 'already';
+}
 
 /** Read a quarantine's manifest; its first line names the data root it came from. */
 export async function readManifest(dir: string): Promise<ManifestEntry[]> {
@@ -120,7 +133,11 @@ export async function readManifest(dir: string): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    try { out.push(JSON.parse(line) as ManifestEntry); } catch { /* a torn last line: its move never happened */ }
+    try {
+      out.push(JSON.parse(line) as ManifestEntry);
+    } catch {
+      /* a torn last line: its move never happened */
+    }
   }
   if (out[0]?.op !== 'quarantine') throw new QuarantineError(`${dir}/${MANIFEST} does not start with a quarantine header`);
   assertDataRoot(dir, out[0].dataRoot);
@@ -170,17 +187,24 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
         continue;
       }
       if (back) conflicts.push(`${e.from} exists again`);
-      items.push({ op: 'move', path: e.from, from: src, status: 'planned', do: async () => {
-        faultPoint('restore-before-rename');
-        await rm.rename(src, e.from, { from: dir });
-        await fsyncDir(e.from.slice(0, e.from.lastIndexOf('/')));
-      } });
+      items.push({
+        op: 'move',
+        path: e.from,
+        from: src,
+        status: 'planned',
+        do: async () => {
+          faultPoint('restore-before-rename');
+          await rm.rename(src, e.from, { from: dir });
+          await fsyncDir(e.from.slice(0, e.from.lastIndexOf('/')));
+        },
+      });
     } else if (e.op === 'edit') {
       assertContained(dataRoot, e.path);
       assertContained(dataRoot, e.previous);
       // only the previous version the repair kept beside the file goes back over it, never another file
       const run = (entries[0] as { run: string }).run;
-      if (e.previous !== `${e.path}.layergc-${run}`) throw new QuarantineError(`${MANIFEST} names ${e.previous} as the previous version of ${e.path}; a repair keeps it as ${e.path}.layergc-${run}, so nothing was restored`);
+      if (e.previous !== `${e.path}.layergc-${run}`)
+        throw new QuarantineError(`${MANIFEST} names ${e.previous} as the previous version of ${e.path}; a repair keeps it as ${e.path}.layergc-${run}, so nothing was restored`);
       if (!(await lstatOrNull(e.previous))) {
         items.push({ op: 'edit', path: e.path, from: e.previous, status: 'already', do: async () => undefined });
         continue;
@@ -189,11 +213,17 @@ export async function restoreQuarantine(dir: string, dryRun: boolean): Promise<{
       const cur = readFileCapped(e.path, MAX_MANIFEST);
       if (cur.state === 'ok') now = sha256Of(cur.bytes); // anything else (missing, a FIFO, a link): changed since
       if (now !== e.sha256) conflicts.push(`${e.path} changed since the repair wrote it`);
-      items.push({ op: 'edit', path: e.path, from: e.previous, status: 'planned', do: async () => {
-        faultPoint('restore-before-rename');
-        await rm.rename(e.previous, e.path);
-        await fsyncDir(e.path.slice(0, e.path.lastIndexOf('/')));
-      } });
+      items.push({
+        op: 'edit',
+        path: e.path,
+        from: e.previous,
+        status: 'planned',
+        do: async () => {
+          faultPoint('restore-before-rename');
+          await rm.rename(e.previous, e.path);
+          await fsyncDir(e.path.slice(0, e.path.lastIndexOf('/')));
+        },
+      });
     }
   }
   if (conflicts.length) throw new QuarantineError(`refusing to restore ${dir}: it would overwrite what is there now: ${conflicts.join('; ')}`);

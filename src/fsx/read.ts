@@ -35,7 +35,11 @@ const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP']);
 
 /** Could not read a path for a reason that is not "absent" (EACCES, EIO, ...): one line, exit 2. */
 export class ReadError extends LayergcError {
-  constructor(readonly path: string, readonly code: string | undefined, message: string) {
+  constructor(
+    readonly path: string,
+    readonly code: string | undefined,
+    message: string,
+  ) {
     super(message, ExitCode.USAGE);
     this.name = 'ReadError';
   }
@@ -75,9 +79,7 @@ export function fileType(s: Stats): string {
   return s.isFile() ? 'a regular file' : 'of an unknown type';
 }
 
-export type OpenedFile =
-  | { state: 'ok'; fd: number; stat: Stats }
-  | Exclude<SmallFile, { state: 'ok' }>;
+export type OpenedFile = { state: 'ok'; fd: number; stat: Stats } | Exclude<SmallFile, { state: 'ok' }>;
 
 /**
  * Opens a file to read, never following a symlink and never blocking on a FIFO; the caller closes
@@ -145,7 +147,6 @@ export function readCapped(fd: number, cap: number, path = ''): Buffer | null {
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
 }
 
-
 /** A whole file of at most `cap` bytes, as bytes, read without following links or blocking. */
 export function readFileCapped(path: string, cap = MAX_SMALL): { state: 'ok'; bytes: Buffer; stat: Stats } | Exclude<SmallFile, { state: 'ok' }> {
   const o = openRegularFile(path);
@@ -193,14 +194,22 @@ export function readSmallFileSync(path: string, cap = MAX_SMALL): SmallFile {
 /** Why a file could not be read, as a clause: "is a FIFO, not a regular file". */
 export function smallFileProblem(f: Exclude<SmallFile, { state: 'ok' }>): string {
   switch (f.state) {
-    case 'missing': return 'is missing';
-    case 'symlink': return `is a symlink (to ${f.target}), not a file`;
-    case 'not-a-file': return `is ${f.type}, not a regular file`;
-    case 'unreadable': return `cannot be read (${f.error})`;
+    case 'missing':
+      return 'is missing';
+    case 'symlink':
+      return `is a symlink (to ${f.target}), not a file`;
+    case 'not-a-file':
+      return `is ${f.type}, not a regular file`;
+    case 'unreadable':
+      return `cannot be read (${f.error})`;
   }
 }
 
-export interface DirEntryInfo { name: string; path: string; stat: Stats }
+export interface DirEntryInfo {
+  name: string;
+  path: string;
+  stat: Stats;
+}
 
 /**
  * Entries of a directory with their lstat; [] when it does not exist. A directory that is itself a

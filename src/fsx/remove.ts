@@ -30,19 +30,30 @@ export class RemovalFailed extends Error {
 }
 
 export class MountInside extends Error {
-  constructor(readonly path: string, readonly mounts: string[], why?: string) {
+  constructor(
+    readonly path: string,
+    readonly mounts: string[],
+    why?: string,
+  ) {
     super(why ?? `${path} has ${mounts.length === 1 ? 'a mount point' : 'mount points'} inside (${mounts.join(', ')}); layergc never crosses a mount point`);
   }
 }
 
 /** SIGINT or SIGTERM stopped a tree's removal between two files: the rest is left where it is. */
 export class RemovalInterrupted extends Error {
-  constructor(readonly path: string, signal: unknown) {
+  constructor(
+    readonly path: string,
+    signal: unknown,
+  ) {
     super(`interrupted part-way (${String(signal)}): what is left of ${path} keeps its name, and the next purge finishes it`);
   }
 }
 
-export interface RemoveOp { op: 'rename' | 'unlink' | 'remove-tree'; path: string; to?: string }
+export interface RemoveOp {
+  op: 'rename' | 'unlink' | 'remove-tree';
+  path: string;
+  to?: string;
+}
 
 /** Where the mount table comes from: fixed (tests of adapters), or read afresh at every call. */
 export type MountSource = MountTable | (() => MountTable);
@@ -57,7 +68,12 @@ export class Remover {
   private readonly staged = new Map<string, { dev: number; ino: number }>();
 
   /** `signal`: checked between files (SIGINT, SIGTERM); once aborted, a tree's removal stops there. */
-  constructor(readonly root: string, private readonly mountSource: MountSource, readonly dryRun: boolean, readonly signal?: AbortSignal) {}
+  constructor(
+    readonly root: string,
+    private readonly mountSource: MountSource,
+    readonly dryRun: boolean,
+    readonly signal?: AbortSignal,
+  ) {}
 
   /** The mount table as it is now (re-read each time when live). */
   get mounts(): MountTable {
@@ -260,7 +276,15 @@ const MAX_OPEN = 1000;
 /** Entries removed between two turns of the event loop, where SIGINT and SIGTERM are seen. */
 const YIELD_EVERY = 256;
 
-interface Frame { fd: number; rel: Buffer; names: Dirent<Buffer>[]; i: number; all: boolean; name: Buffer; blocks: number }
+interface Frame {
+  fd: number;
+  rel: Buffer;
+  names: Dirent<Buffer>[];
+  i: number;
+  all: boolean;
+  name: Buffer;
+  blocks: number;
+}
 
 /**
  * One tree's removal, relative to open directories. Entry types come from readdir (d_type); each
@@ -278,7 +302,13 @@ class TreeRemoval {
   /** The signal was seen between two files: the walk stopped there. */
   interrupted = false;
   private sinceYield = 0;
-  constructor(private readonly top: string, private readonly topFd: number, private readonly dev: number, private readonly mnt: number | undefined, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly top: string,
+    private readonly topFd: number,
+    private readonly dev: number,
+    private readonly mnt: number | undefined,
+    private readonly signal?: AbortSignal,
+  ) {}
 
   /** Whether it is time for a turn of the event loop (where a signal is seen): every YIELD_EVERY entries. */
   private due(): boolean {
@@ -342,7 +372,11 @@ class TreeRemoval {
       return await this.walk(fd, rel, names);
     } finally {
       this.cwdFd = -1;
-      try { process.chdir(cwd); } catch { process.chdir('/'); }
+      try {
+        process.chdir(cwd);
+      } catch {
+        process.chdir('/');
+      }
     }
   }
 
@@ -490,7 +524,10 @@ function withHints(failures: RemoveFailure[]): RemoveFailure[] {
     const name = f.raw ? (Buffer.from(f.raw.toString('utf8')).equals(f.raw) ? f.raw.toString('utf8') : null) : f.path;
     if (name === null) continue;
     const parent = name.slice(0, name.lastIndexOf('/'));
-    for (const [p, self] of [[name, true], [parent, false]] as const) {
+    for (const [p, self] of [
+      [name, true],
+      [parent, false],
+    ] as const) {
       const quoted = shellQuote(p);
       if (!quoted) continue;
       const attr = attrsOf(p);

@@ -25,7 +25,10 @@ export class SizeAccounting {
   readonly measured = new Set<string>();
 
   /** With `enabled` false nothing is walked: only mount points are found, from the mount table. */
-  constructor(private readonly mounts: MountTable, private readonly enabled = true) {}
+  constructor(
+    private readonly mounts: MountTable,
+    private readonly enabled = true,
+  ) {}
 
   measure(root: string): TreeSize {
     const out: TreeSize = { bytes: 0, files: 0, newestMs: 0, mountsInside: [] };
@@ -52,7 +55,9 @@ export class SizeAccounting {
     let cwd: string | null = null;
     try {
       cwd = process.cwd();
-    } catch { /* the cwd was deleted: whole paths */ }
+    } catch {
+      /* the cwd was deleted: whole paths */
+    }
     const stack: { path: string; st: Stats }[] = [{ path: root, st: rootSt }];
     try {
       while (stack.length) {

@@ -19,15 +19,27 @@ const MAX_BYTES = 4 << 20;
 const EVENTS = ['intent', 'removed', 'failed', 'finished-interrupted'];
 function wellFormed(e: unknown): e is JournalEntry {
   const j = e as JournalEntry;
-  return typeof j === 'object' && j !== null && !Array.isArray(j) && EVENTS.includes(j.event) && typeof j.kind === 'string'
-    && Array.isArray(j.paths) && j.paths.length > 0 && j.paths.every((p) => typeof p === 'string' && p.startsWith('/'));
+  return (
+    typeof j === 'object' &&
+    j !== null &&
+    !Array.isArray(j) &&
+    EVENTS.includes(j.event) &&
+    typeof j.kind === 'string' &&
+    Array.isArray(j.paths) &&
+    j.paths.length > 0 &&
+    j.paths.every((p) => typeof p === 'string' && p.startsWith('/'))
+  );
 }
 
 export class Journal {
   readonly path: string;
   /** Journal lines of the wrong shape, skipped: never trusted, never fatal. */
   readonly skippedLines: string[] = [];
-  constructor(root: string, readonly run: string, private readonly dryRun: boolean) {
+  constructor(
+    root: string,
+    readonly run: string,
+    private readonly dryRun: boolean,
+  ) {
     this.path = journalPath(root);
   }
 
@@ -52,7 +64,9 @@ export class Journal {
     if (this.dryRun) return;
     try {
       if ((await fs.lstat(this.path)).size > MAX_BYTES) await fs.rename(this.path, `${this.path}.1`);
-    } catch { /* no journal yet */ }
+    } catch {
+      /* no journal yet */
+    }
   }
 
   /** Items an earlier run began and never finished: intent lines without an outcome. */
@@ -79,7 +93,11 @@ export class Journal {
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       let e: JournalEntry;
-      try { e = JSON.parse(line) as JournalEntry; } catch { continue; } // a torn last line from a crash
+      try {
+        e = JSON.parse(line) as JournalEntry;
+      } catch {
+        continue;
+      } // a torn last line from a crash
       if (!wellFormed(e)) {
         this.skippedLines.push(line.length > 80 ? `${line.slice(0, 80)}...` : line);
         continue;

@@ -12,7 +12,16 @@ import { ExitCode, fsCause, LayergcError } from '../errors.js';
 import { shellWord } from '../escape.js';
 import { ago } from './plan.js';
 
-export interface LockHolder { pid: number; host: string; since: string; startTime?: string; command?: string; bootId?: string; pidNs?: string; timeNs?: string }
+export interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+  startTime?: string;
+  command?: string;
+  bootId?: string;
+  pidNs?: string;
+  timeNs?: string;
+}
 
 /** Field 22 of /proc/<pid>/stat: tells a live holder from a new process that reused its pid. */
 export function processStartTime(pid: number | string, procDir = '/proc'): string | undefined {
@@ -25,7 +34,10 @@ export function processStartTime(pid: number | string, procDir = '/proc'): strin
 }
 
 /** Whether a lock's holder runs: proved alive, proved dead, or neither (then a person decides). */
-export interface Liveness { state: 'alive' | 'dead' | 'unknown'; why: string }
+export interface Liveness {
+  state: 'alive' | 'dead' | 'unknown';
+  why: string;
+}
 const alive = (why: string): Liveness => ({ state: 'alive', why });
 const dead = (why: string): Liveness => ({ state: 'dead', why });
 const unknown = (why: string): Liveness => ({ state: 'unknown', why });
@@ -39,7 +51,10 @@ export function judgeHolder(h: LockHolder, host = hostname()): Liveness {
   const boot = bootId();
   if (h.bootId && boot) {
     // the same kernel can be seen under other host names (a pod's hostname is the pod's name)
-    if (h.bootId !== boot) return h.host === host ? dead('it was written before this machine last booted') : unknown(`it was written on ${h.host}, another machine (boot id ${h.bootId}), whose processes cannot be seen from here`);
+    if (h.bootId !== boot)
+      return h.host === host
+        ? dead('it was written before this machine last booted')
+        : unknown(`it was written on ${h.host}, another machine (boot id ${h.bootId}), whose processes cannot be seen from here`);
     if (h.pidNs && h.pidNs !== pidNs()) return foreignNamespace(h);
   } else if (h.host !== host) return unknown(`it was written on ${h.host}, and it records no boot id that would tell whether that is this machine`);
   return sameNamespace(h);
@@ -55,7 +70,9 @@ function sameNamespace(h: LockHolder): Liveness {
   if (st === undefined) return unknown(`pid ${h.pid} exists but its start time cannot be read`);
   if (h.startTime === undefined) {
     const cmd = commandLine(h.pid);
-    return /layergc/.test(cmd) ? alive(`pid ${h.pid} runs ${cmd}`) : unknown(`pid ${h.pid} runs ${JSON.stringify(cmd)}, not layergc, and the lock records no start time that would tell whether it is the holder`);
+    return /layergc/.test(cmd)
+      ? alive(`pid ${h.pid} runs ${cmd}`)
+      : unknown(`pid ${h.pid} runs ${JSON.stringify(cmd)}, not layergc, and the lock records no start time that would tell whether it is the holder`);
   }
   if (st === h.startTime) return alive(`pid ${h.pid} is the process that took the lock (same start time)`);
   if (h.timeNs && h.timeNs !== timeNs()) return unknown(`pid ${h.pid} started at another time than recorded, but the lock was written in another time namespace (${h.timeNs})`);
@@ -69,13 +86,18 @@ function sameNamespace(h: LockHolder): Liveness {
 function foreignNamespace(h: LockHolder, procDir = '/proc'): Liveness {
   const mine = pidNs();
   const where = `PID namespace ${h.pidNs}`;
-  if (mine !== INIT_PID_NS || selfPid(procDir) !== process.pid) return unknown(`it was written in ${where}, and this layergc runs in ${mine ?? 'a PID namespace it cannot read'}, which cannot see into it`);
+  if (mine !== INIT_PID_NS || selfPid(procDir) !== process.pid)
+    return unknown(`it was written in ${where}, and this layergc runs in ${mine ?? 'a PID namespace it cannot read'}, which cannot see into it`);
   if (!h.startTime) return unknown(`it was written in ${where} and records no start time`);
   if (h.timeNs && h.timeNs !== timeNs()) return unknown(`it was written in ${where} and time namespace ${h.timeNs}, whose start times cannot be compared with this one's`);
   let hidden = false;
   for (const p of readdirSync(procDir).filter((n) => /^\d+$/.test(n))) {
     // NSpid: its pid in each namespace from this one down; one entry means it lives in this one
-    const nspid = /^NSpid:\s*(.*)$/m.exec(readOr(`${procDir}/${p}/status`))?.[1].trim().split(/\s+/) ?? [];
+    const nspid =
+      /^NSpid:\s*(.*)$/m
+        .exec(readOr(`${procDir}/${p}/status`))?.[1]
+        .trim()
+        .split(/\s+/) ?? [];
     if (nspid.length < 2 || nspid[nspid.length - 1] !== String(h.pid) || processStartTime(p, procDir) !== h.startTime) continue;
     try {
       if (readlinkSync(`${procDir}/${p}/ns/pid`) === h.pidNs) return alive(`it runs as pid ${p} here (pid ${h.pid} in ${where})`);
@@ -88,13 +110,21 @@ function foreignNamespace(h: LockHolder, procDir = '/proc'): Liveness {
 }
 
 function readOr(path: string): string {
-  try { return readFileSync(path, 'utf8'); } catch { return ''; }
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 function commandLine(pid: number): string {
   return readOr(`/proc/${pid}/cmdline`).split('\0').filter(Boolean).join(' ').slice(0, 200);
 }
 function selfPid(procDir: string): number | undefined {
-  try { return Number(readlinkSync(`${procDir}/self`)); } catch { return undefined; }
+  try {
+    return Number(readlinkSync(`${procDir}/self`));
+  } catch {
+    return undefined;
+  }
 }
 
 /** <root>/layergc, made if missing; refused unless it is a real directory (never a symlink out). */
@@ -104,7 +134,8 @@ export async function ensureStateDir(root: string): Promise<string> {
     // not recursive: the root exists, and node's recursive mkdir reports a read-only filesystem as ENOENT
     await fs.mkdir(dir, { mode: 0o700 });
   } catch (err) {
-    if (errCode(err) !== 'EEXIST') throw new LayergcError(`${dir} cannot be made a directory: ${fsCause(err) ?? (err as Error).message}; layergc keeps its lock and journal there; nothing was changed`);
+    if (errCode(err) !== 'EEXIST')
+      throw new LayergcError(`${dir} cannot be made a directory: ${fsCause(err) ?? (err as Error).message}; layergc keeps its lock and journal there; nothing was changed`);
   }
   const st = await fs.lstat(dir);
   if (!st.isDirectory()) throw new LayergcError(`${dir} is not a directory (a symlink?); layergc keeps its lock and journal there and never follows a link out of the data root`);
@@ -113,13 +144,25 @@ export async function ensureStateDir(root: string): Promise<string> {
 
 /** Boot, PID and time namespace of this process, recorded in the lock to judge its holder later. */
 function bootId(): string | undefined {
-  try { return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { return undefined; }
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 function pidNs(): string | undefined {
-  try { return readlinkSync('/proc/self/ns/pid'); } catch { return undefined; }
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
 }
 function timeNs(): string | undefined {
-  try { return readlinkSync('/proc/self/ns/time'); } catch { return undefined; }
+  try {
+    return readlinkSync('/proc/self/ns/time');
+  } catch {
+    return undefined;
+  }
 }
 
 const TAKEOVER_STALE_MS = 30_000;
@@ -156,7 +199,12 @@ async function readLockText(path: string): Promise<string> {
 }
 
 /** The lock as it is now: its inode, its text and the holder it names; null when there is none. */
-export interface LockRecord { path: string; ino: number; text: string; holder: LockHolder }
+export interface LockRecord {
+  path: string;
+  ino: number;
+  text: string;
+  holder: LockHolder;
+}
 
 export async function readLock(root: string): Promise<LockRecord | null> {
   const path = lockPath(root);
@@ -221,7 +269,12 @@ async function removeStaleTemps(root: string): Promise<void> {
   }
 }
 
-export interface Lock { path: string; ino: number; release(): Promise<void>; takenOver?: LockHolder }
+export interface Lock {
+  path: string;
+  ino: number;
+  release(): Promise<void>;
+  takenOver?: LockHolder;
+}
 
 export async function acquireLock(root: string, command: string): Promise<Lock> {
   await ensureStateDir(root);
@@ -245,7 +298,9 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
         release: async () => {
           try {
             if ((await fs.lstat(path)).ino === ino) await fs.unlink(path);
-          } catch { /* already gone */ }
+          } catch {
+            /* already gone */
+          }
         },
       };
     } catch (err) {
@@ -260,7 +315,10 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
       throw new LayergcError(`another layergc holds ${root}: ${describeHolder(holder)}; ${judged.why}; lock file ${path}`, ExitCode.LOCKED);
     }
     if (judged.state === 'unknown') {
-      throw new LayergcError(`another layergc may hold ${root}: ${describeHolder(holder)}; ${judged.why}, so it cannot be proved alive or dead. If it no longer runs, clear the lock with: ${unlockCommand(root)} (lock file ${path})`, ExitCode.LOCKED);
+      throw new LayergcError(
+        `another layergc may hold ${root}: ${describeHolder(holder)}; ${judged.why}, so it cannot be proved alive or dead. If it no longer runs, clear the lock with: ${unlockCommand(root)} (lock file ${path})`,
+        ExitCode.LOCKED,
+      );
     }
     // Take over, one taker at a time: remove the dead holder's lock only if it is still the very
     // file judged dead (same inode), then race for the lock like anyone else.
@@ -276,7 +334,11 @@ export async function acquireLock(root: string, command: string): Promise<Lock> 
   throw new LayergcError(`could not take the lock ${path}: it changed hands repeatedly`, ExitCode.LOCKED);
 }
 
-export interface UnlockResult { path: string; removed?: LockRecord; liveness?: Liveness }
+export interface UnlockResult {
+  path: string;
+  removed?: LockRecord;
+  liveness?: Liveness;
+}
 
 /**
  * `layergc unlock`: remove a lock whose holder is not provably alive (dead, or on another machine or
@@ -293,7 +355,10 @@ export async function unlock(root: string): Promise<UnlockResult> {
     if (!rec) return { path };
     const liveness = judgeHolder(rec.holder);
     if (liveness.state === 'alive') {
-      throw new LayergcError(`refusing to unlock ${root}: a running layergc holds it: ${describeHolder(rec.holder)}; ${liveness.why}. Wait for it to finish, or stop it (it releases the lock); lock file ${path}`, ExitCode.LOCKED);
+      throw new LayergcError(
+        `refusing to unlock ${root}: a running layergc holds it: ${describeHolder(rec.holder)}; ${liveness.why}. Wait for it to finish, or stop it (it releases the lock); lock file ${path}`,
+        ExitCode.LOCKED,
+      );
     }
     let r: Awaited<ReturnType<typeof removeIfSame>>;
     try {

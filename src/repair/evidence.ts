@@ -48,7 +48,9 @@ async function sampleFiles(tarSplitPath: string): Promise<{ name: string; size: 
       if (name) out.push({ name: Buffer.from(name, 'latin1').toString(), size: e.size });
       if (out.length >= PREFILTER_FILES) break;
     }
-  } catch { /* an unreadable tar-split proves nothing; verifyLayer says why */ }
+  } catch {
+    /* an unreadable tar-split proves nothing; verifyLayer says why */
+  }
   return out;
 }
 
@@ -103,9 +105,7 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
     for (const l of lost) unproven.push({ layer: l.chainId, reason: `no driver data can be read offline with ${driver.name}` });
     return { repairs, unproven };
   }
-  const candidates = store.driverEntries
-    .filter((e) => !e.staged && e.stat.isDirectory() && !e.id.endsWith('-init') && !refs.claims.has(e.id))
-    .map((e) => e.id);
+  const candidates = store.driverEntries.filter((e) => !e.staged && e.stat.isDirectory() && !e.id.endsWith('-init') && !refs.claims.has(e.id)).map((e) => e.id);
   const assigned = new Map<string, string>(); // chain -> cache-id proven in this pass
   const taken = new Set<string>();
   for (const l of lost) {
@@ -143,7 +143,10 @@ export async function cacheIdRepairs(store: Store, refs: References): Promise<{ 
         status: 'planned',
       });
     } else {
-      unproven.push({ layer: l.chainId, reason: matches.length ? `${matches.length} driver dirs rebuild its DiffID (${matches.join(', ')}); layergc does not guess` : 'no unclaimed driver dir rebuilds its DiffID' });
+      unproven.push({
+        layer: l.chainId,
+        reason: matches.length ? `${matches.length} driver dirs rebuild its DiffID (${matches.join(', ')}); layergc does not guess` : 'no unclaimed driver dir rebuilds its DiffID',
+      });
     }
   }
   return { repairs, unproven };

@@ -14,7 +14,13 @@ import { repositoriesJson, STAGED_SUFFIX } from '../layout.js';
 import type { Repair } from './evidence.js';
 import { withoutRefs } from './plan.js';
 
-export interface Edit { path: string; previous: string; removedRefs: string[]; status: 'planned' | 'done' | 'failed'; reason?: string }
+export interface Edit {
+  path: string;
+  previous: string;
+  removedRefs: string[];
+  status: 'planned' | 'done' | 'failed';
+  reason?: string;
+}
 
 export async function applyRepairs(repairs: Repair[], w: AtomicWriter, journal: Journal): Promise<void> {
   for (const r of repairs) {
@@ -76,10 +82,14 @@ async function movesOf(a: Action, driver: DriverAdapter): Promise<string[]> {
     return (await lstatOrNull(staged)) ? [staged] : driver.pathsOf(id);
   };
   switch (r.type) {
-    case 'link': return [r.path];
-    case 'driver-dir': return a.finding.staged ? a.finding.paths : driverPaths(r.driverId);
-    case 'entry': return [r.dir, ...(r.driverId ? await driverPaths(r.driverId) : [])];
-    case 'paths': return [...r.paths, ...(await Promise.all((r.driverIds ?? []).map(driverPaths))).flat()];
+    case 'link':
+      return [r.path];
+    case 'driver-dir':
+      return a.finding.staged ? a.finding.paths : driverPaths(r.driverId);
+    case 'entry':
+      return [r.dir, ...(r.driverId ? await driverPaths(r.driverId) : [])];
+    case 'paths':
+      return [...r.paths, ...(await Promise.all((r.driverIds ?? []).map(driverPaths))).flat()];
   }
 }
 

@@ -20,11 +20,35 @@ const BROKEN_LAYER_KINDS: readonly FindingKind[] = ['missing-driver-data', 'inva
 /** Kinds a repair's actions carry besides the garbage kinds (docs/purge.schema.json). */
 export const REPAIR_ACTION_KINDS: readonly FindingKind[] = [...BROKEN_LAYER_KINDS, 'broken-mount', 'image-missing-layers'];
 
-export interface DoomedLayer { chainId: string; kind: FindingKind; why: string; cacheId?: string; removeDriverDir: boolean; diffId?: string }
-export interface DoomedImage { image: ImageRecord; why: string; remedy: string; metadataDir: string }
-export interface DoomedContainer { container?: ContainerRecord; mount: MountRecord; name: string; driverIds: string[]; containerDir?: string }
+export interface DoomedLayer {
+  chainId: string;
+  kind: FindingKind;
+  why: string;
+  cacheId?: string;
+  removeDriverDir: boolean;
+  diffId?: string;
+}
+export interface DoomedImage {
+  image: ImageRecord;
+  why: string;
+  remedy: string;
+  metadataDir: string;
+}
+export interface DoomedContainer {
+  container?: ContainerRecord;
+  mount: MountRecord;
+  name: string;
+  driverIds: string[];
+  containerDir?: string;
+}
 /** What keeps a broken chain (and the images on it) from going: a container on it, or BuildKit's cache. */
-export interface HeldBack { holder: 'container' | 'buildkit'; container?: string; chains: string[]; images: string[]; reason: string }
+export interface HeldBack {
+  holder: 'container' | 'buildkit';
+  container?: string;
+  chains: string[];
+  images: string[];
+  reason: string;
+}
 
 export interface RepairPlan {
   /** Children before parents. */
@@ -50,7 +74,10 @@ export function remedyFor(img: Pick<ImageRecord, 'tags' | 'id'>): string {
   return `no registry digest is known: it was built or loaded here; rebuild it (docker build${tag ? ` -t ${tag}` : ''}) or docker load it again`;
 }
 
-export interface PlanOptions { containers: boolean; repairs: Repair[] }
+export interface PlanOptions {
+  containers: boolean;
+  repairs: Repair[];
+}
 
 export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptions): Promise<RepairPlan> {
   // unknown is not empty: with a reference source unreadable, what needs a broken layer cannot be known
@@ -95,7 +122,13 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
     } else {
       const chains = chain.filter((x) => doomedChains.has(x));
       for (const x of chains) held.add(x);
-      heldBack.push({ holder: 'container', container: name, chains, images: [], reason: `container ${name} sits on ${chains.length ? `broken chain ${short(chains[chains.length - 1])}` : `layer ${short(m.parent)}, which does not load`}; remove it (docker rm) or pass --include broken,containers` });
+      heldBack.push({
+        holder: 'container',
+        container: name,
+        chains,
+        images: [],
+        reason: `container ${name} sits on ${chains.length ? `broken chain ${short(chains[chains.length - 1])}` : `layer ${short(m.parent)}, which does not load`}; remove it (docker rm) or pass --include broken,containers`,
+      });
     }
   }
   // BuildKit's cache records chains too: those stay until BuildKit lets go of them
@@ -104,7 +137,12 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   if (buildkitHeld.size) {
     const chains = [...buildkitHeld].sort((a, b) => ancestors(layers, b).length - ancestors(layers, a).length || a.localeCompare(b));
     for (const x of chains) held.add(x);
-    heldBack.push({ holder: 'buildkit', chains, images: [], reason: `BuildKit's build cache uses broken chain ${short(chains[chains.length - 1])}; clear it (docker builder prune), then run this again` });
+    heldBack.push({
+      holder: 'buildkit',
+      chains,
+      images: [],
+      reason: `BuildKit's build cache uses broken chain ${short(chains[chains.length - 1])}; clear it (docker builder prune), then run this again`,
+    });
   }
 
   const images: DoomedImage[] = [];
@@ -136,7 +174,11 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   for (const [id, owners] of unknown ? [] : scan.refs.live) {
     if (doomedChains.has(id) || !owners.length) continue;
     const gone = owners.every((o) => (o.kind === 'image' && doomedImages.has(o.image)) || (o.kind === 'mount' && doomedMounts.has(o.mount)));
-    if (gone) released.set(id, { kind: 'unreferenced-layer', why: `only ${owners.map((o) => (o.kind === 'image' ? `image ${imageLabel(o.image)}` : `container ${containers.find((d) => d.mount === (o as { mount: MountRecord }).mount)?.name}`)).join(', ')}, removed here, used it` });
+    if (gone)
+      released.set(id, {
+        kind: 'unreferenced-layer',
+        why: `only ${owners.map((o) => (o.kind === 'image' ? `image ${imageLabel(o.image)}` : `container ${containers.find((d) => d.mount === (o as { mount: MountRecord }).mount)?.name}`)).join(', ')}, removed here, used it`,
+      });
   }
 
   const depth = (id: string) => ancestors(layers, id).length;
@@ -164,7 +206,10 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   // distribution cache entries of diff IDs no surviving layer has
   const goneDiffs = new Set<string>();
   for (const d of doomed) if (d.diffId) goneDiffs.add(d.diffId);
-  for (const d of images) d.image.chainIds.forEach((c, i) => { if (gone.has(c) || !layers.has(c)) goneDiffs.add(d.image.diffIds[i]); });
+  for (const d of images)
+    d.image.chainIds.forEach((c, i) => {
+      if (gone.has(c) || !layers.has(c)) goneDiffs.add(d.image.diffIds[i]);
+    });
   for (const l of layers.values()) if (!gone.has(l.chainId) && l.diffId && scan.refs.loadable.get(l.chainId)) goneDiffs.delete(l.diffId);
   const distribution = await distributionEntries(store.loc.imageDir, goneDiffs);
   return { layers: doomed, images, containers, heldBack, refs, distribution, notes };

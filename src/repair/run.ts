@@ -20,7 +20,13 @@ import { cacheIdRepairs, linkRepairs, type Repair } from './evidence.js';
 import { layerFinding, planRepair, type HeldBack, type RepairPlan } from './plan.js';
 import { applyRepairs, editRepositories, quarantinePlan, type Edit } from './execute.js';
 
-export interface RemovedImage { id: string; tags: string[]; why: string; remedy: string; status: Action['status'] }
+export interface RemovedImage {
+  id: string;
+  tags: string[];
+  why: string;
+  remedy: string;
+  status: Action['status'];
+}
 
 export interface RepairRun {
   store: Store;
@@ -61,11 +67,20 @@ async function repairActions(store: Store, plan: RepairPlan): Promise<Action[]> 
   for (const c of plan.containers) {
     const paths = [c.containerDir, c.mount.dir].filter((p): p is string => !!p);
     const driverPaths = (await Promise.all(c.driverIds.map((id) => driver.pathsOf(id)))).flat();
-    out.push(action({
-      kind: 'broken-mount', severity: 'error', cacheId: c.mount.mountId, layer: c.mount.parent, paths: [...paths, ...driverPaths], bytes: 0, reclaimable: true,
-      reason: `container ${c.name} sits on a layer chain that is removed`, affects: { images: [], containers: [c.name] },
-      removal: { type: 'paths', paths, driverIds: c.driverIds },
-    }));
+    out.push(
+      action({
+        kind: 'broken-mount',
+        severity: 'error',
+        cacheId: c.mount.mountId,
+        layer: c.mount.parent,
+        paths: [...paths, ...driverPaths],
+        bytes: 0,
+        reclaimable: true,
+        reason: `container ${c.name} sits on a layer chain that is removed`,
+        affects: { images: [], containers: [c.name] },
+        removal: { type: 'paths', paths, driverIds: c.driverIds },
+      }),
+    );
   }
   const claimed = new Set<string>();
   for (const d of plan.images) {
@@ -73,14 +88,33 @@ async function repairActions(store: Store, plan: RepairPlan): Promise<Action[]> 
     for (const p of own) claimed.add(p);
     // an imported or pulled image may have no metadata dir: only what exists is listed
     const paths = [...((await lstatOrNull(d.metadataDir)) ? [d.metadataDir] : []), d.image.path, ...own];
-    out.push(action({
-      kind: 'image-missing-layers', severity: 'error', paths, bytes: 0, reclaimable: true, reason: d.why, affects: { images: [imageLabel(d.image)], containers: [] },
-      removal: { type: 'paths', paths },
-    }));
+    out.push(
+      action({
+        kind: 'image-missing-layers',
+        severity: 'error',
+        paths,
+        bytes: 0,
+        reclaimable: true,
+        reason: d.why,
+        affects: { images: [imageLabel(d.image)], containers: [] },
+        removal: { type: 'paths', paths },
+      }),
+    );
   }
   const rest = plan.distribution.map((e) => e.path).filter((p) => !claimed.has(p));
   if (rest.length) {
-    out.push(action({ kind: plan.layers[0]?.kind ?? 'invalid-layer-metadata', severity: 'error', paths: rest, bytes: 0, reclaimable: true, reason: 'distribution cache entries of diff IDs whose layers are removed', affects: none, removal: { type: 'paths', paths: rest } }));
+    out.push(
+      action({
+        kind: plan.layers[0]?.kind ?? 'invalid-layer-metadata',
+        severity: 'error',
+        paths: rest,
+        bytes: 0,
+        reclaimable: true,
+        reason: 'distribution cache entries of diff IDs whose layers are removed',
+        affects: none,
+        removal: { type: 'paths', paths: rest },
+      }),
+    );
   }
   for (const l of plan.layers) {
     const dir = store.layerdb.layers.get(l.chainId)!.dir;
@@ -133,8 +167,9 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
   }
   const repaired = new Set(repairs.filter((r) => r.kind === 'cache-id').map((r) => r.cacheId));
   const gone = new Set(actions.flatMap((a) => a.finding.paths));
-  const garbage = planPurge(scan.findings, { kinds: o.kinds, daemonRunning: false, minAgeMs: 0, now: Date.now(), driver: store.driver }, () => 0)
-    .filter((a) => !(a.finding.kind === 'unreferenced-driver-dir' && a.finding.cacheId && repaired.has(a.finding.cacheId)) && !a.finding.paths.every((p) => gone.has(p)));
+  const garbage = planPurge(scan.findings, { kinds: o.kinds, daemonRunning: false, minAgeMs: 0, now: Date.now(), driver: store.driver }, () => 0).filter(
+    (a) => !(a.finding.kind === 'unreferenced-driver-dir' && a.finding.cacheId && repaired.has(a.finding.cacheId)) && !a.finding.paths.every((p) => gone.has(p)),
+  );
   if (o.dryRun) {
     // dirs kept while a cache-id is lost are what this run resolves: the dry run plans them as the real run will
     for (const a of garbage) if (a.status === 'skipped' && a.finding.kept?.cause === 'lost-cache-id') Object.assign(a, { status: 'planned', reason: undefined });
@@ -147,5 +182,17 @@ export async function runRepair(o: RepairOptions): Promise<RepairRun> {
     const a = actions[plan.containers.length + i];
     return { id: d.image.id, tags: d.image.tags, why: d.why, remedy: d.remedy, status: a.status };
   });
-  return { store, findings: first.findings, mounts: first.mounts, repairs, unproven: proven.unproven, edit, actions: [...actions, ...garbage], images, heldBack: plan.heldBack, notes: plan.notes, blocked: !!plan.blocked };
+  return {
+    store,
+    findings: first.findings,
+    mounts: first.mounts,
+    repairs,
+    unproven: proven.unproven,
+    edit,
+    actions: [...actions, ...garbage],
+    images,
+    heldBack: plan.heldBack,
+    notes: plan.notes,
+    blocked: !!plan.blocked,
+  };
 }

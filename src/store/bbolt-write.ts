@@ -16,7 +16,18 @@
  * pages. Branch pages key each child by its first key. Integers are little-endian, as the reader's.
  */
 import {
-  BRANCH_PAGE, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, ELEMENT_SIZE, FREELIST_PAGE, LEAF_PAGE, MAGIC, META_CHECKSUMMED, META_PAGE, PAGE_HEADER_SIZE, VERSION, fnv1a64,
+  BRANCH_PAGE,
+  BUCKET_HEADER_SIZE,
+  BUCKET_LEAF_FLAG,
+  ELEMENT_SIZE,
+  FREELIST_PAGE,
+  LEAF_PAGE,
+  MAGIC,
+  META_CHECKSUMMED,
+  META_PAGE,
+  PAGE_HEADER_SIZE,
+  VERSION,
+  fnv1a64,
   type BboltTree,
 } from './bbolt.js';
 
@@ -28,7 +39,11 @@ export interface WriteBboltOptions {
   txid: bigint;
 }
 
-interface Elem { flags: number; key: Buffer; value: Buffer }
+interface Elem {
+  flags: number;
+  key: Buffer;
+  value: Buffer;
+}
 
 const leafSize = (elems: Elem[]) => elems.reduce((n, e) => n + ELEMENT_SIZE + e.key.length + e.value.length, PAGE_HEADER_SIZE);
 

@@ -236,9 +236,7 @@ function decodeNode(buf: Buffer, pgid: number | null, pageCount: number): Node {
       const kstart = e + pos;
       const vend = kstart + ksize + vsize; // JS numbers: no u32 overflow
       if (pos < ELEMENT_SIZE || vend > buf.length) {
-        throw new BboltError(
-          `${where}: leaf element ${i} (pos ${pos}, key ${ksize} B, value ${vsize} B) lies outside the page (${buf.length} B)`,
-        );
+        throw new BboltError(`${where}: leaf element ${i} (pos ${pos}, key ${ksize} B, value ${vsize} B) lies outside the page (${buf.length} B)`);
       }
       node.flags.push(eflags);
       node.keys.push(buf.subarray(kstart, kstart + ksize));
@@ -252,9 +250,7 @@ function decodeNode(buf: Buffer, pgid: number | null, pageCount: number): Node {
         throw new BboltError(`${where}: branch element ${i} (pos ${pos}, key ${ksize} B) lies outside the page`);
       }
       if (child < 2n || child >= BigInt(pageCount)) {
-        throw new BboltError(
-          `${where}: branch element ${i} points to page ${child}, outside the data pages 2..${pageCount - 1}`,
-        );
+        throw new BboltError(`${where}: branch element ${i} points to page ${child}, outside the data pages 2..${pageCount - 1}`);
       }
       node.keys.push(buf.subarray(kstart, kstart + ksize));
       node.children.push(Number(child));
@@ -308,9 +304,7 @@ class DbImpl implements BboltDb {
     const fh = this.fh;
     if (!fh) throw new BboltError('database is closed');
     if (pos + len > this.fileSize) {
-      throw new BboltError(
-        `${what} lies at bytes ${pos}..${pos + len} but the file has only ${this.fileSize} bytes (truncated?)`,
-      );
+      throw new BboltError(`${what} lies at bytes ${pos}..${pos + len} but the file has only ${this.fileSize} bytes (truncated?)`);
     }
     const buf = Buffer.alloc(len);
     let got = 0;
@@ -348,9 +342,7 @@ class DbImpl implements BboltDb {
     if (id !== BigInt(pgid)) throw new BboltError(`page ${pgid} identifies itself as page ${id}`);
     const overflow = first.readUInt32LE(12);
     if (pgid + overflow >= pageCount) {
-      throw new BboltError(
-        `page ${pgid} claims ${overflow} overflow pages, beyond the high water mark ${pageCount}`,
-      );
+      throw new BboltError(`page ${pgid} claims ${overflow} overflow pages, beyond the high water mark ${pageCount}`);
     }
     let buf = first;
     if (overflow > 0) {
@@ -583,9 +575,7 @@ async function openWith(path: string, fh: FileHandle, size: number, options: Ope
       }
     }
     if (pageSize === 0) {
-      throw new BboltError(
-        `no valid meta page: meta 0 has ${m0probe.why ?? 'a problem'} and no valid meta 1 was found (not a bbolt file, or both meta pages are damaged)`,
-      );
+      throw new BboltError(`no valid meta page: meta 0 has ${m0probe.why ?? 'a problem'} and no valid meta 1 was found (not a bbolt file, or both meta pages are damaged)`);
     }
   }
   if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) {
@@ -593,10 +583,7 @@ async function openWith(path: string, fh: FileHandle, size: number, options: Ope
   }
 
   // 2. Read both meta pages with that page size and pick the valid one with the higher txid.
-  const metas = [
-    parseMeta(await readAt(fh, 0, probe, size), PAGE_HEADER_SIZE),
-    parseMeta(await readAt(fh, pageSize, probe, size), PAGE_HEADER_SIZE),
-  ];
+  const metas = [parseMeta(await readAt(fh, 0, probe, size), PAGE_HEADER_SIZE), parseMeta(await readAt(fh, pageSize, probe, size), PAGE_HEADER_SIZE)];
   for (const [i, m] of metas.entries()) {
     if (m.valid && m.pageSize !== pageSize) {
       metas[i] = { ...m, valid: false, why: `page size ${m.pageSize} differs from ${pageSize}` };
@@ -614,9 +601,7 @@ async function openWith(path: string, fh: FileHandle, size: number, options: Ope
   }
   const pageCount = Number(m.pgid);
   if (pageCount * pageSize > size) {
-    throw new BboltError(
-      `${what}: ${pageCount} pages of ${pageSize} bytes need ${pageCount * pageSize} bytes but the file has ${size} (truncated)`,
-    );
+    throw new BboltError(`${what}: ${pageCount} pages of ${pageSize} bytes need ${pageCount * pageSize} bytes but the file has ${size} (truncated)`);
   }
   if (m.rootPgid < 2n || m.rootPgid >= m.pgid) {
     throw new BboltError(`${what}: root page ${m.rootPgid} is outside the data pages 2..${pageCount - 1}`);
@@ -639,10 +624,7 @@ async function openWith(path: string, fh: FileHandle, size: number, options: Ope
  * (list of names) and each entry. Besides the per-walk bounds, a page that is the root of two
  * buckets is reported as corruption, so a damaged file cannot make the walk blow up exponentially.
  */
-export async function walkAll(
-  db: BboltDb,
-  visit: (path: Buffer[], entry: BboltEntry) => void | Promise<void>,
-): Promise<void> {
+export async function walkAll(db: BboltDb, visit: (path: Buffer[], entry: BboltEntry) => void | Promise<void>): Promise<void> {
   const roots = new Set<number>();
   const rec = async (b: BboltBucket, path: Buffer[]): Promise<void> => {
     if (b.rootPage !== null) {

@@ -91,7 +91,11 @@ export function findDaemons(dataRoot: string, procDir = '/proc'): DaemonInfo {
     } else {
       // its root cannot be opened (not root ourselves): compare the names as resolved here
       let cwd = '/';
-      try { cwd = realpathSync(`${procDir}/${p}/cwd`); } catch { /* keep / */ }
+      try {
+        cwd = realpathSync(`${procDir}/${p}/cwd`);
+      } catch {
+        /* keep / */
+      }
       const own = realOr(d.dataRoot.startsWith('/') ? d.dataRoot : `${cwd}/${d.dataRoot}`);
       match = own === dataRoot || (d.userns && remapped === own);
     }

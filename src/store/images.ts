@@ -50,7 +50,15 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
       // a tag naming it has a config layergc cannot read: its layers are unknown
       if (tags.has(id)) {
         seen.add(id);
-        images.push({ id, path: e.path, tags: tags.get(id)!.sort(), diffIds: [], chainIds: [], problem: 'config is a symlink, not a file (never followed): its layers are unknown', layersUnknown: true });
+        images.push({
+          id,
+          path: e.path,
+          tags: tags.get(id)!.sort(),
+          diffIds: [],
+          chainIds: [],
+          problem: 'config is a symlink, not a file (never followed): its layers are unknown',
+          layersUnknown: true,
+        });
       }
       continue;
     }
@@ -68,7 +76,15 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
     if (seen.has(id)) continue;
     const hex = id.startsWith('sha256:') ? id.slice(7) : '';
     if (!HEX64.test(hex)) continue; // not an image ID moby would store
-    images.push({ id, path: `${contentDir}/${hex}`, tags: refs.sort(), diffIds: [], chainIds: [], problem: 'config is missing: the tag names an image the store does not hold, and its layers are unknown', layersUnknown: true });
+    images.push({
+      id,
+      path: `${contentDir}/${hex}`,
+      tags: refs.sort(),
+      diffIds: [],
+      chainIds: [],
+      problem: 'config is missing: the tag names an image the store does not hold, and its layers are unknown',
+      layersUnknown: true,
+    });
   }
   return { images, repositoriesProblem };
 }
@@ -122,7 +138,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Go's key folding: case-insensitive, with the long s (U+017F) and the Kelvin sign (U+212A). */
-const goFold = (k: string) => k.replace(/\u017f/g, 's').replace(/\u212a/g, 'k').toLowerCase();
+const goFold = (k: string) =>
+  k
+    .replace(/\u017f/g, 's')
+    .replace(/\u212a/g, 'k')
+    .toLowerCase();
 
 /**
  * The value moby's json.Unmarshal puts in struct field `name`: keys match it case-insensitively

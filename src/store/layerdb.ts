@@ -79,7 +79,14 @@ function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]):
   const files = readSmallFilesIn(dir, LAYER_FILES, ['tar-split.json.gz']);
   const [diff, size, cacheId, parent, descriptor] = LAYER_FILES.map((n) => files.get(n) as SmallFile);
   const tarSplit = files.get('tar-split.json.gz')!;
-  for (const [f, name] of [[diff, 'diff'], [size, 'size'], [cacheId, 'cache-id'], [parent, 'parent'], [descriptor, 'descriptor.json'], [tarSplit, 'tar-split.json.gz']] as const) {
+  for (const [f, name] of [
+    [diff, 'diff'],
+    [size, 'size'],
+    [cacheId, 'cache-id'],
+    [parent, 'parent'],
+    [descriptor, 'descriptor.json'],
+    [tarSplit, 'tar-split.json.gz'],
+  ] as const) {
     if (f.state === 'symlink') unsafe.push({ path: `${dir}/${name}`, reason: `is a symlink (to ${f.target}) where moby keeps a file; it is never followed` });
   }
 
@@ -118,7 +125,11 @@ function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]):
     const dt = fileText(descriptor, 'descriptor.json');
     if (dt.problem) rec.problems.push(dt.problem);
     else {
-      try { JSON.parse(dt.text!); } catch { rec.problems.push('descriptor.json is not valid JSON'); }
+      try {
+        JSON.parse(dt.text!);
+      } catch {
+        rec.problems.push('descriptor.json is not valid JSON');
+      }
     }
   }
   rec.hasTarSplit = tarSplit.state === 'present';
@@ -128,7 +139,11 @@ function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]):
 async function readMount(name: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<MountRecord> {
   const rec: MountRecord = { name, dir, problems: [], mtimeMs };
   const [mountId, initId, parent] = await Promise.all(['mount-id', 'init-id', 'parent'].map((n) => readSmallFile(`${dir}/${n}`)));
-  for (const [f, n] of [[mountId, 'mount-id'], [initId, 'init-id'], [parent, 'parent']] as const) {
+  for (const [f, n] of [
+    [mountId, 'mount-id'],
+    [initId, 'init-id'],
+    [parent, 'parent'],
+  ] as const) {
     if (f.state === 'symlink') unsafe.push({ path: `${dir}/${n}`, reason: `is a symlink (to ${f.target}) where moby keeps a file; it is never followed` });
   }
   const m = fileText(mountId, 'mount-id');

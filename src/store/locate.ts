@@ -9,7 +9,12 @@ import type { StoreLocation } from './model.js';
 import { DEFAULT_DATA_ROOT, readDaemonConfig, type DaemonConfig } from './daemon-config.js';
 import { containerdDaemonDir, imageRoot, layerdbOf, REMAP_SUBDIR, storePaths } from '../layout.js';
 
-export interface LocateOptions { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }
+export interface LocateOptions {
+  dataRoot?: string;
+  driver?: string;
+  daemonConfig?: string;
+  containerdRoot?: string;
+}
 
 /** <uid>.<gid> of the userns-remap subordinate ranges, as daemon_unix.go names the subdir. */
 function remapSubdir(spec: string): string | undefined {
@@ -21,7 +26,9 @@ function remapSubdir(spec: string): string | undefined {
         const [n, start] = line.split(':');
         if (n === name && start) return start;
       }
-    } catch { /* no such file */ }
+    } catch {
+      /* no such file */
+    }
     return undefined;
   };
   const uid = first('/etc/subuid', user);
@@ -29,7 +36,12 @@ function remapSubdir(spec: string): string | undefined {
   return uid && gid ? `${uid}.${gid}` : undefined;
 }
 
-export interface DataRoot { real: string; config: DaemonConfig; configFile?: string; notes: string[] }
+export interface DataRoot {
+  real: string;
+  config: DaemonConfig;
+  configFile?: string;
+  notes: string[];
+}
 
 /** The data root (flag, daemon config, default), as a real path, with the userns-remap subdir. */
 export async function resolveDataRoot(opts: LocateOptions): Promise<DataRoot> {
@@ -72,7 +84,10 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
   const real = dr.real;
 
   if (config.features?.['containerd-snapshotter'] === true) {
-    throw new LayergcError(`${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb; layergc scan, verify and explain read that store, this command does not`, ExitCode.UNSUPPORTED);
+    throw new LayergcError(
+      `${configFile} turns on the containerd image store (features.containerd-snapshotter): images live in containerd's snapshotter, not in image/<driver>/layerdb; layergc scan, verify and explain read that store, this command does not`,
+      ExitCode.UNSUPPORTED,
+    );
   }
 
   const withLayerdb: string[] = [];
@@ -89,7 +104,10 @@ export async function locate(opts: LocateOptions): Promise<StoreLocation> {
 
   if (withLayerdb.length === 0) {
     if (containerdStore) {
-      throw new LayergcError(`${real} uses the containerd image store (containerd/daemon, no image/<driver>/layerdb), as Docker 29 does on new installs; layergc scan, verify and explain read that store, this command does not`, ExitCode.UNSUPPORTED);
+      throw new LayergcError(
+        `${real} uses the containerd image store (containerd/daemon, no image/<driver>/layerdb), as Docker 29 does on new installs; layergc scan, verify and explain read that store, this command does not`,
+        ExitCode.UNSUPPORTED,
+      );
     }
     throw new LayergcError(`${real} is not a Docker data root: it has no image/<driver>/layerdb`);
   }

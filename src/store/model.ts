@@ -4,16 +4,19 @@
 import type { DriverAdapter, DriverEntry } from '../drivers/types.js';
 
 /** Something that would lead out of the data root: reported, never followed. */
-export interface Unsafe { path: string; reason: string }
+export interface Unsafe {
+  path: string;
+  reason: string;
+}
 
 export interface StoreLocation {
-  dataRoot: string;        // real path, no trailing slash
+  dataRoot: string; // real path, no trailing slash
   driver: string;
-  imageDir: string;        // <root>/image/<driver>
-  layerdb: string;         // <root>/image/<driver>/layerdb
-  driverHome: string;      // <root>/<driver>
-  configFile?: string;     // the daemon config that was read, if any
-  notes: string[];         // how the location was decided, for --verbose and explain
+  imageDir: string; // <root>/image/<driver>
+  layerdb: string; // <root>/image/<driver>/layerdb
+  driverHome: string; // <root>/<driver>
+  configFile?: string; // the daemon config that was read, if any
+  notes: string[]; // how the location was decided, for --verbose and explain
 }
 
 export interface Store {
@@ -33,14 +36,14 @@ export interface Store {
 // layerdb (layerdb.ts)
 
 export interface LayerRecord {
-  chainId: string;        // "sha256:<hex>", from the directory name
+  chainId: string; // "sha256:<hex>", from the directory name
   dir: string;
   diffId?: string;
   size?: number;
   cacheId?: string;
   /** A cache-id refused as a layer ID that still names one entry of the driver home: never garbage. */
   namesDir?: string;
-  parent?: string;        // chain ID of the parent, when the file exists and parses
+  parent?: string; // chain ID of the parent, when the file exists and parses
   hasTarSplit: boolean;
   /** Why the daemon's loadLayer fails on this entry's own files; empty when it loads. */
   problems: string[];
@@ -50,13 +53,18 @@ export interface LayerRecord {
 export interface RemovingRecord {
   name: string;
   dir: string;
-  chainId: string;        // from the part before the first '-'
-  cacheId?: string;       // undefined: missing or empty, so moby skips it forever
+  chainId: string; // from the part before the first '-'
+  cacheId?: string; // undefined: missing or empty, so moby skips it forever
   cacheIdProblem?: string;
   mtimeMs: number;
 }
 
-export interface WriteSetRecord { name: string; dir: string; cacheId?: string; mtimeMs: number }
+export interface WriteSetRecord {
+  name: string;
+  dir: string;
+  cacheId?: string;
+  mtimeMs: number;
+}
 
 export interface MountRecord {
   name: string;
@@ -80,11 +88,11 @@ export interface LayerDb {
 // imagedb and repositories.json (images.ts)
 
 export interface ImageRecord {
-  id: string;            // "sha256:<hex>"
+  id: string; // "sha256:<hex>"
   path: string;
-  tags: string[];        // familiar references from repositories.json
+  tags: string[]; // familiar references from repositories.json
   diffIds: string[];
-  chainIds: string[];    // bottom to top
+  chainIds: string[]; // bottom to top
   /** Why the daemon skips this image at restore ("invalid image"), if it does. */
   problem?: string;
   /** imagedb/metadata/sha256/<hex>/parent: the image it was built on (the legacy builder's steps) */
@@ -106,8 +114,8 @@ export interface ImageDb {
 
 export interface ContainerRecord {
   id: string;
-  name: string;        // without the leading "/"
-  image?: string;      // image ID, "sha256:<hex>"
+  name: string; // without the leading "/"
+  image?: string; // image ID, "sha256:<hex>"
   driver?: string;
   problem?: string;
 }
@@ -141,12 +149,23 @@ export interface BuildkitOwnership {
 
 // running dockerds (daemon.ts)
 
-export interface DaemonProcess { pid: number; dataRoot: string; userns: boolean }
+export interface DaemonProcess {
+  pid: number;
+  dataRoot: string;
+  userns: boolean;
+}
 
-export interface DaemonInfo { running: boolean; processes: DaemonProcess[] }
+export interface DaemonInfo {
+  running: boolean;
+  processes: DaemonProcess[];
+}
 
 // reference sources that cannot be read (sources.ts)
 
 export type SourceName = 'layerdb/sha256' | 'layerdb/mounts' | 'imagedb/content/sha256' | 'containers';
 
-export interface UnknownSource { source: SourceName; path: string; why: string }
+export interface UnknownSource {
+  source: SourceName;
+  path: string;
+  why: string;
+}

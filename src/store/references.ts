@@ -4,10 +4,7 @@
 import type { ContainerRecord, ImageRecord, LayerRecord, MountRecord, Store } from './model.js';
 
 /** Why a layer is live: the first owner found is enough to keep it. */
-export type LayerOwner =
-  | { kind: 'image'; image: ImageRecord }
-  | { kind: 'mount'; mount: MountRecord; container?: ContainerRecord }
-  | { kind: 'buildkit' };
+export type LayerOwner = { kind: 'image'; image: ImageRecord } | { kind: 'mount'; mount: MountRecord; container?: ContainerRecord } | { kind: 'buildkit' };
 
 /** A claim on a driver dir. */
 export type DriverClaim =

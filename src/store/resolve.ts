@@ -7,11 +7,7 @@ import { hexOf, short } from './digest.js';
 import { MOUNT_ID } from '../layout.js';
 import type { ContainerRecord, ImageRecord, Store } from './model.js';
 
-export type Resolved =
-  | { kind: 'image'; image: ImageRecord }
-  | { kind: 'container'; container: ContainerRecord }
-  | { kind: 'layer'; chainId: string }
-  | { kind: 'driver-dir'; id: string };
+export type Resolved = { kind: 'image'; image: ImageRecord } | { kind: 'container'; container: ContainerRecord } | { kind: 'layer'; chainId: string } | { kind: 'driver-dir'; id: string };
 
 /** docker.io/library/nginx -> nginx, and a bare name means :latest, as repositories.json stores it. */
 export function familiar(ref: string): string {
@@ -25,10 +21,14 @@ export function familiar(ref: string): string {
 
 function describe(r: Resolved): string {
   switch (r.kind) {
-    case 'image': return `image ${short(r.image.id)}${r.image.tags.length ? ` (${r.image.tags.join(', ')})` : ''}`;
-    case 'container': return `container ${short(r.container.id)} (${r.container.name})`;
-    case 'layer': return `layer ${r.chainId}`;
-    case 'driver-dir': return `driver dir ${r.id}`;
+    case 'image':
+      return `image ${short(r.image.id)}${r.image.tags.length ? ` (${r.image.tags.join(', ')})` : ''}`;
+    case 'container':
+      return `container ${short(r.container.id)} (${r.container.name})`;
+    case 'layer':
+      return `layer ${r.chainId}`;
+    case 'driver-dir':
+      return `driver dir ${r.id}`;
   }
 }
 

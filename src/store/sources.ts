@@ -27,7 +27,11 @@ async function dirState(path: string): Promise<DirState> {
   }
   if (st.isSymbolicLink()) {
     let target = '?';
-    try { target = await fs.readlink(path); } catch { /* keep ? */ }
+    try {
+      target = await fs.readlink(path);
+    } catch {
+      /* keep ? */
+    }
     return { state: 'bad', why: `is a symlink (to ${target}); layergc never follows one` };
   }
   if (!st.isDirectory()) return { state: 'bad', why: 'is not a directory' };

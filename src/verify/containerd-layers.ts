@@ -17,12 +17,22 @@ import type { ContainerdStore } from '../store/containerd/model.js';
 import { usersOf } from '../findings/containerd/scan.js';
 import type { Finding } from '../findings/types.js';
 
-export interface LayerVerifyStats { layers: number; ok: number; unverifiable: number; bytes: number }
+export interface LayerVerifyStats {
+  layers: number;
+  ok: number;
+  unverifiable: number;
+  bytes: number;
+}
 
 const MAX_JSON = 4 << 20;
 const BLOCK = 512;
 
-interface TarEntry { path: string; type: string; size: number; linkname: string }
+interface TarEntry {
+  path: string;
+  type: string;
+  size: number;
+  linkname: string;
+}
 
 /** The fields of a ustar/GNU/PAX header block. */
 function octal(buf: Buffer, off: number, len: number): number {
@@ -32,7 +42,10 @@ function octal(buf: Buffer, off: number, len: number): number {
     for (let i = off + 1; i < off + len; i++) n = n * 256 + buf[i];
     return n;
   }
-  const s = buf.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  const s = buf
+    .toString('latin1', off, off + len)
+    .replace(/\0.*$/s, '')
+    .trim();
   return s ? Number.parseInt(s, 8) : 0;
 }
 const cstr = (buf: Buffer, off: number, len: number) => {
@@ -284,9 +297,14 @@ export async function verifyUnpackedLayers(s: ContainerdStore, stats?: LayerVeri
             continue;
           }
           out.push({
-            kind: 'containerd-layer-mismatch', severity: 'error', paths: [dir], bytes: 0, reclaimable: false,
+            kind: 'containerd-layer-mismatch',
+            severity: 'error',
+            paths: [dir],
+            bytes: 0,
+            reclaimable: false,
             reason: `the unpacked layer ${short(diffIds[i])} (snapshot ${JSON.stringify(sn!.key)}, id ${rec.id}) does not match its blob ${short(layer.digest!)}: ${r.problems.join('; ')}; containers of its images see damaged files (remove and re-pull or re-load them)`,
-            affects: affectsOf([snapshotNode(ns.name, s.loc.snapshotter, sn!.key)]), containerd: { snapshot: rec.key, digest: layer.digest! },
+            affects: affectsOf([snapshotNode(ns.name, s.loc.snapshotter, sn!.key)]),
+            containerd: { snapshot: rec.key, digest: layer.digest! },
           });
         }
       }

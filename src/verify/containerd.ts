@@ -30,7 +30,11 @@ async function sha256File(path: string): Promise<{ hex: string; size: number }> 
   }
 }
 
-export interface BlobVerifyStats { blobs: number; ok: number; bytes: number }
+export interface BlobVerifyStats {
+  blobs: number;
+  ok: number;
+  bytes: number;
+}
 
 export async function verifyBlobs(s: ContainerdStore, stats?: BlobVerifyStats): Promise<Finding[]> {
   const affectsOf = usersOf(s, new GcGraph(s.meta, s.now));
@@ -57,9 +61,14 @@ export async function verifyBlobs(s: ContainerdStore, stats?: BlobVerifyStats): 
     }
     if (!problems.length) continue;
     out.push({
-      kind: 'containerd-blob-mismatch', severity: 'error', paths: [b.path], bytes: 0, reclaimable: false,
+      kind: 'containerd-blob-mismatch',
+      severity: 'error',
+      paths: [b.path],
+      bytes: 0,
+      reclaimable: false,
       reason: `blob ${short(digest)} is damaged: ${problems.join('; ')}; docker save and push of its images write broken data (re-pull or re-load them)`,
-      affects: affectsOf(recs.map((r) => contentNode(r.ns, digest))), containerd: { digest },
+      affects: affectsOf(recs.map((r) => contentNode(r.ns, digest))),
+      containerd: { digest },
     });
   }
   return out;

@@ -25,7 +25,10 @@ export class ContentRoots {
   private readonly dirCache: Map<string, DirState>[];
 
   /** `names`: how reports name each root, when `roots` are pinned directories (/proc/<pid>/fd/<n>). */
-  constructor(roots: string[], private readonly names: string[] = roots) {
+  constructor(
+    roots: string[],
+    private readonly names: string[] = roots,
+  ) {
     // latin1 strings, one char per byte, so that non-UTF-8 names pass through unchanged.
     this.roots = roots.map((r) => Buffer.from(r.replace(/\/+$/, '') || '/', 'utf8').toString('latin1'));
     this.realRoots = roots.map(() => undefined);

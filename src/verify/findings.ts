@@ -13,7 +13,12 @@ import { verifyLayers, type VerifyResult, type VerifyTarget } from './index.js';
 /** Makes the CLI's progress line, given the bytes the layers' recorded sizes add up to. */
 export type ProgressFactory = (totalBytes: number) => { update: (p: { layersDone: number; layersTotal: number; bytes: number }) => void; done: () => void };
 
-export interface VerifyRun { findings: Finding[]; results: VerifyResult[]; skipped: { chainId: string; reason: string }[]; bytes: number }
+export interface VerifyRun {
+  findings: Finding[];
+  results: VerifyResult[];
+  skipped: { chainId: string; reason: string }[];
+  bytes: number;
+}
 
 export async function verifyStore(store: Store, opts: { layers?: string[]; progress?: ProgressFactory; concurrency?: number; refs?: References } = {}): Promise<VerifyRun> {
   const { layers } = store.layerdb;
@@ -45,7 +50,18 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
       if (!bad) return false;
       const reason = `${bad.path} ${bad.what}: layergc never reads a layer through it`;
       skipped.push({ chainId: id, reason: `unsafe-path: ${reason}` });
-      if (!unsafe.has(bad.path)) unsafe.set(bad.path, { kind: 'unsafe-path', severity: 'error', layer: id, cacheId: l.cacheId, paths: [bad.path], bytes: 0, reclaimable: false, reason: `${reason}; layer ${id} is not verified`, affects: noAffects() });
+      if (!unsafe.has(bad.path))
+        unsafe.set(bad.path, {
+          kind: 'unsafe-path',
+          severity: 'error',
+          layer: id,
+          cacheId: l.cacheId,
+          paths: [bad.path],
+          bytes: 0,
+          reclaimable: false,
+          reason: `${reason}; layer ${id} is not verified`,
+          affects: noAffects(),
+        });
       return true;
     };
     if (unsafeRoot([store.driver.dirOf(l.cacheId)])) continue; // before reading anything in it (lower)
@@ -69,7 +85,17 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
     const t = targets[i]; // results come in the targets' order
     if (r.kind === 'unsafe-path') {
       // a root became a symlink after the check above: reported, never read through
-      findings.push({ kind: 'unsafe-path', severity: 'error', layer: r.chainId, cacheId: l.cacheId, paths: [t.contentRoots[0]], bytes: 0, reclaimable: false, reason: r.reason ?? 'unsafe', affects: noAffects() });
+      findings.push({
+        kind: 'unsafe-path',
+        severity: 'error',
+        layer: r.chainId,
+        cacheId: l.cacheId,
+        paths: [t.contentRoots[0]],
+        bytes: 0,
+        reclaimable: false,
+        reason: r.reason ?? 'unsafe',
+        affects: noAffects(),
+      });
       continue;
     }
     findings.push({

@@ -50,7 +50,8 @@ export async function verifyLayer(t: VerifyTarget, opts: VerifyLayerOptions = {}
       if (d.state === 'ok') {
         fds.push(d.fd);
         pinned.push(d.path);
-      } else if (d.state === 'missing') pinned.push(root); // nothing there: the root is passed over
+      } else if (d.state === 'missing')
+        pinned.push(root); // nothing there: the root is passed over
       else {
         const why = `${d.at} ${d.why}: the layer is not read through it`;
         return { chainId: t.chainId, ok: false, kind: d.state === 'unsafe' ? 'unsafe-path' : 'content-mismatch', reason: why, expected: t.diffId.trim(), bytes: 0, files: [] };

@@ -175,12 +175,7 @@ async function pickMetacopy(e: FileEntry, own: OpenedFile, roots: ContentRoots, 
  * with tar-split's payload, naming the modified ones. Stops quietly where the tar-split stops. Returns every
  * damaged file of both passes, in stream order.
  */
-export async function crcPass(
-  tarSplitPath: string,
-  roots: ContentRoots,
-  damaged: Map<number, FileProblem>,
-  signal?: AbortSignal,
-): Promise<FileProblem[]> {
+export async function crcPass(tarSplitPath: string, roots: ContentRoots, damaged: Map<number, FileProblem>, signal?: AbortSignal): Promise<FileProblem[]> {
   const buf = Buffer.allocUnsafeSlow(CHUNK);
   const y = new Yielder(signal);
   const found = new Map(damaged);

@@ -24,10 +24,7 @@ const WORKER_MARK = 'layergc-verify-worker';
 const PROGRESS_EVERY = 8 << 20;
 
 type ToWorker = { id: number; target: VerifyTarget };
-type FromWorker =
-  | { id: number; bytes: number }
-  | { id: number; result: VerifyResult }
-  | { id: number; error: string };
+type FromWorker = { id: number; bytes: number } | { id: number; result: VerifyResult } | { id: number; error: string };
 
 if (!isMainThread && parentPort && (workerData as Record<string, unknown> | null)?.[WORKER_MARK]) {
   const port = parentPort;

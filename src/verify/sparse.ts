@@ -12,7 +12,10 @@ function octal(b: Buffer, off: number, len: number): number {
     for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
     return v;
   }
-  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  const s = b
+    .toString('latin1', off, off + len)
+    .replace(/\0.*$/s, '')
+    .trim();
   return s === '' ? 0 : parseInt(s, 8);
 }
 

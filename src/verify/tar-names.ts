@@ -59,7 +59,6 @@ export function displayName(bytes: Buffer): string {
   }
 }
 
-
 /** Reported names are cleaned (no './'); a non-UTF-8 name also carries its exact bytes in the detail. */
 export function reportName(e: FileEntry): string {
   const clean = cleanName(e.nameLatin1);

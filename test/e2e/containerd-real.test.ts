@@ -22,7 +22,15 @@ import { writeBbolt } from '../../src/store/bbolt-write.js';
 
 const LONG = 300_000;
 
-interface F { kind: string; paths: string[]; bytes: number; reclaimable: boolean; reason: string; affects: { images: string[]; containers: string[] }; containerd?: Record<string, string> }
+interface F {
+  kind: string;
+  paths: string[];
+  bytes: number;
+  reclaimable: boolean;
+  reason: string;
+  affects: { images: string[]; containers: string[] };
+  containerd?: Record<string, string>;
+}
 
 describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real dockerd 28.5', () => {
   let d: TestDaemon;
@@ -41,7 +49,10 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
   const cli = (args: string[]) => runCli([...args, '--data-root', d.dataRoot]);
   const sha = (p: string) => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
   /** the leases of namespace moby, as the running containerd lists them */
-  const leasesNow = () => execFileSync('ctr', ['-a', path.join(d.execRoot, 'containerd', 'containerd.sock'), '-n', 'moby', 'leases', 'ls', '-q'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const leasesNow = () =>
+    execFileSync('ctr', ['-a', path.join(d.execRoot, 'containerd', 'containerd.sock'), '-n', 'moby', 'leases', 'ls', '-q'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
 
   beforeAll(async () => {
     d = await TestDaemon.start({ version: '28.5', containerdStore: true });
@@ -113,7 +124,11 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
 
   afterAll(async () => {
     if (lockedFile) {
-      try { chattr(lockedFile, '-i'); } catch { /* gone */ }
+      try {
+        chattr(lockedFile, '-i');
+      } catch {
+        /* gone */
+      }
     }
     await d?.destroy();
   }, LONG);
@@ -159,153 +174,188 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     const leased = of('containerd-dead-lease').flatMap((f) => f.paths);
     const held = fs.readdirSync(snaps).filter((n) => path.join(snaps, n) !== lockedDir && !leased.includes(path.join(snaps, n)));
     const explained = held.map((n) => cli(['explain', path.join(snaps, n), '--json']));
-    const status = explained.map((e) => e.json.status === 'unknown' && e.json.because.includes("nothing holds it: containerd's next GC removes it") ? 'gc' : e.json.status);
-    expect(status, JSON.stringify(explained.map((e) => e.json), null, 2)).toEqual(held.map((_, i) => (status[i] === 'gc' ? 'gc' : 'live')));
+    const status = explained.map((e) => (e.json.status === 'unknown' && e.json.because.includes("nothing holds it: containerd's next GC removes it") ? 'gc' : e.json.status));
+    expect(
+      status,
+      JSON.stringify(
+        explained.map((e) => e.json),
+        null,
+        2,
+      ),
+    ).toEqual(held.map((_, i) => (status[i] === 'gc' ? 'gc' : 'live')));
     expect(status.filter((x) => x === 'live').length).toBeGreaterThanOrEqual(6);
     expect(explained.some((e) => e.json.because.some((b: string) => /held by lease moby\/[a-f0-9]{64} of container c1/.test(b)))).toBe(true);
     expect(explained.some((e) => e.json.because.includes('held by image app:1 (namespace moby)'))).toBe(true);
   });
 
-  it('purge (after the chattr -i the report names) removes the leftover files and the stray name and writes meta.db again without the dead lease; restore of the backup puts the old file back, which containerd opens, lease and all', async () => {
-    chattr(lockedFile, '-i');
-    const removable = findings.filter((f) => f.reclaimable);
-    const expectBytes = du(removable.flatMap((f) => f.paths));
-    const rootBefore = du([d.dataRoot]);
-    const dry = cli(['purge', '--dry-run', '--json']);
-    expect(dry.code).toBe(0);
-    expect(dry.json.containerdLeases).toMatchObject({ status: 'planned', metaDb });
-    expect(sha(metaDb)).toBe(metaSha);
-    const r = cli(['purge', '--yes', '--json']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.json.summary).toMatchObject({ removed: 3, failed: 0, skipped: 0 });
-    expect(r.json.summary.reclaimedBytes).toBe(expectBytes);
-    for (const f of removable) for (const p of f.paths) expect(fs.existsSync(p)).toBe(false);
-    // the space came back, as du sees it (the journal and the meta.db backup add a little)
-    expect(rootBefore - du([d.dataRoot])).toBeGreaterThanOrEqual(expectBytes - 2 * (1 << 20));
-    const cl = r.json.containerdLeases;
-    expect(cl.status).toBe('rewritten');
-    expect(cl.leases.map((l: { id: string }) => l.id)).toEqual(of('containerd-dead-lease').map((f) => f.containerd!.lease));
-    expect(cl.bytesAtNextStart).toBe(of('containerd-dead-lease').reduce((t, f) => t + f.bytes, 0));
-    expect(sha(cl.backup)).toBe(metaSha);
-    expect(sha(metaDb)).not.toBe(metaSha);
+  it(
+    'purge (after the chattr -i the report names) removes the leftover files and the stray name and writes meta.db again without the dead lease; restore of the backup puts the old file back, which containerd opens, lease and all',
+    async () => {
+      chattr(lockedFile, '-i');
+      const removable = findings.filter((f) => f.reclaimable);
+      const expectBytes = du(removable.flatMap((f) => f.paths));
+      const rootBefore = du([d.dataRoot]);
+      const dry = cli(['purge', '--dry-run', '--json']);
+      expect(dry.code).toBe(0);
+      expect(dry.json.containerdLeases).toMatchObject({ status: 'planned', metaDb });
+      expect(sha(metaDb)).toBe(metaSha);
+      const r = cli(['purge', '--yes', '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.json.summary).toMatchObject({ removed: 3, failed: 0, skipped: 0 });
+      expect(r.json.summary.reclaimedBytes).toBe(expectBytes);
+      for (const f of removable) for (const p of f.paths) expect(fs.existsSync(p)).toBe(false);
+      // the space came back, as du sees it (the journal and the meta.db backup add a little)
+      expect(rootBefore - du([d.dataRoot])).toBeGreaterThanOrEqual(expectBytes - 2 * (1 << 20));
+      const cl = r.json.containerdLeases;
+      expect(cl.status).toBe('rewritten');
+      expect(cl.leases.map((l: { id: string }) => l.id)).toEqual(of('containerd-dead-lease').map((f) => f.containerd!.lease));
+      expect(cl.bytesAtNextStart).toBe(of('containerd-dead-lease').reduce((t, f) => t + f.bytes, 0));
+      expect(sha(cl.backup)).toBe(metaSha);
+      expect(sha(metaDb)).not.toBe(metaSha);
 
-    // put the old one back before containerd ever saw the new one: byte for byte, and containerd opens it
-    const back = runCli(['restore', cl.backup, '--json']);
-    expect([back.code, back.json.items[0].status]).toEqual([0, 'restored']);
-    expect(sha(metaDb)).toBe(metaSha);
-    await d.restart();
-    expect(leasesNow()).toContain(loadLease);
-    expect(await d.run('busybox:base', ['cat', '/etc/passwd'])).toContain('root:x:0:0');
-    await d.stop();
-  }, LONG);
-
-  it('purged again and restarted: containerd opens the new meta.db, its GC frees what the lease held (du), images run, c1 starts, the BuildKit rebuild is cached, and after that run is purged a rescan is clean', async () => {
-    const before = (cli(['scan', '--json']).json.findings as F[]);
-    const dead = before.filter((f) => f.kind === 'containerd-dead-lease' || f.kind === 'containerd-orphan-lease');
-    expect(dead.map((f) => f.containerd?.lease)).toContain(loadLease);
-    const held = dead.flatMap((f) => f.paths).filter((p) => p !== metaDb);
-    expect(held).toContain(loadIngest);
-    const heldBytes = du(held);
-    const r = cli(['purge', '--yes', '--json']);
-    expect(r.code).toBe(0);
-    expect(r.json.containerdLeases).toMatchObject({ status: 'rewritten', bytesAtNextStart: heldBytes });
-    const rootBefore = du([d.dataRoot]);
-
-    await d.restart();
-    // containerd opened the new file: the lease is gone, and its startup GC collects what only it held
-    expect(leasesNow()).not.toContain(loadLease);
-    const deadline = Date.now() + 60_000;
-    while (held.some((p) => fs.existsSync(p)) && Date.now() < deadline) await sleep(200);
-    expect(held.filter((p) => fs.existsSync(p))).toEqual([]);
-    const freed = rootBefore - du([d.dataRoot]);
-    console.log(`[containerd-real] meta.db rewrite: bytesAtNextStart ${heldBytes}, du of the data root shrank by ${freed} after containerd's GC`);
-    expect(freed).toBeGreaterThanOrEqual(heldBytes - (1 << 20));
-    for (const img of ['busybox:base', 'app:1', 'bk:1']) expect(await d.run(img, ['cat', '/etc/passwd'])).toContain('root:x:0:0');
-    expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
-    const rebuilt = await d.docker(['build', '--progress=plain', '--network=none', '-t', 'bk:1', '-'], { input: 'FROM busybox:base\nRUN echo bk > /bk.txt\n', env: { DOCKER_BUILDKIT: '1' } });
-    expect(rebuilt.stderr + rebuilt.stdout).toContain('CACHED');
-    await d.stop();
-
-    // what that run left (moby's and BuildKit's expiring leases outlive the daemon that made them) is purged the same way
-    const left = cli(['scan', '--json']).json.findings as F[];
-    expect(left.filter((f) => f.kind !== 'containerd-dead-lease'), JSON.stringify(left, null, 2)).toEqual([]);
-    if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
-    await d.restart();
-    expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
-    await d.stop();
-    const again = cli(['scan', '--json']);
-    expect([again.code, again.json.findings], JSON.stringify(again.json.findings, null, 2)).toEqual([0, []]);
-  }, LONG);
-
-  it('F11 and F7 made for real: a removed image snapshot dir is an error naming app:1 and c1, a run that fails on it leaves an orphan container lease; the lease rewrite waits until the dir is back, then drops it', async () => {
-    const hiDir = fs.readdirSync(snaps).map((n) => path.join(snaps, n)).find((p) => fs.existsSync(path.join(p, 'fs', 'hi')))!;
-    const away = path.join(root, 'moved-away');
-    fs.renameSync(hiDir, away);
-    try {
-      const f11 = cli(['scan', '--json']).json.findings as F[];
-      expect(f11.map((f) => [f.kind, f.paths])).toEqual([['containerd-missing-snapshot', [hiDir]]]);
-      expect(f11[0].affects.images).toContain('app:1');
-      expect(f11[0].affects.containers).toEqual(['c1']);
+      // put the old one back before containerd ever saw the new one: byte for byte, and containerd opens it
+      const back = runCli(['restore', cl.backup, '--json']);
+      expect([back.code, back.json.items[0].status]).toEqual([0, 'restored']);
+      expect(sha(metaDb)).toBe(metaSha);
       await d.restart();
-      const failed = await d.docker(['run', '--pull', 'never', '--network', 'none', 'app:1', 'true'], { allowFail: true });
-      expect(failed.code).not.toBe(0);
-      expect(failed.stderr).toContain('no such file or directory');
+      expect(leasesNow()).toContain(loadLease);
+      expect(await d.run('busybox:base', ['cat', '/etc/passwd'])).toContain('root:x:0:0');
       await d.stop();
-      const f7 = cli(['scan', '--json']).json.findings as F[];
-      const orphan = f7.filter((f) => f.kind === 'containerd-orphan-lease');
-      expect(orphan).toHaveLength(1);
-      expect(orphan[0].containerd?.lease).toMatch(/^[a-f0-9]{64}$/);
-      // with an error in the store, purge leaves meta.db alone
-      const before = sha(metaDb);
-      const skipped = cli(['purge', '--yes', '--json']);
-      expect([skipped.code, skipped.json.containerdLeases.status]).toEqual([0, 'skipped']);
-      expect(sha(metaDb)).toBe(before);
-    } finally {
-      if (fs.existsSync(away)) fs.renameSync(away, hiDir);
-    }
-    const left = cli(['scan', '--json']).json.findings as F[];
-    // the failed run's lease (F7), maybe its config-less dir, and what the run's own operations left
-    expect(left.map((f) => f.kind)).toContain('containerd-orphan-lease');
-    expect(left.filter((f) => !['containerd-orphan-lease', 'containerd-dead-lease', 'containerd-configless-container'].includes(f.kind))).toEqual([]);
-    const r = cli(['purge', '--yes', '--json']);
-    expect(r.json.containerdLeases.status).toBe('rewritten');
-    await d.restart();
-    expect(await d.run('app:1', ['cat', '/hi'])).toBe('hi\n');
-    expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
-    await d.stop();
-    const after = cli(['scan', '--json']).json.findings as F[];
-    expect(after.filter((f) => f.kind !== 'containerd-dead-lease')).toEqual([]);
-    if (after.length) cli(['purge', '--yes']);
-  }, LONG);
+    },
+    LONG,
+  );
 
-  it('F13 made for real (meta.db truncated, re-created empty by containerd) and F12 (metadata.db emptied): errors, and purge removes nothing; the saved files put back, the images run', async () => {
-    const backendDb = path.join(root, 'io.containerd.snapshotter.v1.overlayfs', 'metadata.db');
-    const listing = () => execFileSync('find', [root, '-path', `${root}/io.containerd.metadata.v1.bolt`, '-prune', '-o', '-print'], { encoding: 'utf8' });
-    // F13: containerd itself re-creates the empty meta.db (with nothing recorded its GC sweeps nothing)
-    const savedMeta = fs.readFileSync(metaDb);
-    fs.truncateSync(metaDb, 0);
-    await d.restart();
-    await d.stop();
-    expect(fs.statSync(metaDb).size).toBeGreaterThan(0);
-    // F12: an empty snapshotter database, as containerd re-creates a truncated one (not started on it
-    // here: its next snapshot removal would wipe every dir, which is the failure itself)
-    const savedBackend = fs.readFileSync(backendDb);
-    for (const [what, count] of [['meta.db', 2], ['metadata.db', 1]] as const) {
-      if (what === 'metadata.db') {
-        fs.writeFileSync(metaDb, savedMeta);
-        fs.writeFileSync(backendDb, writeBbolt({ sequence: 0n, entries: [] }, { pageSize: 4096, txid: 1n }));
+  it(
+    'purged again and restarted: containerd opens the new meta.db, its GC frees what the lease held (du), images run, c1 starts, the BuildKit rebuild is cached, and after that run is purged a rescan is clean',
+    async () => {
+      const before = cli(['scan', '--json']).json.findings as F[];
+      const dead = before.filter((f) => f.kind === 'containerd-dead-lease' || f.kind === 'containerd-orphan-lease');
+      expect(dead.map((f) => f.containerd?.lease)).toContain(loadLease);
+      const held = dead.flatMap((f) => f.paths).filter((p) => p !== metaDb);
+      expect(held).toContain(loadIngest);
+      const heldBytes = du(held);
+      const r = cli(['purge', '--yes', '--json']);
+      expect(r.code).toBe(0);
+      expect(r.json.containerdLeases).toMatchObject({ status: 'rewritten', bytesAtNextStart: heldBytes });
+      const rootBefore = du([d.dataRoot]);
+
+      await d.restart();
+      // containerd opened the new file: the lease is gone, and its startup GC collects what only it held
+      expect(leasesNow()).not.toContain(loadLease);
+      const deadline = Date.now() + 60_000;
+      while (held.some((p) => fs.existsSync(p)) && Date.now() < deadline) await sleep(200);
+      expect(held.filter((p) => fs.existsSync(p))).toEqual([]);
+      const freed = rootBefore - du([d.dataRoot]);
+      console.log(`[containerd-real] meta.db rewrite: bytesAtNextStart ${heldBytes}, du of the data root shrank by ${freed} after containerd's GC`);
+      expect(freed).toBeGreaterThanOrEqual(heldBytes - (1 << 20));
+      for (const img of ['busybox:base', 'app:1', 'bk:1']) expect(await d.run(img, ['cat', '/etc/passwd'])).toContain('root:x:0:0');
+      expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
+      const rebuilt = await d.docker(['build', '--progress=plain', '--network=none', '-t', 'bk:1', '-'], { input: 'FROM busybox:base\nRUN echo bk > /bk.txt\n', env: { DOCKER_BUILDKIT: '1' } });
+      expect(rebuilt.stderr + rebuilt.stdout).toContain('CACHED');
+      await d.stop();
+
+      // what that run left (moby's and BuildKit's expiring leases outlive the daemon that made them) is purged the same way
+      const left = cli(['scan', '--json']).json.findings as F[];
+      expect(
+        left.filter((f) => f.kind !== 'containerd-dead-lease'),
+        JSON.stringify(left, null, 2),
+      ).toEqual([]);
+      if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
+      await d.restart();
+      expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
+      await d.stop();
+      const again = cli(['scan', '--json']);
+      expect([again.code, again.json.findings], JSON.stringify(again.json.findings, null, 2)).toEqual([0, []]);
+    },
+    LONG,
+  );
+
+  it(
+    'F11 and F7 made for real: a removed image snapshot dir is an error naming app:1 and c1, a run that fails on it leaves an orphan container lease; the lease rewrite waits until the dir is back, then drops it',
+    async () => {
+      const hiDir = fs
+        .readdirSync(snaps)
+        .map((n) => path.join(snaps, n))
+        .find((p) => fs.existsSync(path.join(p, 'fs', 'hi')))!;
+      const away = path.join(root, 'moved-away');
+      fs.renameSync(hiDir, away);
+      try {
+        const f11 = cli(['scan', '--json']).json.findings as F[];
+        expect(f11.map((f) => [f.kind, f.paths])).toEqual([['containerd-missing-snapshot', [hiDir]]]);
+        expect(f11[0].affects.images).toContain('app:1');
+        expect(f11[0].affects.containers).toEqual(['c1']);
+        await d.restart();
+        const failed = await d.docker(['run', '--pull', 'never', '--network', 'none', 'app:1', 'true'], { allowFail: true });
+        expect(failed.code).not.toBe(0);
+        expect(failed.stderr).toContain('no such file or directory');
+        await d.stop();
+        const f7 = cli(['scan', '--json']).json.findings as F[];
+        const orphan = f7.filter((f) => f.kind === 'containerd-orphan-lease');
+        expect(orphan).toHaveLength(1);
+        expect(orphan[0].containerd?.lease).toMatch(/^[a-f0-9]{64}$/);
+        // with an error in the store, purge leaves meta.db alone
+        const before = sha(metaDb);
+        const skipped = cli(['purge', '--yes', '--json']);
+        expect([skipped.code, skipped.json.containerdLeases.status]).toEqual([0, 'skipped']);
+        expect(sha(metaDb)).toBe(before);
+      } finally {
+        if (fs.existsSync(away)) fs.renameSync(away, hiDir);
       }
-      const f = cli(['scan', '--json']).json.findings as F[];
-      expect(f.map((x) => x.kind), JSON.stringify(f, null, 2)).toEqual(Array(count).fill('containerd-db-mismatch'));
-      const tree = listing();
-      const p = cli(['purge', '--yes', '--json']);
-      expect([p.code, p.json.summary.removed, p.json.summary.planned, p.json.containerdLeases?.status ?? 'none']).toEqual([0, 0, 0, expect.stringMatching(/^(none|skipped)$/)]);
-      expect(listing()).toBe(tree);
-    }
-    fs.writeFileSync(backendDb, savedBackend);
-    await d.restart();
-    for (const img of ['busybox:base', 'app:1', 'bk:1']) expect(await d.run(img, ['cat', '/etc/passwd'])).toContain('root:x:0:0');
-    await d.stop();
-  }, LONG);
+      const left = cli(['scan', '--json']).json.findings as F[];
+      // the failed run's lease (F7), maybe its config-less dir, and what the run's own operations left
+      expect(left.map((f) => f.kind)).toContain('containerd-orphan-lease');
+      expect(left.filter((f) => !['containerd-orphan-lease', 'containerd-dead-lease', 'containerd-configless-container'].includes(f.kind))).toEqual([]);
+      const r = cli(['purge', '--yes', '--json']);
+      expect(r.json.containerdLeases.status).toBe('rewritten');
+      await d.restart();
+      expect(await d.run('app:1', ['cat', '/hi'])).toBe('hi\n');
+      expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
+      await d.stop();
+      const after = cli(['scan', '--json']).json.findings as F[];
+      expect(after.filter((f) => f.kind !== 'containerd-dead-lease')).toEqual([]);
+      if (after.length) cli(['purge', '--yes']);
+    },
+    LONG,
+  );
+
+  it(
+    'F13 made for real (meta.db truncated, re-created empty by containerd) and F12 (metadata.db emptied): errors, and purge removes nothing; the saved files put back, the images run',
+    async () => {
+      const backendDb = path.join(root, 'io.containerd.snapshotter.v1.overlayfs', 'metadata.db');
+      const listing = () => execFileSync('find', [root, '-path', `${root}/io.containerd.metadata.v1.bolt`, '-prune', '-o', '-print'], { encoding: 'utf8' });
+      // F13: containerd itself re-creates the empty meta.db (with nothing recorded its GC sweeps nothing)
+      const savedMeta = fs.readFileSync(metaDb);
+      fs.truncateSync(metaDb, 0);
+      await d.restart();
+      await d.stop();
+      expect(fs.statSync(metaDb).size).toBeGreaterThan(0);
+      // F12: an empty snapshotter database, as containerd re-creates a truncated one (not started on it
+      // here: its next snapshot removal would wipe every dir, which is the failure itself)
+      const savedBackend = fs.readFileSync(backendDb);
+      for (const [what, count] of [
+        ['meta.db', 2],
+        ['metadata.db', 1],
+      ] as const) {
+        if (what === 'metadata.db') {
+          fs.writeFileSync(metaDb, savedMeta);
+          fs.writeFileSync(backendDb, writeBbolt({ sequence: 0n, entries: [] }, { pageSize: 4096, txid: 1n }));
+        }
+        const f = cli(['scan', '--json']).json.findings as F[];
+        expect(
+          f.map((x) => x.kind),
+          JSON.stringify(f, null, 2),
+        ).toEqual(Array(count).fill('containerd-db-mismatch'));
+        const tree = listing();
+        const p = cli(['purge', '--yes', '--json']);
+        expect([p.code, p.json.summary.removed, p.json.summary.planned, p.json.containerdLeases?.status ?? 'none']).toEqual([0, 0, 0, expect.stringMatching(/^(none|skipped)$/)]);
+        expect(listing()).toBe(tree);
+      }
+      fs.writeFileSync(backendDb, savedBackend);
+      await d.restart();
+      for (const img of ['busybox:base', 'app:1', 'bk:1']) expect(await d.run(img, ['cat', '/etc/passwd'])).toContain('root:x:0:0');
+      await d.stop();
+    },
+    LONG,
+  );
 });

@@ -34,8 +34,30 @@ describe.skipIf(!canRun)('a real dockerd in its own mount namespace (unshare --m
       'mount -t tmpfs tmpfs /etc/docker',
       `printf '{"data-root": "${inner}/dind", "storage-driver": "overlay2"}' > /etc/docker/daemon.json`,
     ].join(' && ');
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--net', 'sh', '-c', `${setup} && exec "$@"`, 'sh', DOCKERD_2010,
-      '--exec-root', path.join(work, 'e'), '--pidfile', path.join(work, 'p'), '-H', `unix://${sock}`, '--iptables=false', '--ip-masq=false', '--bridge=none'], { stdio: ['ignore', log, log] });
+    const child = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        '--net',
+        'sh',
+        '-c',
+        `${setup} && exec "$@"`,
+        'sh',
+        DOCKERD_2010,
+        '--exec-root',
+        path.join(work, 'e'),
+        '--pidfile',
+        path.join(work, 'p'),
+        '-H',
+        `unix://${sock}`,
+        '--iptables=false',
+        '--ip-masq=false',
+        '--bridge=none',
+      ],
+      { stdio: ['ignore', log, log] },
+    );
     const exited = new Promise((r) => child.once('exit', r));
     try {
       let up = false;
@@ -62,7 +84,9 @@ describe.skipIf(!canRun)('a real dockerd in its own mount namespace (unshare --m
       const r = await runCliAsync(['purge', '--data-root', root, '--yes', '--json']);
       expect(r.code).toBe(0);
       expect(r.json.daemonRunning).toBe(true);
-      expect(r.json.actions.map((a: { paths: string[]; status: string; reason: string }) => [a.paths[0], a.status, a.reason])).toEqual([[leak, 'skipped', expect.stringContaining('younger than --min-age')]]);
+      expect(r.json.actions.map((a: { paths: string[]; status: string; reason: string }) => [a.paths[0], a.status, a.reason])).toEqual([
+        [leak, 'skipped', expect.stringContaining('younger than --min-age')],
+      ]);
       const u = await runCliAsync(['purge', '--data-root', root, '--yes', '--include', 'unreferenced-layer']);
       expect(u.code).toBe(3);
       expect(u.stderr).toContain(`a dockerd (pid ${dockerd}) runs on ${root}`);

@@ -28,7 +28,11 @@ function duB1(root: string, xdev: boolean): number {
   return Number(execFileSync('du', ['-s', '-B1', ...(xdev ? ['-x'] : []), root], { encoding: 'utf8' }).split('\t')[0]);
 }
 
-interface Cat { category: string; bytes: number; path?: string }
+interface Cat {
+  category: string;
+  bytes: number;
+  path?: string;
+}
 
 function suite(driver: DriverName, version: DockerVersion, enabled: boolean): void {
   describe.skipIf(!enabled)(`df on a real ${driver} root (dockerd ${version})`, () => {
@@ -46,25 +50,31 @@ function suite(driver: DriverName, version: DockerVersion, enabled: boolean): vo
       if (d) await d.destroy();
     }, LONG);
 
-    it('every byte in a category, adding up to du; layers, container layers and images where they belong', () => {
-      const r = runCli(['df', '--json', '--data-root', d.dataRoot]);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      const j = r.json;
-      expect(j.driver).toBe(driver);
-      const want = duB1(d.dataRoot, driver !== 'btrfs');
-      console.log(`[df-drivers ${driver} ${version}] df ${j.total.bytes}, du -s -B1${driver !== 'btrfs' ? ' -x' : ''} ${want} (du -sx -B1 ${duB1(d.dataRoot, true)}); ${JSON.stringify(j.categories.filter((c: Cat) => c.bytes).map((c: Cat) => [c.path ? `other:${c.path}` : c.category, c.bytes]))}`);
-      expect(j.total.bytes).toBe(want);
-      const cat = (k: string) => j.categories.find((c: Cat) => c.category === k && !c.path).bytes;
-      expect(cat('image-layers')).toBeGreaterThan(300_000);
-      expect(cat('container-layers')).toBeGreaterThan(0);
-      for (const k of ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link', 'unreferenced-layer', 'broken-layer', 'linked-outside']) expect(cat(k), k).toBe(0);
-      const built = j.images.find((i: { image: string }) => i.image === 'built:1');
-      // the container stands on built:1: a docker rmi frees none of its layers
-      expect(built.uniqueBytes).toBe(0);
-      expect(built.sharedBytes).toBeGreaterThan(300_000);
-      expect(j.images.find((i: { image: string }) => i.image === 'base:1').uniqueBytes).toBe(0);
-    }, LONG);
+    it(
+      'every byte in a category, adding up to du; layers, container layers and images where they belong',
+      () => {
+        const r = runCli(['df', '--json', '--data-root', d.dataRoot]);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        const j = r.json;
+        expect(j.driver).toBe(driver);
+        const want = duB1(d.dataRoot, driver !== 'btrfs');
+        console.log(
+          `[df-drivers ${driver} ${version}] df ${j.total.bytes}, du -s -B1${driver !== 'btrfs' ? ' -x' : ''} ${want} (du -sx -B1 ${duB1(d.dataRoot, true)}); ${JSON.stringify(j.categories.filter((c: Cat) => c.bytes).map((c: Cat) => [c.path ? `other:${c.path}` : c.category, c.bytes]))}`,
+        );
+        expect(j.total.bytes).toBe(want);
+        const cat = (k: string) => j.categories.find((c: Cat) => c.category === k && !c.path).bytes;
+        expect(cat('image-layers')).toBeGreaterThan(300_000);
+        expect(cat('container-layers')).toBeGreaterThan(0);
+        for (const k of ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link', 'unreferenced-layer', 'broken-layer', 'linked-outside']) expect(cat(k), k).toBe(0);
+        const built = j.images.find((i: { image: string }) => i.image === 'built:1');
+        // the container stands on built:1: a docker rmi frees none of its layers
+        expect(built.uniqueBytes).toBe(0);
+        expect(built.sharedBytes).toBeGreaterThan(300_000);
+        expect(j.images.find((i: { image: string }) => i.image === 'base:1').uniqueBytes).toBe(0);
+      },
+      LONG,
+    );
   });
 }
 

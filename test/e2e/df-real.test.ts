@@ -31,8 +31,18 @@ const LONG = 300_000;
 const VERSIONS: DockerVersion[] = ['20.10', '28.5'];
 const GARBAGE = ['removing-orphan', 'stale-write-set', 'unreferenced-driver-dir', 'dangling-link', 'unreferenced-layer'];
 
-interface Cat { category: string; bytes: number; path?: string; purged: boolean }
-interface Img { image: string; id: string; uniqueBytes: number; sharedBytes: number }
+interface Cat {
+  category: string;
+  bytes: number;
+  path?: string;
+  purged: boolean;
+}
+interface Img {
+  image: string;
+  id: string;
+  uniqueBytes: number;
+  sharedBytes: number;
+}
 
 /** Within 1% of du: the daemon writes its logs and databases as we read. */
 const within1 = (got: number, want: number) => Math.abs(got - want) <= want * 0.01;
@@ -62,8 +72,24 @@ describe.each(VERSIONS)('df on a real overlay2 root (dockerd %s)', (version) => 
       await s.d.build('legacy2:1', 'FROM busybox:base\nRUN head -c 2000000 /dev/urandom > /a\nRUN head -c 1000000 /dev/urandom > /b\n');
       // a volume and a running container writing into it and into its RW layer
       await s.d.docker(['volume', 'create', 'vol']);
-      liveId = (await s.d.docker(['run', '-d', '--name', 'live', '--pull', 'never', '--network', 'none', '-v', 'vol:/data', 'busybox:base', 'sh', '-c',
-        'dd if=/dev/urandom of=/data/v.bin bs=1M count=3 2>/dev/null && dd if=/dev/urandom of=/rw.bin bs=1M count=2 2>/dev/null && sync && echo ready && sleep 3600'])).stdout.trim();
+      liveId = (
+        await s.d.docker([
+          'run',
+          '-d',
+          '--name',
+          'live',
+          '--pull',
+          'never',
+          '--network',
+          'none',
+          '-v',
+          'vol:/data',
+          'busybox:base',
+          'sh',
+          '-c',
+          'dd if=/dev/urandom of=/data/v.bin bs=1M count=3 2>/dev/null && dd if=/dev/urandom of=/rw.bin bs=1M count=2 2>/dev/null && sync && echo ready && sleep 3600',
+        ])
+      ).stdout.trim();
       for (let i = 0; i < 200 && !(await s.d.docker(['logs', 'live'])).stdout.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
       liveMountId = fs.readFileSync(path.join(s.d.layerdb, 'mounts', liveId, 'mount-id'), 'utf8').trim();
     }, LONG);
@@ -73,80 +99,93 @@ describe.each(VERSIONS)('df on a real overlay2 root (dockerd %s)', (version) => 
       console.log(`[df-real ${version}] times (ms): ${JSON.stringify(times)}`);
     }, LONG);
 
-    it('beside the running daemon and container: adds up to du -sx -B1 within 1%, mounts not crossed, garbage = scan', async () => {
-      expect(s.d.running).toBe(true);
-      const merged = path.join(s.d.driverHome, liveMountId, 'merged');
-      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${merged} `);
-      const r = await timed(times, 'df --json (running)', () => cli(['df', '--json']));
-      const total = du([s.root]);
-      const sc = cli(['scan', '--json']);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      // runCli validated it against docs/df.schema.json
-      const j = r.json;
-      console.log(`[df-real ${version}] running: df ${j.total.bytes}, du -sx -B1 ${total}; ${JSON.stringify(j.categories.filter((c: Cat) => c.bytes).map((c: Cat) => [c.path ? `other:${c.path}` : c.category, c.bytes]))}`);
-      expect(j.daemonRunning).toBe(true);
-      expect(j.categories.reduce((t: number, c: Cat) => t + c.bytes, 0)).toBe(j.total.bytes);
-      expect(within1(j.total.bytes, total), `df ${j.total.bytes} vs du ${total}`).toBe(true);
-      expect(j.mountsSkipped).toContain(merged);
-      // every part of the root is there
-      expect(cat(j, 'image-layers')).toBeGreaterThan(8 * 1024 * 1024);
-      expect(cat(j, 'container-layers')).toBeGreaterThanOrEqual(2 * 1024 * 1024);
-      expect(cat(j, 'volumes')).toBeGreaterThanOrEqual(3 * 1024 * 1024);
-      expect(cat(j, 'buildkit')).toBeGreaterThan(0);
-      expect(cat(j, 'buildkit-snapshots')).toBeGreaterThan(0);
-      expect(cat(j, 'container-logs')).toBeGreaterThan(0);
-      expect(cat(j, 'container-files')).toBeGreaterThan(0);
-      expect(cat(j, 'image-metadata')).toBeGreaterThan(0);
-      expect(cat(j, 'broken-layer')).toBeGreaterThan(0); // the emptied layerdb entry
-      expect(cat(j, 'unreferenced-driver-dir')).toBeGreaterThan(100_000_000); // the killed load's leak
-      expect(cat(j, 'linked-outside')).toBe(0);
-      // the garbage is what scan says it is
-      expect(sc.code).toBe(1);
-      for (const k of GARBAGE) {
-        const fromScan = sc.json.findings.filter((f: { kind: string }) => f.kind === k).reduce((t: number, f: { bytes: number }) => t + f.bytes, 0);
-        expect(cat(j, k), k).toBe(fromScan);
-      }
-      expect(j.reclaimableBytes).toBe(sc.json.summary.reclaimableBytes);
-      const solo = j.images.find((i: Img) => i.image === 'solo:1');
-      expect(solo.uniqueBytes).toBeGreaterThanOrEqual(8 * 1024 * 1024);
-      expect(solo.sharedBytes).toBe(0);
-      // busybox:base is under every other image: all of it shared
-      expect(j.images.find((i: Img) => i.image === 'busybox:base').uniqueBytes).toBe(0);
+    it(
+      'beside the running daemon and container: adds up to du -sx -B1 within 1%, mounts not crossed, garbage = scan',
+      async () => {
+        expect(s.d.running).toBe(true);
+        const merged = path.join(s.d.driverHome, liveMountId, 'merged');
+        expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${merged} `);
+        const r = await timed(times, 'df --json (running)', () => cli(['df', '--json']));
+        const total = du([s.root]);
+        const sc = cli(['scan', '--json']);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        // runCli validated it against docs/df.schema.json
+        const j = r.json;
+        console.log(
+          `[df-real ${version}] running: df ${j.total.bytes}, du -sx -B1 ${total}; ${JSON.stringify(j.categories.filter((c: Cat) => c.bytes).map((c: Cat) => [c.path ? `other:${c.path}` : c.category, c.bytes]))}`,
+        );
+        expect(j.daemonRunning).toBe(true);
+        expect(j.categories.reduce((t: number, c: Cat) => t + c.bytes, 0)).toBe(j.total.bytes);
+        expect(within1(j.total.bytes, total), `df ${j.total.bytes} vs du ${total}`).toBe(true);
+        expect(j.mountsSkipped).toContain(merged);
+        // every part of the root is there
+        expect(cat(j, 'image-layers')).toBeGreaterThan(8 * 1024 * 1024);
+        expect(cat(j, 'container-layers')).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+        expect(cat(j, 'volumes')).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+        expect(cat(j, 'buildkit')).toBeGreaterThan(0);
+        expect(cat(j, 'buildkit-snapshots')).toBeGreaterThan(0);
+        expect(cat(j, 'container-logs')).toBeGreaterThan(0);
+        expect(cat(j, 'container-files')).toBeGreaterThan(0);
+        expect(cat(j, 'image-metadata')).toBeGreaterThan(0);
+        expect(cat(j, 'broken-layer')).toBeGreaterThan(0); // the emptied layerdb entry
+        expect(cat(j, 'unreferenced-driver-dir')).toBeGreaterThan(100_000_000); // the killed load's leak
+        expect(cat(j, 'linked-outside')).toBe(0);
+        // the garbage is what scan says it is
+        expect(sc.code).toBe(1);
+        for (const k of GARBAGE) {
+          const fromScan = sc.json.findings.filter((f: { kind: string }) => f.kind === k).reduce((t: number, f: { bytes: number }) => t + f.bytes, 0);
+          expect(cat(j, k), k).toBe(fromScan);
+        }
+        expect(j.reclaimableBytes).toBe(sc.json.summary.reclaimableBytes);
+        const solo = j.images.find((i: Img) => i.image === 'solo:1');
+        expect(solo.uniqueBytes).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+        expect(solo.sharedBytes).toBe(0);
+        // busybox:base is under every other image: all of it shared
+        expect(j.images.find((i: Img) => i.image === 'busybox:base').uniqueBytes).toBe(0);
 
-      const h = cli(['df']);
-      expect(h.code).toBe(0);
-      expect(h.stdout).toMatch(/^ {2}garbage: unreferenced-driver-dir +\d+(\.\d+)? MB +\d+\.\d% +█+/m);
-      expect(h.stdout).toMatch(/mount points? under the data root not counted/);
-      console.log(`[df-real ${version}] human:\n${h.stdout}`);
-    }, LONG);
+        const h = cli(['df']);
+        expect(h.code).toBe(0);
+        expect(h.stdout).toMatch(/^ {2}garbage: unreferenced-driver-dir +\d+(\.\d+)? MB +\d+\.\d% +█+/m);
+        expect(h.stdout).toMatch(/mount points? under the data root not counted/);
+        console.log(`[df-real ${version}] human:\n${h.stdout}`);
+      },
+      LONG,
+    );
 
-    it('docker rmi frees the image\'s unique bytes: solo:1 (imported), legacy2:1 (with its untagged parent); du before and after, daemon stopped', async () => {
-      await s.d.docker(['rm', '-f', 'live']);
-      await timed(times, 'stop', () => s.d.stop());
-      const store = [path.join(s.root, 'image'), s.d.driverHome];
-      for (const [tag, min] of [['solo:1', 8 * 1024 * 1024], ['legacy2:1', 3_000_000]] as const) {
-        const before = cli(['df', '--json']);
-        expect(before.json.daemonRunning).toBe(false);
-        const [rootBefore, storeBefore] = [du([s.root]), du(store)];
-        expect(before.json.total.bytes).toBe(rootBefore); // nothing moves with the daemon stopped
-        const unique = before.json.images.find((i: Img) => i.image === tag).uniqueBytes as number;
-        expect(unique).toBeGreaterThanOrEqual(min);
-        await timed(times, `start+rmi ${tag}+stop`, async () => {
-          await s.d.restart();
-          await s.d.docker(['rmi', tag]);
-          await s.d.stop();
-        });
-        const [rootAfter, storeAfter] = [du([s.root]), du(store)];
-        const freed = storeBefore - storeAfter;
-        console.log(`[df-real ${version}] ${tag} unique ${unique}; rmi freed ${freed} in image/ + overlay2/, ${rootBefore - rootAfter} under the root`);
-        // its layers and its (and its untagged parent's) config and metadata; the daemon's restart may move a block or two
-        expect(Math.abs(freed - unique), `freed ${freed}, unique ${unique}`).toBeLessThanOrEqual(8192);
-        expect(within1(rootBefore - rootAfter, unique)).toBe(true);
-        const after = cli(['df', '--json']);
-        expect(after.json.images.map((i: Img) => i.image)).not.toContain(tag);
-        expect(after.json.total.bytes).toBe(rootAfter);
-      }
-    }, LONG);
+    it(
+      "docker rmi frees the image's unique bytes: solo:1 (imported), legacy2:1 (with its untagged parent); du before and after, daemon stopped",
+      async () => {
+        await s.d.docker(['rm', '-f', 'live']);
+        await timed(times, 'stop', () => s.d.stop());
+        const store = [path.join(s.root, 'image'), s.d.driverHome];
+        for (const [tag, min] of [
+          ['solo:1', 8 * 1024 * 1024],
+          ['legacy2:1', 3_000_000],
+        ] as const) {
+          const before = cli(['df', '--json']);
+          expect(before.json.daemonRunning).toBe(false);
+          const [rootBefore, storeBefore] = [du([s.root]), du(store)];
+          expect(before.json.total.bytes).toBe(rootBefore); // nothing moves with the daemon stopped
+          const unique = before.json.images.find((i: Img) => i.image === tag).uniqueBytes as number;
+          expect(unique).toBeGreaterThanOrEqual(min);
+          await timed(times, `start+rmi ${tag}+stop`, async () => {
+            await s.d.restart();
+            await s.d.docker(['rmi', tag]);
+            await s.d.stop();
+          });
+          const [rootAfter, storeAfter] = [du([s.root]), du(store)];
+          const freed = storeBefore - storeAfter;
+          console.log(`[df-real ${version}] ${tag} unique ${unique}; rmi freed ${freed} in image/ + overlay2/, ${rootBefore - rootAfter} under the root`);
+          // its layers and its (and its untagged parent's) config and metadata; the daemon's restart may move a block or two
+          expect(Math.abs(freed - unique), `freed ${freed}, unique ${unique}`).toBeLessThanOrEqual(8192);
+          expect(within1(rootBefore - rootAfter, unique)).toBe(true);
+          const after = cli(['df', '--json']);
+          expect(after.json.images.map((i: Img) => i.image)).not.toContain(tag);
+          expect(after.json.total.bytes).toBe(rootAfter);
+        }
+      },
+      LONG,
+    );
   });
 });

@@ -111,91 +111,106 @@ function realDriverSuite(driverName: 'vfs' | 'btrfs', version: DockerVersion, en
       console.log(`[drivers-real ${driverName}] step times (ms): ${JSON.stringify(times)}`);
     }, LONG);
 
-    it('lists every layer and container layer the store names, each whole, and nothing else', async () => {
-      const ids = storeIds(d);
-      expect(ids.layers.length).toBe(2); // base, RUN
-      expect(ids.mounts.length).toBe(2); // keep's RW layer and its -init
-      const entries = await drv.listEntries();
-      expect(entries.every((e) => !e.staged && e.stat.isDirectory())).toBe(true);
-      const listed = new Set(entries.map((e) => e.id));
-      const named = [...ids.layers.map((l) => l.cacheId), ...ids.mounts];
-      expect([...listed].sort()).toEqual([...named].sort());
-      for (const l of ids.layers) expect(await drv.checkLayer(l.cacheId, { hasParent: l.hasParent })).toEqual([]);
-      for (const m of ids.mounts) expect(await drv.checkLayer(m, { hasParent: true })).toEqual([]);
-      for (const id of named) {
-        const roots = await drv.contentRoots(id);
-        expect(roots.length).toBeGreaterThan(0);
-        for (const r of roots) expect(fs.lstatSync(r).isDirectory()).toBe(true);
-      }
-      // full trees: the RUN layer's root has its own file and its parent's busybox
-      const [root] = await drv.contentRoots(builtTopCache);
-      expect(fs.readFileSync(path.join(root, 'hello'), 'utf8')).toBe('hello\n');
-      expect(fs.lstatSync(path.join(root, 'bin', 'busybox')).isFile()).toBe(true);
-      if (driverName === 'btrfs') for (const id of named) expect(fs.statSync(drv.dirOf(id)).ino).toBe(256);
-    }, LONG);
-
-    it('the CLI on this root: scan flags nothing healthy, and verify proves every layer against its DiffID', async () => {
-      const cli = (args: string[]) => {
-        try {
-          return { code: 0, stdout: execFileSync(process.execPath, [path.resolve('bin/layergc.js'), ...args, '--data-root', d.dataRoot, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } }) };
-        } catch (err) {
-          const e = err as { status: number; stdout: string };
-          return { code: e.status, stdout: e.stdout };
+    it(
+      'lists every layer and container layer the store names, each whole, and nothing else',
+      async () => {
+        const ids = storeIds(d);
+        expect(ids.layers.length).toBe(2); // base, RUN
+        expect(ids.mounts.length).toBe(2); // keep's RW layer and its -init
+        const entries = await drv.listEntries();
+        expect(entries.every((e) => !e.staged && e.stat.isDirectory())).toBe(true);
+        const listed = new Set(entries.map((e) => e.id));
+        const named = [...ids.layers.map((l) => l.cacheId), ...ids.mounts];
+        expect([...listed].sort()).toEqual([...named].sort());
+        for (const l of ids.layers) expect(await drv.checkLayer(l.cacheId, { hasParent: l.hasParent })).toEqual([]);
+        for (const m of ids.mounts) expect(await drv.checkLayer(m, { hasParent: true })).toEqual([]);
+        for (const id of named) {
+          const roots = await drv.contentRoots(id);
+          expect(roots.length).toBeGreaterThan(0);
+          for (const r of roots) expect(fs.lstatSync(r).isDirectory()).toBe(true);
         }
-      };
-      const scan = cli(['scan']);
-      expect(JSON.parse(scan.stdout).findings).toEqual([]);
-      expect(scan.code).toBe(0);
-      const verify = cli(['verify']);
-      const v = JSON.parse(verify.stdout);
-      expect(v.findings).toEqual([]);
-      expect(v.summary.layersVerified).toBe(storeIds(d).layers.length);
-      expect(v.summary.layersOk).toBe(storeIds(d).layers.length);
-      expect(verify.code).toBe(0);
-    }, LONG);
+        // full trees: the RUN layer's root has its own file and its parent's busybox
+        const [root] = await drv.contentRoots(builtTopCache);
+        expect(fs.readFileSync(path.join(root, 'hello'), 'utf8')).toBe('hello\n');
+        expect(fs.lstatSync(path.join(root, 'bin', 'busybox')).isFile()).toBe(true);
+        if (driverName === 'btrfs') for (const id of named) expect(fs.statSync(drv.dirOf(id)).ino).toBe(256);
+      },
+      LONG,
+    );
 
-    it('removes a leaked driver dir through the adapter, and the daemon still runs its images', async () => {
-      const leak = drv.dirOf(LEAK);
-      if (driverName === 'vfs') {
-        execFileSync('cp', ['-a', drv.dirOf(builtTopCache), leak]);
-      } else {
-        // a snapshot no layer names (a failed create), holding a nested subvolume, with a quota file
-        execFileSync('btrfs', ['subvolume', 'snapshot', drv.dirOf(builtTopCache), leak], { stdio: 'ignore' });
-        execFileSync('btrfs', ['subvolume', 'create', path.join(leak, 'nested')], { stdio: 'ignore' });
-        fs.mkdirSync(path.join(d.driverHome, 'quotas'), { recursive: true });
-        fs.writeFileSync(path.join(d.driverHome, 'quotas', LEAK), '1073741824');
-      }
-      expect((await drv.listEntries()).map((e) => e.id)).toContain(LEAK);
-      expect(await drv.pathsOf(LEAK)).toEqual(driverName === 'vfs' ? [leak] : [leak, path.join(d.driverHome, 'quotas', LEAK)]);
+    it(
+      'the CLI on this root: scan flags nothing healthy, and verify proves every layer against its DiffID',
+      async () => {
+        const cli = (args: string[]) => {
+          try {
+            return {
+              code: 0,
+              stdout: execFileSync(process.execPath, [path.resolve('bin/layergc.js'), ...args, '--data-root', d.dataRoot, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } }),
+            };
+          } catch (err) {
+            const e = err as { status: number; stdout: string };
+            return { code: e.status, stdout: e.stdout };
+          }
+        };
+        const scan = cli(['scan']);
+        expect(JSON.parse(scan.stdout).findings).toEqual([]);
+        expect(scan.code).toBe(0);
+        const verify = cli(['verify']);
+        const v = JSON.parse(verify.stdout);
+        expect(v.findings).toEqual([]);
+        expect(v.summary.layersVerified).toBe(storeIds(d).layers.length);
+        expect(v.summary.layersOk).toBe(storeIds(d).layers.length);
+        expect(verify.code).toBe(0);
+      },
+      LONG,
+    );
 
-      const before = snapshot(d.driverHome);
-      const dry = new Remover(d.dataRoot, MountTable.read(), true);
-      await drv.remove(LEAK, dry);
-      expect(snapshot(d.driverHome)).toEqual(before);
+    it(
+      'removes a leaked driver dir through the adapter, and the daemon still runs its images',
+      async () => {
+        const leak = drv.dirOf(LEAK);
+        if (driverName === 'vfs') {
+          execFileSync('cp', ['-a', drv.dirOf(builtTopCache), leak]);
+        } else {
+          // a snapshot no layer names (a failed create), holding a nested subvolume, with a quota file
+          execFileSync('btrfs', ['subvolume', 'snapshot', drv.dirOf(builtTopCache), leak], { stdio: 'ignore' });
+          execFileSync('btrfs', ['subvolume', 'create', path.join(leak, 'nested')], { stdio: 'ignore' });
+          fs.mkdirSync(path.join(d.driverHome, 'quotas'), { recursive: true });
+          fs.writeFileSync(path.join(d.driverHome, 'quotas', LEAK), '1073741824');
+        }
+        expect((await drv.listEntries()).map((e) => e.id)).toContain(LEAK);
+        expect(await drv.pathsOf(LEAK)).toEqual(driverName === 'vfs' ? [leak] : [leak, path.join(d.driverHome, 'quotas', LEAK)]);
 
-      const rm = new Remover(d.dataRoot, MountTable.read(), false);
-      await timed('remove', () => drv.remove(LEAK, rm));
-      // the real run also deletes the nested subvolume it meets ("Directory not empty"), which a dry run cannot see
-      const nested = driverName === 'btrfs' ? [{ op: 'remove-tree', path: `${dry.ops[dry.ops.length - 1].path}/nested` }] : [];
-      expect(rm.ops).toEqual([...dry.ops, ...nested]);
-      expect(await drv.pathsOf(LEAK)).toEqual([]);
-      expect(fs.readdirSync(path.dirname(leak)).filter((n) => n.startsWith(LEAK))).toEqual([]);
-      if (driverName === 'btrfs') {
-        expect(execFileSync('btrfs', ['subvolume', 'list', d.dataRoot]).toString()).not.toContain(LEAK);
-      }
-      const again = new Remover(d.dataRoot, MountTable.read(), false);
-      await drv.remove(LEAK, again);
-      expect(again.ops).toEqual([]);
+        const before = snapshot(d.driverHome);
+        const dry = new Remover(d.dataRoot, MountTable.read(), true);
+        await drv.remove(LEAK, dry);
+        expect(snapshot(d.driverHome)).toEqual(before);
 
-      await timed('restart', () => d.restart());
-      await timed('run', () => d.run('base:1', ['true']));
-      expect(await d.run('built:1', ['cat', '/d/f'])).toBe('x\n');
-      expect((await d.docker(['start', '-a', 'keep'])).stdout).toBe('hello\n');
-      await timed('stop2', () => d.stop());
-      const after = await drv.listEntries();
-      expect(after.map((e) => e.id)).not.toContain(LEAK);
-      for (const e of after) expect(await drv.checkLayer(e.id, { hasParent: true })).toEqual([]);
-    }, LONG);
+        const rm = new Remover(d.dataRoot, MountTable.read(), false);
+        await timed('remove', () => drv.remove(LEAK, rm));
+        // the real run also deletes the nested subvolume it meets ("Directory not empty"), which a dry run cannot see
+        const nested = driverName === 'btrfs' ? [{ op: 'remove-tree', path: `${dry.ops[dry.ops.length - 1].path}/nested` }] : [];
+        expect(rm.ops).toEqual([...dry.ops, ...nested]);
+        expect(await drv.pathsOf(LEAK)).toEqual([]);
+        expect(fs.readdirSync(path.dirname(leak)).filter((n) => n.startsWith(LEAK))).toEqual([]);
+        if (driverName === 'btrfs') {
+          expect(execFileSync('btrfs', ['subvolume', 'list', d.dataRoot]).toString()).not.toContain(LEAK);
+        }
+        const again = new Remover(d.dataRoot, MountTable.read(), false);
+        await drv.remove(LEAK, again);
+        expect(again.ops).toEqual([]);
+
+        await timed('restart', () => d.restart());
+        await timed('run', () => d.run('base:1', ['true']));
+        expect(await d.run('built:1', ['cat', '/d/f'])).toBe('x\n');
+        expect((await d.docker(['start', '-a', 'keep'])).stdout).toBe('hello\n');
+        await timed('stop2', () => d.stop());
+        const after = await drv.listEntries();
+        expect(after.map((e) => e.id)).not.toContain(LEAK);
+        for (const e of after) expect(await drv.checkLayer(e.id, { hasParent: true })).toEqual([]);
+      },
+      LONG,
+    );
   });
 }
 

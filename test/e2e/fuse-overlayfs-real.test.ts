@@ -16,7 +16,10 @@ const fuse = fs.existsSync('/usr/bin/fuse-overlayfs') && fs.existsSync('/dev/fus
 
 function cli(args: string[], root: string): { code: number; json: any } {
   try {
-    return { code: 0, json: JSON.parse(execFileSync(process.execPath, [path.resolve('bin/layergc.js'), ...args, '--data-root', root, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })) };
+    return {
+      code: 0,
+      json: JSON.parse(execFileSync(process.execPath, [path.resolve('bin/layergc.js'), ...args, '--data-root', root, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })),
+    };
   } catch (err) {
     const e = err as { status: number; stdout: string };
     return { code: e.status, json: JSON.parse(e.stdout) };
@@ -53,20 +56,24 @@ describe.each(['20.10', '28.5'] as const)('fuse-overlayfs on a real dockerd %s',
       expect(verify.json.summary.layersOk).toBe(2);
     });
 
-    it('a leaked dir is found and purged; the daemon then runs the image and starts the container', async () => {
-      const home = path.join(d.dataRoot, 'fuse-overlayfs');
-      const leaked = path.join(home, randomBytes(32).toString('hex'));
-      fs.mkdirSync(path.join(leaked, 'diff'), { recursive: true });
-      fs.writeFileSync(path.join(leaked, 'diff', 'partial.bin'), randomBytes(1 << 20));
-      const scan = cli(['scan'], d.dataRoot);
-      expect(scan.json.findings.map((f: { kind: string; paths: string[] }) => [f.kind, f.paths])).toEqual([['unreferenced-driver-dir', [leaked]]]);
-      const purge = cli(['purge', '--yes'], d.dataRoot);
-      expect(purge.code).toBe(0);
-      expect(purge.json.summary.removed).toBe(1);
-      expect(fs.existsSync(leaked)).toBe(false);
-      await d.restart();
-      expect((await d.run('app:1', ['cat', '/hi'])).trim()).toBe('hi');
-      expect((await d.docker(['start', '-a', 'keep'])).stdout.trim()).toBe('hi');
-    }, LONG);
+    it(
+      'a leaked dir is found and purged; the daemon then runs the image and starts the container',
+      async () => {
+        const home = path.join(d.dataRoot, 'fuse-overlayfs');
+        const leaked = path.join(home, randomBytes(32).toString('hex'));
+        fs.mkdirSync(path.join(leaked, 'diff'), { recursive: true });
+        fs.writeFileSync(path.join(leaked, 'diff', 'partial.bin'), randomBytes(1 << 20));
+        const scan = cli(['scan'], d.dataRoot);
+        expect(scan.json.findings.map((f: { kind: string; paths: string[] }) => [f.kind, f.paths])).toEqual([['unreferenced-driver-dir', [leaked]]]);
+        const purge = cli(['purge', '--yes'], d.dataRoot);
+        expect(purge.code).toBe(0);
+        expect(purge.json.summary.removed).toBe(1);
+        expect(fs.existsSync(leaked)).toBe(false);
+        await d.restart();
+        expect((await d.run('app:1', ['cat', '/hi'])).trim()).toBe('hi');
+        expect((await d.docker(['start', '-a', 'keep'])).stdout.trim()).toBe('hi');
+      },
+      LONG,
+    );
   });
 });

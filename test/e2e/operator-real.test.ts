@@ -64,7 +64,14 @@ describe.skipIf(!dockerAvailable(version))(`beside a running dockerd ${version}`
     const shortContainer = (await d.docker(['ps', '-q', '--filter', 'name=idle'])).stdout.trim();
     expect(shortImage).toBe(imageId.slice(7, 19));
     expect(shortContainer).toBe(containerId.slice(0, 12));
-    for (const [what, type] of [['app:1', 'image'], ['docker.io/library/app:1', 'image'], [shortImage, 'image'], [imageId, 'image'], ['idle', 'container'], [shortContainer, 'container']] as const) {
+    for (const [what, type] of [
+      ['app:1', 'image'],
+      ['docker.io/library/app:1', 'image'],
+      [shortImage, 'image'],
+      [imageId, 'image'],
+      ['idle', 'container'],
+      [shortContainer, 'container'],
+    ] as const) {
       const r = await runCliAsync(['explain', what, '--json', '--data-root', d.dataRoot]);
       expect(r.code, what).toBe(0);
       expect(r.json, what).toMatchObject({ type, status: 'live' });

@@ -77,68 +77,84 @@ describe.each(VERSIONS)('repair on a real damaged overlay2 root (dockerd %s)', (
       console.log(`[repair-real ${version}] times (ms): ${JSON.stringify(times)}`);
     }, LONG);
 
-    it('before the repair, a daemon on a copy of the damaged root logs the load errors this file checks for', async () => {
-      const copy = copyRoot(d.dataRoot, path.join(d.workDir, 'damaged-copy'));
-      const c = await timed(times, 'daemon on the copy', () => TestDaemon.start({ version, dataRoot: copy, debug: true }));
-      try {
-        const log = fs.readFileSync(c.logFile, 'utf8');
-        expect(log).toMatch(LOAD_ERRORS);
-      } finally {
-        await c.destroy();
-        fs.rmSync(copy, { recursive: true, force: true });
-      }
-    }, LONG);
+    it(
+      'before the repair, a daemon on a copy of the damaged root logs the load errors this file checks for',
+      async () => {
+        const copy = copyRoot(d.dataRoot, path.join(d.workDir, 'damaged-copy'));
+        const c = await timed(times, 'daemon on the copy', () => TestDaemon.start({ version, dataRoot: copy, debug: true }));
+        try {
+          const log = fs.readFileSync(c.logFile, 'utf8');
+          expect(log).toMatch(LOAD_ERRORS);
+        } finally {
+          await c.destroy();
+          fs.rmSync(copy, { recursive: true, force: true });
+        }
+      },
+      LONG,
+    );
 
-    it('without containers: exit 1, the container named, the lost cache-id restored; with them: exit 0 and a clean scan', async () => {
-      const before = runCli(['scan', '--data-root', d.dataRoot]);
-      expect(before.code).toBe(1);
-      expect(before.stdout).toContain(`remedy: layergc purge --include broken,containers --dry-run --data-root ${d.dataRoot}`);
+    it(
+      'without containers: exit 1, the container named, the lost cache-id restored; with them: exit 0 and a clean scan',
+      async () => {
+        const before = runCli(['scan', '--data-root', d.dataRoot]);
+        expect(before.code).toBe(1);
+        expect(before.stdout).toContain(`remedy: layergc purge --include broken,containers --dry-run --data-root ${d.dataRoot}`);
 
-      const r1 = await timed(times, 'repair', () => purge(['--include', 'broken', '--yes']));
-      expect(r1.code, r1.stderr).toBe(1);
-      expect(r1.json, `stdout: ${r1.stdout}\nstderr: ${r1.stderr}`).toBeDefined();
-      expect(r1.json.repair.heldBack.map((h: { container: string }) => h.container)).toEqual(['oncreated']);
-      expect(r1.json.repair.heldBack[0].images).toContain('multi:1');
-      expect(r1.json.repair.repaired).toContainEqual(expect.objectContaining({ kind: 'cache-id', layer: f.lost.middle, cacheId: f.lost.cacheId, status: 'done' }));
-      expect(fs.readFileSync(path.join(layerDir(d, f.lost.middle), 'cache-id'), 'utf8')).toBe(f.lost.cacheId);
-      expect(r1.json.repair.images.map((i: { tags: string[] }) => i.tags)).toContainEqual(['empty:1']);
-      expect(fs.existsSync(layerDir(d, f.empty.top))).toBe(false);
-      expect(fs.existsSync(layerDir(d, f.multi.chains[2]))).toBe(true);
+        const r1 = await timed(times, 'repair', () => purge(['--include', 'broken', '--yes']));
+        expect(r1.code, r1.stderr).toBe(1);
+        expect(r1.json, `stdout: ${r1.stdout}\nstderr: ${r1.stderr}`).toBeDefined();
+        expect(r1.json.repair.heldBack.map((h: { container: string }) => h.container)).toEqual(['oncreated']);
+        expect(r1.json.repair.heldBack[0].images).toContain('multi:1');
+        expect(r1.json.repair.repaired).toContainEqual(expect.objectContaining({ kind: 'cache-id', layer: f.lost.middle, cacheId: f.lost.cacheId, status: 'done' }));
+        expect(fs.readFileSync(path.join(layerDir(d, f.lost.middle), 'cache-id'), 'utf8')).toBe(f.lost.cacheId);
+        expect(r1.json.repair.images.map((i: { tags: string[] }) => i.tags)).toContainEqual(['empty:1']);
+        expect(fs.existsSync(layerDir(d, f.empty.top))).toBe(false);
+        expect(fs.existsSync(layerDir(d, f.multi.chains[2]))).toBe(true);
 
-      const r2 = await timed(times, 'repair containers', () => purge(['--include', 'broken,containers', '--yes']));
-      expect(r2.code, r2.stderr).toBe(0);
-      expect(r2.json.repair.heldBack).toEqual([]);
-      const multi = r2.json.repair.images.find((i: { tags: string[] }) => i.tags.includes('multi:1'));
-      expect(multi).toMatchObject({ status: 'removed', remedy: expect.stringContaining('rebuild it (docker build -t multi:1)') });
-      expect(r2.json.actions.filter((a: { kind: string }) => a.kind === 'broken-mount')).toHaveLength(1);
-      for (const c of f.multi.chains.slice(2)) expect(fs.existsSync(layerDir(d, c)), c).toBe(false);
+        const r2 = await timed(times, 'repair containers', () => purge(['--include', 'broken,containers', '--yes']));
+        expect(r2.code, r2.stderr).toBe(0);
+        expect(r2.json.repair.heldBack).toEqual([]);
+        const multi = r2.json.repair.images.find((i: { tags: string[] }) => i.tags.includes('multi:1'));
+        expect(multi).toMatchObject({ status: 'removed', remedy: expect.stringContaining('rebuild it (docker build -t multi:1)') });
+        expect(r2.json.actions.filter((a: { kind: string }) => a.kind === 'broken-mount')).toHaveLength(1);
+        for (const c of f.multi.chains.slice(2)) expect(fs.existsSync(layerDir(d, c)), c).toBe(false);
 
-      const after = runCli(['scan', '--data-root', d.dataRoot, '--json']);
-      expect(after.json.findings).toEqual([]);
-      expect(after.code).toBe(0);
-    }, LONG);
+        const after = runCli(['scan', '--data-root', d.dataRoot, '--json']);
+        expect(after.json.findings).toEqual([]);
+        expect(after.code).toBe(0);
+      },
+      LONG,
+    );
 
-    it('the daemon starts without load errors, the damaged image and container are gone, the others run, and the saved tar loads again', async () => {
-      await timed(times, 'restart', () => d.restart());
-      const log = logSinceLastStart(d);
-      // and no error or warning about anything under the data root (a missing layer dir, mount, config)
-      const bad = log.split('\n').filter((l) => LOAD_ERRORS.test(l) || (/level=(error|warning)/.test(l) && l.includes(d.dataRoot)));
-      expect(bad).toEqual([]);
-      // multi:1's first RUN step stays as a valid untagged image (the legacy builder's intermediate; its chain is whole)
-      const images = (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.trim().split('\n').filter((t) => t !== '<none>:<none>').sort();
-      expect(images).toEqual(['busybox:base', 'lost:1', 'ok:1']);
-      for (const t of ['multi:1', 'empty:1']) expect((await d.docker(['image', 'inspect', t], { allowFail: true })).code, t).not.toBe(0);
+    it(
+      'the daemon starts without load errors, the damaged image and container are gone, the others run, and the saved tar loads again',
+      async () => {
+        await timed(times, 'restart', () => d.restart());
+        const log = logSinceLastStart(d);
+        // and no error or warning about anything under the data root (a missing layer dir, mount, config)
+        const bad = log.split('\n').filter((l) => LOAD_ERRORS.test(l) || (/level=(error|warning)/.test(l) && l.includes(d.dataRoot)));
+        expect(bad).toEqual([]);
+        // multi:1's first RUN step stays as a valid untagged image (the legacy builder's intermediate; its chain is whole)
+        const images = (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout
+          .trim()
+          .split('\n')
+          .filter((t) => t !== '<none>:<none>')
+          .sort();
+        expect(images).toEqual(['busybox:base', 'lost:1', 'ok:1']);
+        for (const t of ['multi:1', 'empty:1']) expect((await d.docker(['image', 'inspect', t], { allowFail: true })).code, t).not.toBe(0);
 
-      const ps = (await d.docker(['ps', '-a', '--format', '{{.Names}}'])).stdout.trim();
-      expect(ps).toBe('');
-      expect(await d.run('lost:1', ['cat', '/x', '/y'])).toBe('x\ny\n');
-      expect(await d.run('ok:1', ['cat', '/ok'])).toBe('ok\n');
-      const load = await timed(times, 'load', () => d.docker(['load', '-i', f.tar], { allowFail: true }));
-      expect(load.stderr).not.toMatch(/file exists/);
-      expect(load.code, load.stderr).toBe(0);
-      expect(load.stdout).toContain('multi:1');
-      expect(await d.run('multi:1', ['cat', '/a', '/b', '/c'])).toBe('a\nb\nc\n');
-      await d.stop();
-    }, LONG);
+        const ps = (await d.docker(['ps', '-a', '--format', '{{.Names}}'])).stdout.trim();
+        expect(ps).toBe('');
+        expect(await d.run('lost:1', ['cat', '/x', '/y'])).toBe('x\ny\n');
+        expect(await d.run('ok:1', ['cat', '/ok'])).toBe('ok\n');
+        const load = await timed(times, 'load', () => d.docker(['load', '-i', f.tar], { allowFail: true }));
+        expect(load.stderr).not.toMatch(/file exists/);
+        expect(load.code, load.stderr).toBe(0);
+        expect(load.stdout).toContain('multi:1');
+        expect(await d.run('multi:1', ['cat', '/a', '/b', '/c'])).toBe('a\nb\nc\n');
+        await d.stop();
+      },
+      LONG,
+    );
   });
 });

@@ -68,80 +68,84 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       console.log(`[scan-real ${version}] times (ms): ${JSON.stringify(times)}`);
     }, LONG);
 
-    it('scan --json: exit 1, exactly the damage, sizes equal to du', async () => {
-      const r = await timed(times, 'scan --json', () => cli(['scan', '--json']));
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(1);
-      // runCli validated it against docs/scan.schema.json (expectValid)
-      expect(r.json.dataRoot).toBe(s.root);
-      expect(r.json.driver).toBe('overlay2');
-      expect(r.json.daemonRunning).toBe(false);
-      findings = r.json.findings;
-      const kinds = findings.map((f) => f.kind).sort();
-      expect(kinds).toEqual([
-        'dangling-link',
-        'image-missing-layers',
-        'invalid-layer-metadata',
-        'missing-driver-data',
-        'removing-orphan',
-        'stale-write-set',
-        'unreferenced-driver-dir',
-        'unreferenced-driver-dir',
-      ]);
-      expect(r.json.summary.findings).toBe(8);
+    it(
+      'scan --json: exit 1, exactly the damage, sizes equal to du',
+      async () => {
+        const r = await timed(times, 'scan --json', () => cli(['scan', '--json']));
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(1);
+        // runCli validated it against docs/scan.schema.json (expectValid)
+        expect(r.json.dataRoot).toBe(s.root);
+        expect(r.json.driver).toBe('overlay2');
+        expect(r.json.daemonRunning).toBe(false);
+        findings = r.json.findings;
+        const kinds = findings.map((f) => f.kind).sort();
+        expect(kinds).toEqual([
+          'dangling-link',
+          'image-missing-layers',
+          'invalid-layer-metadata',
+          'missing-driver-data',
+          'removing-orphan',
+          'stale-write-set',
+          'unreferenced-driver-dir',
+          'unreferenced-driver-dir',
+        ]);
+        expect(r.json.summary.findings).toBe(8);
 
-      // the failed removal: the -removing entry and the half-deleted driver dir, nothing more
-      const orphan = one('removing-orphan');
-      expect(orphan.paths).toEqual([s.fr.removingDir, s.fr.driverDir]);
-      expect(orphan.layer).toBe(s.fr.chainId);
-      expect(orphan.cacheId).toBe(s.fr.cacheId);
-      expect(orphan.reason).toMatch(/left behind/);
-      expect(orphan.reclaimable).toBe(true);
-      expect(orphan.bytes).toBeGreaterThan(0);
-      expect(orphan.bytes).toBe(du(orphan.paths));
+        // the failed removal: the -removing entry and the half-deleted driver dir, nothing more
+        const orphan = one('removing-orphan');
+        expect(orphan.paths).toEqual([s.fr.removingDir, s.fr.driverDir]);
+        expect(orphan.layer).toBe(s.fr.chainId);
+        expect(orphan.cacheId).toBe(s.fr.cacheId);
+        expect(orphan.reason).toMatch(/left behind/);
+        expect(orphan.reclaimable).toBe(true);
+        expect(orphan.bytes).toBeGreaterThan(0);
+        expect(orphan.bytes).toBe(du(orphan.paths));
 
-      // the killed load: its write-set, and its leaked driver dir with over 100 MB
-      const ws = one('stale-write-set');
-      expect(ws.paths).toEqual([s.kl.writeSetDir]);
-      expect(ws.bytes).toBe(du(ws.paths));
-      const leaks = findings.filter((f) => f.kind === 'unreferenced-driver-dir');
-      const leak = leaks.find((f) => f.paths[0] === s.kl.leakedDriverDir);
-      expect(leak, JSON.stringify(leaks, null, 2)).toBeDefined();
-      expect(leak!.paths).toEqual([s.kl.leakedDriverDir, s.klLink]);
-      expect(leak!.cacheId).toBe(path.basename(s.kl.leakedDriverDir));
-      expect(leak!.bytes).toBeGreaterThan(100_000_000);
-      expect(leak!.bytes).toBe(du(leak!.paths));
-      expect(leak!.bytes).toBeGreaterThanOrEqual(s.kl.leakedBytes); // blocks >= file bytes
-      // the other one: the driver dir of the emptied layerdb entry, which no cache-id names now
-      const orphanedData = leaks.find((f) => f !== leak)!;
-      expect(orphanedData.paths).toEqual([s.empty.driverDir, s.empty.link]);
-      expect(orphanedData.reason).toMatch(/lost its cache-id/);
-      expect(orphanedData.bytes).toBe(du(orphanedData.paths));
+        // the killed load: its write-set, and its leaked driver dir with over 100 MB
+        const ws = one('stale-write-set');
+        expect(ws.paths).toEqual([s.kl.writeSetDir]);
+        expect(ws.bytes).toBe(du(ws.paths));
+        const leaks = findings.filter((f) => f.kind === 'unreferenced-driver-dir');
+        const leak = leaks.find((f) => f.paths[0] === s.kl.leakedDriverDir);
+        expect(leak, JSON.stringify(leaks, null, 2)).toBeDefined();
+        expect(leak!.paths).toEqual([s.kl.leakedDriverDir, s.klLink]);
+        expect(leak!.cacheId).toBe(path.basename(s.kl.leakedDriverDir));
+        expect(leak!.bytes).toBeGreaterThan(100_000_000);
+        expect(leak!.bytes).toBe(du(leak!.paths));
+        expect(leak!.bytes).toBeGreaterThanOrEqual(s.kl.leakedBytes); // blocks >= file bytes
+        // the other one: the driver dir of the emptied layerdb entry, which no cache-id names now
+        const orphanedData = leaks.find((f) => f !== leak)!;
+        expect(orphanedData.paths).toEqual([s.empty.driverDir, s.empty.link]);
+        expect(orphanedData.reason).toMatch(/lost its cache-id/);
+        expect(orphanedData.bytes).toBe(du(orphanedData.paths));
 
-      // the removed driver dir: the layer still loads, its image is named, its l/ link dangles
-      const missing = one('missing-driver-data');
-      expect(missing.layer).toBe(s.victim.chainId);
-      expect(missing.paths).toEqual([path.join(s.d.layerdb, 'sha256', s.victim.chainId.slice(7)), s.victim.driverDir]);
-      expect(missing.affects.images).toEqual(['victim:1']);
-      expect(missing.severity).toBe('error');
-      expect(missing.reclaimable).toBe(false);
-      const link = one('dangling-link');
-      expect(link.paths).toEqual([s.victim.danglingLink]);
-      expect(link.bytes).toBe(du(link.paths));
+        // the removed driver dir: the layer still loads, its image is named, its l/ link dangles
+        const missing = one('missing-driver-data');
+        expect(missing.layer).toBe(s.victim.chainId);
+        expect(missing.paths).toEqual([path.join(s.d.layerdb, 'sha256', s.victim.chainId.slice(7)), s.victim.driverDir]);
+        expect(missing.affects.images).toEqual(['victim:1']);
+        expect(missing.severity).toBe('error');
+        expect(missing.reclaimable).toBe(false);
+        const link = one('dangling-link');
+        expect(link.paths).toEqual([s.victim.danglingLink]);
+        expect(link.bytes).toBe(du(link.paths));
 
-      // the emptied entry, and the image it takes down
-      const invalid = one('invalid-layer-metadata');
-      expect(invalid.layer).toBe(s.empty.chainId);
-      expect(invalid.paths).toEqual([s.empty.dir]);
-      expect(invalid.affects.images).toEqual(['empty:1']);
-      expect(invalid.reason).toMatch(/empty/);
-      const img = one('image-missing-layers');
-      expect(img.affects.images).toEqual(['empty:1']);
-      expect(img.paths).toEqual([path.join(s.root, 'image', 'overlay2', 'imagedb', 'content', 'sha256', s.empty.imageId.slice(7))]);
+        // the emptied entry, and the image it takes down
+        const invalid = one('invalid-layer-metadata');
+        expect(invalid.layer).toBe(s.empty.chainId);
+        expect(invalid.paths).toEqual([s.empty.dir]);
+        expect(invalid.affects.images).toEqual(['empty:1']);
+        expect(invalid.reason).toMatch(/empty/);
+        const img = one('image-missing-layers');
+        expect(img.affects.images).toEqual(['empty:1']);
+        expect(img.paths).toEqual([path.join(s.root, 'image', 'overlay2', 'imagedb', 'content', 'sha256', s.empty.imageId.slice(7))]);
 
-      const reclaimable = findings.filter((f) => f.reclaimable).reduce((t, f) => t + f.bytes, 0);
-      expect(r.json.summary.reclaimableBytes).toBe(reclaimable);
-    }, LONG);
+        const reclaimable = findings.filter((f) => f.reclaimable).reduce((t, f) => t + f.bytes, 0);
+        expect(r.json.summary.reclaimableBytes).toBe(reclaimable);
+      },
+      LONG,
+    );
 
     it('flags nothing healthy: image layers, container RW and -init dirs, BuildKit dirs, live links', () => {
       expect(findings.length).toBeGreaterThan(0);
@@ -156,14 +160,7 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       const bk = names.filter((n) => /^[0-9a-z]{25}$/.test(n));
       expect(bk.length).toBeGreaterThanOrEqual(3); // the committed layer and BuildKit-only snapshots
       expect(s.images['app:bk'].cacheIds.some((c) => /^[0-9a-z]{25}$/.test(c))).toBe(true);
-      const healthy = [
-        ...s.healthyDriverDirs,
-        ...s.healthyLayerDirs,
-        ...s.healthyLinks,
-        path.join(s.d.layerdb, 'mounts'),
-        path.join(s.root, 'containers'),
-        path.join(s.root, 'buildkit'),
-      ];
+      const healthy = [...s.healthyDriverDirs, ...s.healthyLayerDirs, ...s.healthyLinks, path.join(s.d.layerdb, 'mounts'), path.join(s.root, 'containers'), path.join(s.root, 'buildkit')];
       for (const t of HEALTHY_TAGS) for (const c of s.images[t].chainIds) expect(s.healthyLayerDirs).toContain(path.join(s.d.layerdb, 'sha256', c.slice(7)));
       const hits: string[] = [];
       for (const f of findings) {
@@ -191,7 +188,11 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
         expect(row, k).toBeLessThan(summary);
         expect(at(new RegExp(`^${k} (error|warning): ${n}$`)), k).toBeGreaterThan(summary);
       }
-      const sev = r.stdout.split('\n').slice(0, summary).map((l) => /^\S+ +(error|warning) /.exec(l)?.[1]).filter(Boolean);
+      const sev = r.stdout
+        .split('\n')
+        .slice(0, summary)
+        .map((l) => /^\S+ +(error|warning) /.exec(l)?.[1])
+        .filter(Boolean);
       expect(sev).toEqual([...sev].sort()); // errors before warnings
       expect(r.stdout.split('\n').filter((l) => l.length > 80 && !l.includes('/'))).toEqual([]);
       expect(r.stdout).toMatch(/affects: image victim:1/);
@@ -201,7 +202,7 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       expect(r.stdout).toContain(`See what a purge would do:\n  layergc purge --dry-run --data-root ${s.root}\n`);
     });
 
-    it('explain: a tagged image\'s top layer and a container\'s dir are live, the leaked dir is garbage', async () => {
+    it("explain: a tagged image's top layer and a container's dir are live, the leaked dir is garbage", async () => {
       const top = s.images['app:legacy'].chainIds.at(-1)!;
       const layer = await cli(['explain', top, '--json']);
       expect(layer.code).toBe(0);
@@ -230,16 +231,20 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       expect(leakHuman.stdout.split('\n')[0]).toBe(`driver dir ${s.kl.leakedDriverDir}: garbage`);
     });
 
-    it('verify: every healthy layer rebuilds its DiffID; the layer whose driver data is gone is skipped, not called damaged', async () => {
-      const r = await timed(times, 'verify --json', () => cli(['verify', '--json']));
-      expect(r.json.findings).toEqual([]);
-      expect(r.code).toBe(0);
-      const healthy = new Set(HEALTHY_TAGS.flatMap((t) => s.images[t].chainIds));
-      expect(r.json.summary.layersOk).toBe(r.json.summary.layersVerified);
-      expect(r.json.summary.layersVerified).toBeGreaterThanOrEqual(healthy.size);
-      expect(r.json.skipped.map((x: { chainId: string }) => x.chainId)).toContain(s.victim.chainId);
-      expect(r.json.skipped.find((x: { chainId: string }) => x.chainId === s.victim.chainId).reason).toContain('is gone');
-    }, LONG);
+    it(
+      'verify: every healthy layer rebuilds its DiffID; the layer whose driver data is gone is skipped, not called damaged',
+      async () => {
+        const r = await timed(times, 'verify --json', () => cli(['verify', '--json']));
+        expect(r.json.findings).toEqual([]);
+        expect(r.code).toBe(0);
+        const healthy = new Set(HEALTHY_TAGS.flatMap((t) => s.images[t].chainIds));
+        expect(r.json.summary.layersOk).toBe(r.json.summary.layersVerified);
+        expect(r.json.summary.layersVerified).toBeGreaterThanOrEqual(healthy.size);
+        expect(r.json.skipped.map((x: { chainId: string }) => x.chainId)).toContain(s.victim.chainId);
+        expect(r.json.skipped.find((x: { chainId: string }) => x.chainId === s.victim.chainId).reason).toContain('is gone');
+      },
+      LONG,
+    );
 
     it('exits 2 with a one-line reason for /etc and for a missing path, printing nothing on stdout', async () => {
       for (const root of ['/etc', '/nonexistent']) {
@@ -254,22 +259,26 @@ describe.each(VERSIONS)('scan on a real damaged overlay2 root (dockerd %s)', (ve
       }
     });
 
-    it('changed nothing: the tree is byte for byte the same, and the daemon on it runs every healthy image', async () => {
-      const after = snapshotTree(s.root, { dirTimes: true });
-      expect(diffSnapshots(before, after)).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
-      expect(fs.existsSync(path.join(s.root, 'layergc'))).toBe(false);
-      await timed(times, 'restart', () => s.d.restart());
-      expect(await s.d.run('busybox:base', ['echo', 'ok'])).toBe('ok\n');
-      expect(await s.d.run('app:legacy', ['cat', '/srv/index.html', '/srv/hello.txt'])).toBe('legacy\nhello from app:legacy\n');
-      expect(await s.d.run('app:bk', ['cat', '/bk.txt', '/opt/bk/two.txt'])).toBe('bk\ntwo\n');
-      expect((await s.d.docker(['start', '-a', 'created'])).stdout).toBe('legacy\nhello from app:legacy\n');
-      // and the daemon agrees with the scan on what is broken
-      const imgs = (await s.d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
-      expect(imgs).toEqual(expect.arrayContaining([...HEALTHY_TAGS, 'victim:1']));
-      expect(imgs).not.toContain('empty:1');
-      const victim = await s.d.docker(['run', '--rm', '--pull', 'never', '--network', 'none', 'victim:1', 'true'], { allowFail: true });
-      expect(victim.code).not.toBe(0);
-      expect(victim.stderr).toContain(s.victim.cacheId);
-    }, LONG);
+    it(
+      'changed nothing: the tree is byte for byte the same, and the daemon on it runs every healthy image',
+      async () => {
+        const after = snapshotTree(s.root, { dirTimes: true });
+        expect(diffSnapshots(before, after)).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
+        expect(fs.existsSync(path.join(s.root, 'layergc'))).toBe(false);
+        await timed(times, 'restart', () => s.d.restart());
+        expect(await s.d.run('busybox:base', ['echo', 'ok'])).toBe('ok\n');
+        expect(await s.d.run('app:legacy', ['cat', '/srv/index.html', '/srv/hello.txt'])).toBe('legacy\nhello from app:legacy\n');
+        expect(await s.d.run('app:bk', ['cat', '/bk.txt', '/opt/bk/two.txt'])).toBe('bk\ntwo\n');
+        expect((await s.d.docker(['start', '-a', 'created'])).stdout).toBe('legacy\nhello from app:legacy\n');
+        // and the daemon agrees with the scan on what is broken
+        const imgs = (await s.d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
+        expect(imgs).toEqual(expect.arrayContaining([...HEALTHY_TAGS, 'victim:1']));
+        expect(imgs).not.toContain('empty:1');
+        const victim = await s.d.docker(['run', '--rm', '--pull', 'never', '--network', 'none', 'victim:1', 'true'], { allowFail: true });
+        expect(victim.code).not.toBe(0);
+        expect(victim.stderr).toContain(s.victim.cacheId);
+      },
+      LONG,
+    );
   });
 });

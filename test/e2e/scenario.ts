@@ -155,7 +155,10 @@ export async function buildScenario(version: DockerVersion, times: Record<string
     const removed = await timed(times, 'removeDriverDir+stop', () => removeDriverDir(d, 'victim:1'));
     // a clean shutdown runs moby's orphan GC, which fails on the immutable file and says so
     const cleanStop = /Daemon shutdown complete/.test(logSinceLastStart(d)) && /cannot remove orphan layer/.test(logSinceLastStart(d));
-    if (!cleanStop) console.warn(`[scenario ${version}] the stop after the damage did not log a clean shutdown with moby's orphan GC (took ${times['removeDriverDir+stop']} ms); log tail:\n${logSinceLastStart(d).slice(-3000)}`);
+    if (!cleanStop)
+      console.warn(
+        `[scenario ${version}] the stop after the damage did not log a clean shutdown with moby's orphan GC (took ${times['removeDriverDir+stop']} ms); log tail:\n${logSinceLastStart(d).slice(-3000)}`,
+      );
     const emptyChain = await imageTopChain(d, 'empty:1');
     const emptyCache = layerCacheId(d, emptyChain);
     const emptied = emptyLayerdbEntry(d, emptyChain);

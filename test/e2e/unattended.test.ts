@@ -53,7 +53,11 @@ afterAll(() => {
 // the text format, read strictly enough to compare values (test/unit/prometheus.test.ts checks the
 // format itself in detail)
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 function samplesOf(text: string): Sample[] {
   const out: Sample[] = [];
   for (const line of text.split('\n')) {
@@ -182,7 +186,11 @@ describe('--format prometheus and --metrics-file', () => {
     expect(promtool(text)).toEqual({ code: 0, out: '' });
     expect(promtool(r.stdout)).toEqual({ code: 0, out: '' });
     // the two renderings differ only in the run's end time
-    const strip = (t: string) => t.split('\n').filter((l) => !/^layergc_last_run_(timestamp|duration)_seconds/.test(l)).join('\n');
+    const strip = (t: string) =>
+      t
+        .split('\n')
+        .filter((l) => !/^layergc_last_run_(timestamp|duration)_seconds/.test(l))
+        .join('\n');
     expect(strip(r.stdout)).toBe(strip(text));
     const m = samplesOf(text);
     expect(value(m, 'layergc_purge_items', { status: 'removed' })).toBe(garbage.length);
@@ -355,7 +363,10 @@ function writeLock(rootDir: string, holder: Record<string, unknown>): string {
   return p;
 }
 function jsonLines(stderr: string): Record<string, any>[] {
-  return stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
 describe('one layergc per data root', () => {
@@ -421,7 +432,16 @@ describe('one layergc per data root', () => {
     const [ra, rb] = await Promise.all([a.done, b.done]);
     console.info(`race: exit codes ${ra.code} and ${rb.code} after ${Date.now() - t0} ms`);
     const codes = [ra.code, rb.code].sort();
-    const [winner, loser] = ra.code === 0 && (rb.code === 5 || JSON.parse(ra.stdout).summary.removed > 0) ? [{ ...ra, pid: a.pid }, { ...rb, pid: b.pid }] : [{ ...rb, pid: b.pid }, { ...ra, pid: a.pid }];
+    const [winner, loser] =
+      ra.code === 0 && (rb.code === 5 || JSON.parse(ra.stdout).summary.removed > 0)
+        ? [
+            { ...ra, pid: a.pid },
+            { ...rb, pid: b.pid },
+          ]
+        : [
+            { ...rb, pid: b.pid },
+            { ...ra, pid: a.pid },
+          ];
     expect(winner.code).toBe(0);
     const w = JSON.parse(winner.stdout);
     expect(w.summary).toMatchObject({ removed: 200, failed: 0 });
@@ -480,7 +500,13 @@ describe('one layergc per data root', () => {
 function layergcArgs(command: string): string[] {
   const m = /(?:^|[\s/])layergc\s+(purge|scan)\b([^&|;\n]*)/.exec(command.replace(/\\\n\s*/g, ' '));
   if (!m) throw new Error(`no layergc invocation in ${command}`);
-  return [m[1], ...m[2].trim().split(/\s+/).filter((a) => a && !a.startsWith('$'))];
+  return [
+    m[1],
+    ...m[2]
+      .trim()
+      .split(/\s+/)
+      .filter((a) => a && !a.startsWith('$')),
+  ];
 }
 
 /** Run a contrib file's layergc invocation on a synthetic root, with the metrics file moved to a temp dir. */
@@ -525,7 +551,10 @@ describe('contrib/systemd', () => {
     expect(exec).toHaveLength(1);
     expect(exec[0]).toMatch(/^\/usr\/local\/bin\/layergc purge --yes --quiet .*--metrics-file \/var\/lib\/node_exporter\/textfile_collector\/layergc\.prom/);
     expect(setting(unit, 'ProtectSystem')).toEqual(['strict']);
-    const rw = setting(unit, 'ReadWritePaths').join(' ').split(/\s+/).map((p) => p.replace(/^-/, ''));
+    const rw = setting(unit, 'ReadWritePaths')
+      .join(' ')
+      .split(/\s+/)
+      .map((p) => p.replace(/^-/, ''));
     expect(rw).toEqual(expect.arrayContaining(['/var/lib/docker', '/var/lib/node_exporter/textfile_collector']));
     expect(setting(unit, 'Nice')).toEqual(['19']);
     expect(setting(unit, 'IOSchedulingClass')).toEqual(['idle']);
@@ -623,7 +652,8 @@ describe('contrib/kubernetes', () => {
     // every file the package is made of is copied into the build, and not ignored
     const copied = [...df.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
-    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'README.md', 'LICENSE', ...pkg.files.filter((f: string) => !f.startsWith('!') && f !== 'dist')]) expect(copied, f).toContain(f);
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'README.md', 'LICENSE', ...pkg.files.filter((f: string) => !f.startsWith('!') && f !== 'dist')])
+      expect(copied, f).toContain(f);
     const ignored = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').filter(Boolean);
     expect(ignored.filter((i) => copied.includes(i))).toEqual([]);
   });

@@ -56,12 +56,19 @@ async function startDaemon(dir: string, driver: string): Promise<Daemon> {
     [
       '--net',
       DOCKERD,
-      '--data-root', root,
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'docker.pid'),
-      '-H', `unix://${sock}`,
-      '--iptables=false', '--ip-masq=false', '--bridge=none',
-      '--storage-driver', driver,
+      '--data-root',
+      root,
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'docker.pid'),
+      '-H',
+      `unix://${sock}`,
+      '--iptables=false',
+      '--ip-masq=false',
+      '--bridge=none',
+      '--storage-driver',
+      driver,
     ],
     { stdio: ['ignore', log, log] },
   );
@@ -222,9 +229,23 @@ describe.skipIf(!canRun)('verify on real layers from a private dockerd', () => {
     const repo = join(import.meta.dirname, '../..');
     sh(
       [
-        join(repo, 'node_modules/.bin/tsc'), '--ignoreConfig', '--outDir', out, '--rootDir', join(repo, 'src'),
-        '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck',
-        '--types', 'node', join(repo, 'src/verify/index.ts'),
+        join(repo, 'node_modules/.bin/tsc'),
+        '--ignoreConfig',
+        '--outDir',
+        out,
+        '--rootDir',
+        join(repo, 'src'),
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--target',
+        'es2022',
+        '--strict',
+        '--skipLibCheck',
+        '--types',
+        'node',
+        join(repo, 'src/verify/index.ts'),
       ],
       { cwd: repo },
     );
@@ -233,9 +254,7 @@ describe.skipIf(!canRun)('verify on real layers from a private dockerd', () => {
       const { verifyLayers } = await import(${JSON.stringify(join(out, 'verify/index.js'))});
       const rs = await verifyLayers(JSON.parse(process.env.TARGETS), { concurrency: 2 });
       console.log(JSON.stringify(rs));`;
-    const rs = JSON.parse(
-      sh(['node', '--input-type=module'], { input: script, env: { ...process.env, TARGETS: JSON.stringify(targets) } }),
-    ) as VerifyResult[];
+    const rs = JSON.parse(sh(['node', '--input-type=module'], { input: script, env: { ...process.env, TARGETS: JSON.stringify(targets) } })) as VerifyResult[];
     expect(rs.map((r) => r.ok)).toEqual(targets.map(() => true));
   });
 

@@ -8,10 +8,12 @@ import { createWriteStream } from 'node:fs';
 import { Command } from 'commander';
 
 const dist = new URL('../../dist/cli/commands/', import.meta.url);
-const factories = await Promise.all(['scan', 'purge', 'verify', 'explain', 'df'].map(async (n) => {
-  const m = await import(new URL(`${n}.js`, dist).href);
-  return m[`${n}Command`];
-}));
+const factories = await Promise.all(
+  ['scan', 'purge', 'verify', 'explain', 'df'].map(async (n) => {
+    const m = await import(new URL(`${n}.js`, dist).href);
+    return m[`${n}Command`];
+  }),
+);
 
 class Exit extends Error {
   constructor(code) {
@@ -21,10 +23,14 @@ class Exit extends Error {
 }
 
 function program() {
-  const p = new Command('layergc').exitOverride((err) => { throw new Exit(err.exitCode === 0 ? 0 : 2); });
+  const p = new Command('layergc').exitOverride((err) => {
+    throw new Exit(err.exitCode === 0 ? 0 : 2);
+  });
   for (const f of factories) {
     const c = f();
-    c.exitOverride((err) => { throw new Exit(err.exitCode === 0 ? 0 : 2); });
+    c.exitOverride((err) => {
+      throw new Exit(err.exitCode === 0 ? 0 : 2);
+    });
     p.addCommand(c);
   }
   return p;
@@ -39,9 +45,17 @@ for await (const line of createInterface({ input: process.stdin })) {
   const { args } = JSON.parse(line);
   let stdout = '';
   let stderr = '';
-  process.stdout.write = (s) => { stdout += s; return true; };
-  process.stderr.write = (s) => { stderr += s; return true; };
-  process.exit = (code) => { throw new Exit(code ?? 0); };
+  process.stdout.write = (s) => {
+    stdout += s;
+    return true;
+  };
+  process.stderr.write = (s) => {
+    stderr += s;
+    return true;
+  };
+  process.exit = (code) => {
+    throw new Exit(code ?? 0);
+  };
   process.exitCode = undefined;
   let code;
   try {

@@ -71,13 +71,21 @@ function replaceWith(p: string, make: () => void): void {
  */
 function writeFresh(p: string, data: string | Buffer): void {
   let st: fs.Stats | null = null;
-  try { st = fs.lstatSync(p); } catch { /* nothing there */ }
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    /* nothing there */
+  }
   if (st && !st.isFile()) fs.rmSync(p, { recursive: true, force: true });
   fs.writeFileSync(p, data);
 }
 
 function isRegular(p: string): boolean {
-  try { return fs.lstatSync(p).isFile(); } catch { return false; }
+  try {
+    return fs.lstatSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Small bombs: gzip members concatenated, each inflating to repeated bytes. */
@@ -150,7 +158,13 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
     return p;
   },
   'file->hostile-id': (r, _s, files) => {
-    const p = pick(r, files.filter((f) => /\/(cache-id|mount-id|init-id|parent|diff|link|lower|committed)$/.test(f)).concat(files).slice(0, 200));
+    const p = pick(
+      r,
+      files
+        .filter((f) => /\/(cache-id|mount-id|init-id|parent|diff|link|lower|committed)$/.test(f))
+        .concat(files)
+        .slice(0, 200),
+    );
     writeFresh(p, pick(r, ['../../..', '..', '.', '/etc', 'a/b', `l/${'A'.repeat(300)}`, 'l/../../..:l/x', 'sha256:../../x', 'x\0y', `${'f'.repeat(64)}\n\n`]));
     return p;
   },
@@ -162,11 +176,24 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   'tar-split->json-damage': (r, _s, files) => {
     const p = pick(r, files.filter((f) => f.endsWith('tar-split.json.gz')).concat(files.slice(0, 1)));
     let text: string;
-    try { text = isRegular(p) ? zlibText(p) : ''; } catch { return p; }
+    try {
+      text = isRegular(p) ? zlibText(p) : '';
+    } catch {
+      return p;
+    }
     if (!text) return p;
     const lines = text.split('\n');
     const i = int(r, 0, Math.max(0, lines.length - 1));
-    lines[i] = pick(r, ['{}', '{"type":1,"name":"../../etc/passwd","size":5,"payload":"AAAAAAAAAAA="}', '{"type":2,"payload":"!!!"}', '[]', 'null', `{"type":1,"name":"${'x'.repeat(5000)}","size":1e300}`, '{"type":1,"name":"a","size":-1}', lines[i].slice(0, lines[i].length >> 1)]);
+    lines[i] = pick(r, [
+      '{}',
+      '{"type":1,"name":"../../etc/passwd","size":5,"payload":"AAAAAAAAAAA="}',
+      '{"type":2,"payload":"!!!"}',
+      '[]',
+      'null',
+      `{"type":1,"name":"${'x'.repeat(5000)}","size":1e300}`,
+      '{"type":1,"name":"a","size":-1}',
+      lines[i].slice(0, lines[i].length >> 1),
+    ]);
     writeFresh(p, gzipSync(lines.join('\n')));
     return p;
   },
@@ -193,7 +220,11 @@ const MUTATIONS: Record<string, (r: Rand, s: { root: string; outside: string }, 
   'dir->long-name-entry': (r, _s, _f, dirs) => {
     const d = pick(r, dirs);
     const name = pick(r, ['a', 'f', 'A', '-']).repeat(int(r, 200, 255));
-    try { fs.mkdirSync(path.join(d, name)); } catch { /* a name past the limit: nothing made */ }
+    try {
+      fs.mkdirSync(path.join(d, name));
+    } catch {
+      /* a name past the limit: nothing made */
+    }
     return path.join(d, name);
   },
   'dir->empty': (r, _s, _f, dirs) => {
@@ -259,9 +290,23 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
   }
   // explain something a person might ask about: a layer, a driver dir, a path that may be damaged
   const { files, dirs } = walk(s.root);
-  const explainArg = pick(r, [...base.layers.values()].map((l) => l.chainId).concat([...base.layers.values()].map((l) => path.join(s.root, path.relative(base.root, l.driverDir))), files.slice(0, 50), dirs.slice(0, 50)));
+  const explainArg = pick(
+    r,
+    [...base.layers.values()]
+      .map((l) => l.chainId)
+      .concat(
+        [...base.layers.values()].map((l) => path.join(s.root, path.relative(base.root, l.driverDir))),
+        files.slice(0, 50),
+        dirs.slice(0, 50),
+      ),
+  );
   // verify on one thread (scan --deep keeps the worker threads): half the CPU of a run goes to starting node
-  const commands = [['scan', '--json'], ['scan', '--deep', '--json'], ['verify', '--jobs', '1', '--json'], ['explain', explainArg]];
+  const commands = [
+    ['scan', '--json'],
+    ['scan', '--deep', '--json'],
+    ['verify', '--jobs', '1', '--json'],
+    ['explain', explainArg],
+  ];
   const results: BoundedResult[] = [];
   if (opts.server) for (const args of commands) results.push(await opts.server.run([...args, '--data-root', s.root], opts.timeoutMs));
   else results.push(...(await Promise.all(commands.map((args) => runBounded([...args, '--data-root', s.root], { timeoutMs: opts.timeoutMs })))));
@@ -283,7 +328,9 @@ export async function iteration(base: SyntheticRoot, seed: number, work: string,
 }
 
 /** Iterations `first`..`first+count-1`, `concurrency` at a time. */
-export async function fuzz(opts: Omit<FuzzOptions, 'server'> & { first: number; count: number; concurrency: number; work: string; servers?: boolean; onResult?: (r: IterationResult) => void }): Promise<IterationResult[]> {
+export async function fuzz(
+  opts: Omit<FuzzOptions, 'server'> & { first: number; count: number; concurrency: number; work: string; servers?: boolean; onResult?: (r: IterationResult) => void },
+): Promise<IterationResult[]> {
   const base = baseRoot();
   const out: IterationResult[] = [];
   try {

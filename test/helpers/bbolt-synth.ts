@@ -168,11 +168,7 @@ class Writer {
 }
 
 /** Write the meta struct of page `which` with a valid checksum. */
-export function writeMeta(
-  file: Buffer,
-  which: 0 | 1,
-  m: { pageSize: number; root: number; freelist: number; pageCount: number; txid: number; sequence?: number },
-): void {
+export function writeMeta(file: Buffer, which: 0 | 1, m: { pageSize: number; root: number; freelist: number; pageCount: number; txid: number; sequence?: number }): void {
   const off = which * m.pageSize;
   file.fill(0, off, off + m.pageSize);
   file.writeBigUInt64LE(BigInt(which), off);

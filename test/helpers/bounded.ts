@@ -48,10 +48,16 @@ export function runBounded(args: string[], opts: { timeoutMs?: number; env?: Rec
       try {
         peakMiB = Number(fs.readFileSync(rssFile, 'utf8')) / 1024;
         fs.rmSync(rssFile);
-      } catch { /* no report: killed */ }
+      } catch {
+        /* no report: killed */
+      }
       const res: BoundedResult = { code, signal, stdout, stderr, timedOut, peakMiB, ms: Date.now() - started };
       if (args.includes('--json') && stdout.trim()) {
-        try { res.json = JSON.parse(stdout); } catch { /* left for the caller to report */ }
+        try {
+          res.json = JSON.parse(stdout);
+        } catch {
+          /* left for the caller to report */
+        }
       }
       resolve(res);
     });
@@ -84,7 +90,11 @@ export class CliServer {
   constructor(private readonly limits: { peakMiB: number }) {}
 
   private start(): void {
-    const child = spawn(process.execPath, [path.join(REPO, 'test/fuzz/cli-server.mjs')], { cwd: REPO, env: { ...(process.env as Record<string, string>), NO_COLOR: '1' }, stdio: ['pipe', 'ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO, 'test/fuzz/cli-server.mjs')], {
+      cwd: REPO,
+      env: { ...(process.env as Record<string, string>), NO_COLOR: '1' },
+      stdio: ['pipe', 'ignore', 'ignore', 'pipe'],
+    });
     this.child = child;
     this.lines = [];
     this.buf = '';
@@ -140,7 +150,11 @@ export class CliServer {
     const r = JSON.parse(got) as { code: number; stdout: string; stderr: string; peakMiB: number };
     const res: BoundedResult = { code: r.code, signal: null, stdout: r.stdout, stderr: r.stderr, timedOut: false, peakMiB: r.peakMiB, ms };
     if (args.includes('--json') && r.stdout.trim()) {
-      try { res.json = JSON.parse(r.stdout); } catch { /* reported by the caller */ }
+      try {
+        res.json = JSON.parse(r.stdout);
+      } catch {
+        /* reported by the caller */
+      }
     }
     if (r.peakMiB > this.limits.peakMiB) this.stop(); // blame this run only
     return res;
@@ -153,6 +167,10 @@ export class CliServer {
  */
 export function socketFile(p: string): void {
   fs.rmSync(p, { force: true, recursive: true });
-  spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", path.basename(p)], { cwd: path.dirname(p), stdio: 'ignore', timeout: 10_000 });
+  spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", path.basename(p)], {
+    cwd: path.dirname(p),
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
   if (!fs.lstatSync(p).isSocket()) throw new Error(`no socket made at ${p}`);
 }

@@ -60,10 +60,16 @@ const keys = (list: string[]): Bucket => bucket(Object.fromEntries(list.map((k) 
 function nsBucket(n: NsSpec): Bucket {
   const e: Record<string, Value> = {};
   if (n.images) {
-    e.images = bucket(Object.fromEntries(Object.entries(n.images).map(([name, i]) => [name, bucket({ target: bucket({ digest: i.target, mediatype: 'application/vnd.oci.image.manifest.v1+json' }), ...labels(i.labels) })])));
+    e.images = bucket(
+      Object.fromEntries(
+        Object.entries(n.images).map(([name, i]) => [name, bucket({ target: bucket({ digest: i.target, mediatype: 'application/vnd.oci.image.manifest.v1+json' }), ...labels(i.labels) })]),
+      ),
+    );
   }
   if (n.containers) {
-    e.containers = bucket(Object.fromEntries(Object.entries(n.containers).map(([id, c]) => [id, bucket({ image: 'x', snapshotter: c.snapshotter ?? '', snapshotKey: c.snapshotKey ?? '', ...labels(c.labels) })])));
+    e.containers = bucket(
+      Object.fromEntries(Object.entries(n.containers).map(([id, c]) => [id, bucket({ image: 'x', snapshotter: c.snapshotter ?? '', snapshotKey: c.snapshotKey ?? '', ...labels(c.labels) })])),
+    );
   }
   if (n.snapshots) {
     const by: Record<string, Record<string, Value>> = {};
@@ -74,18 +80,38 @@ function nsBucket(n: NsSpec): Bucket {
   }
   if (n.blobs || n.ingests) {
     e.content = bucket({
-      ...(n.blobs ? { blob: bucket(Object.fromEntries(Object.entries(n.blobs).map(([d, b]) => [d, bucket({ ...(b.size !== undefined ? { size: varint(b.size) } : {}), ...labels(b.labels) })]))) } : {}),
-      ...(n.ingests ? { ingests: bucket(Object.fromEntries(Object.entries(n.ingests).map(([r, i]) => [r, bucket({ ref: i.ref, ...(i.expireAt !== undefined ? { expireat: goTime(i.expireAt) } : {}), ...(i.expected ? { expected: i.expected } : {}) })]))) } : {}),
+      ...(n.blobs
+        ? { blob: bucket(Object.fromEntries(Object.entries(n.blobs).map(([d, b]) => [d, bucket({ ...(b.size !== undefined ? { size: varint(b.size) } : {}), ...labels(b.labels) })]))) }
+        : {}),
+      ...(n.ingests
+        ? {
+            ingests: bucket(
+              Object.fromEntries(
+                Object.entries(n.ingests).map(([r, i]) => [
+                  r,
+                  bucket({ ref: i.ref, ...(i.expireAt !== undefined ? { expireat: goTime(i.expireAt) } : {}), ...(i.expected ? { expected: i.expected } : {}) }),
+                ]),
+              ),
+            ),
+          }
+        : {}),
     });
   }
   if (n.leases) {
-    e.leases = bucket(Object.fromEntries(Object.entries(n.leases).map(([id, l]) => [id, bucket({
-      ...labels(l.labels),
-      ...(l.snapshots?.length ? { snapshots: bucket({ overlayfs: keys(l.snapshots) }) } : {}),
-      ...(l.content?.length ? { content: keys(l.content) } : {}),
-      ...(l.ingests?.length ? { ingests: keys(l.ingests) } : {}),
-      ...(l.images?.length ? { images: keys(l.images) } : {}),
-    })])));
+    e.leases = bucket(
+      Object.fromEntries(
+        Object.entries(n.leases).map(([id, l]) => [
+          id,
+          bucket({
+            ...labels(l.labels),
+            ...(l.snapshots?.length ? { snapshots: bucket({ overlayfs: keys(l.snapshots) }) } : {}),
+            ...(l.content?.length ? { content: keys(l.content) } : {}),
+            ...(l.ingests?.length ? { ingests: keys(l.ingests) } : {}),
+            ...(l.images?.length ? { images: keys(l.images) } : {}),
+          }),
+        ]),
+      ),
+    );
   }
   return bucket(e);
 }

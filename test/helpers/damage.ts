@@ -83,9 +83,7 @@ export async function imageDiffIds(d: TestDaemon, ref: string): Promise<string[]
     return JSON.parse(r.stdout) as string[];
   }
   const id = resolveImageIdOnDisk(d, ref);
-  const cfg = JSON.parse(
-    fs.readFileSync(path.join(d.dataRoot, 'image', d.driver, 'imagedb', 'content', 'sha256', hexOf(id)), 'utf8'),
-  ) as { rootfs: { diff_ids: string[] } };
+  const cfg = JSON.parse(fs.readFileSync(path.join(d.dataRoot, 'image', d.driver, 'imagedb', 'content', 'sha256', hexOf(id)), 'utf8')) as { rootfs: { diff_ids: string[] } };
   return cfg.rootfs.diff_ids;
 }
 
@@ -187,10 +185,7 @@ export async function failedRemoval(d: TestDaemon, imageRef: string): Promise<Fa
   const r = await d.docker(['rmi', '-f', imageRef], { allowFail: true });
   const removing = listRemoving(d, chainId);
   if (removing.length === 0) {
-    throw new Error(
-      `docker rmi -f ${imageRef} left no ${hexOf(chainId)}-*-removing dir (exit ${r.code}: ${r.stderr.trim()}); ` +
-        `is the top layer shared with another image?`,
-    );
+    throw new Error(`docker rmi -f ${imageRef} left no ${hexOf(chainId)}-*-removing dir (exit ${r.code}: ${r.stderr.trim()}); ` + `is the top layer shared with another image?`);
   }
   return { removingDir: removing[removing.length - 1]!, chainId, cacheId, immutableFile, driverDir, imageId: id, rmiStderr: r.stderr };
 }
@@ -205,10 +200,7 @@ export interface BigImageTar {
  * Build an image with one layer of `sizeMiB` MiB of /dev/urandom data on top of `base`
  * (imported first if missing), `docker save` it to a tar in the daemon's workDir, `docker rmi` it.
  */
-export async function makeBigImageTar(
-  d: TestDaemon,
-  opts: { sizeMiB?: number; tag?: string; base?: string; source?: '/dev/urandom' | '/dev/zero' } = {},
-): Promise<BigImageTar> {
+export async function makeBigImageTar(d: TestDaemon, opts: { sizeMiB?: number; tag?: string; base?: string; source?: '/dev/urandom' | '/dev/zero' } = {}): Promise<BigImageTar> {
   const sizeMiB = opts.sizeMiB ?? 160;
   const tag = opts.tag ?? 'lgc-big:1';
   const base = opts.base ?? 'busybox:base';
@@ -301,10 +293,7 @@ export async function killedLoad(d: TestDaemon, tarFile: string, opts: KilledLoa
   }
   if (!leaked || !writeSet) {
     const r = await loadP;
-    throw new Error(
-      `docker load finished (exit ${r.code}) or timed out before a write-set with >= ${minBytes} bytes in its driver dir was seen; ` +
-        `use a bigger image (stderr: ${r.stderr.trim()})`,
-    );
+    throw new Error(`docker load finished (exit ${r.code}) or timed out before a write-set with >= ${minBytes} bytes in its driver dir was seen; ` + `use a bigger image (stderr: ${r.stderr.trim()})`);
   }
   await d.kill();
   const r = await loadP;

@@ -168,16 +168,7 @@ function tailFile(file, lines = 40) {
 
 function clientEnv(workDir, extra) {
   const env = { ...process.env };
-  for (const k of [
-    'DOCKER_HOST',
-    'DOCKER_CONTEXT',
-    'DOCKER_API_VERSION',
-    'DOCKER_TLS_VERIFY',
-    'DOCKER_CERT_PATH',
-    'DOCKER_BUILDKIT',
-    'BUILDKIT_PROGRESS',
-    'DOCKER_DEFAULT_PLATFORM',
-  ]) {
+  for (const k of ['DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_API_VERSION', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_BUILDKIT', 'BUILDKIT_PROGRESS', 'DOCKER_DEFAULT_PLATFORM']) {
     delete env[k];
   }
   env.DOCKER_CONFIG = path.join(workDir, 'cfg');
@@ -186,11 +177,7 @@ function clientEnv(workDir, extra) {
 }
 
 /** Run a command, collect output; never throws except on spawn failure. code -1 on timeout. */
-export function runCommand(
-  cmd,
-  args,
-  opts = {},
-) {
+export function runCommand(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     const out = [];
@@ -404,9 +391,7 @@ export class TestDaemon {
       await sleep(200);
     }
     await this.kill().catch(() => undefined);
-    throw new Error(
-      `dockerd ${this.version} did not answer \`docker info\` within 60s (last: ${last?.stderr.trim() ?? 'no socket'}); log tail:\n${tailFile(this.logFile)}`,
-    );
+    throw new Error(`dockerd ${this.version} did not answer \`docker info\` within 60s (last: ${last?.stderr.trim() ?? 'no socket'}); log tail:\n${tailFile(this.logFile)}`);
   }
 
   async docker(args, opts = {}) {
@@ -658,7 +643,10 @@ function busyboxTar(workDir) {
     fs.chmodSync(path.join(root, 'tmp'), 0o1777);
     fs.copyFileSync(bb, path.join(root, 'bin', 'busybox'));
     fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
-    const applets = execFileSync(bb, ['--list'], { encoding: 'utf8' }).split('\n').map((s) => s.trim()).filter(Boolean);
+    const applets = execFileSync(bb, ['--list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const a of applets) {
       if (a === 'busybox' || a.includes('/')) continue;
       fs.symlinkSync('busybox', path.join(root, 'bin', a));

@@ -384,14 +384,16 @@ export function generateRoot(dir, options = {}) {
   const images = [];
   const addImage = (tag, chain, opts = {}) => {
     const diffIds = opts.diffIds ?? chain.map((l) => l.diffId);
-    const config = Buffer.from(JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
-      created: '2024-01-01T00:00:00Z',
-      history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `${opts.history ?? tag} ${i}` })),
-      ...(opts.noRootfs ? {} : { rootfs: { type: 'layers', diff_ids: diffIds } }),
-    }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
+        created: '2024-01-01T00:00:00Z',
+        history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `${opts.history ?? tag} ${i}` })),
+        ...(opts.noRootfs ? {} : { rootfs: { type: 'layers', diff_ids: diffIds } }),
+      }),
+    );
     const id = `sha256:${sha256Hex(config)}`;
     fs.writeFileSync(`${content}/${id.slice(7)}`, config, { mode: 0o600 });
     fs.mkdirSync(`${meta}/${id.slice(7)}`, { mode: 0o700 });
@@ -440,7 +442,7 @@ export function generateRoot(dir, options = {}) {
   }
   const chainOf = (l) => {
     const out = [];
-    const byChain = chainOf.index ??= new Map(layers.map((x) => [x.chainId, x]));
+    const byChain = (chainOf.index ??= new Map(layers.map((x) => [x.chainId, x])));
     for (let x = l; x; x = x.parent ? byChain.get(x.parent) : undefined) out.unshift(x);
     return out;
   };
@@ -468,7 +470,20 @@ export function generateRoot(dir, options = {}) {
   // damage, each on a victim of its own, kind by kind in DAMAGE's order
   const expected = {};
   const g = {
-    r, home, links, sha, layerdb, layers, o, fileContent, layerFiles, addLayer, addImage, addContainer, createDriverDir, chainOf,
+    r,
+    home,
+    links,
+    sha,
+    layerdb,
+    layers,
+    o,
+    fileContent,
+    layerFiles,
+    addLayer,
+    addImage,
+    addContainer,
+    createDriverDir,
+    chainOf,
     count: (kind) => (expected[kind] = (expected[kind] ?? 0) + 1),
     pickHealthy: () => layers[r.int(layers.length)],
     soloImage: (tag) => {

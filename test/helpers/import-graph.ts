@@ -216,12 +216,7 @@ export function topFolder(file: string): string {
 /** Places in scanned code that write to the terminal: process.stdout/stderr, console.*, fd 1 or 2. */
 export function terminalWrites(code: string): string[] {
   const hits: string[] = [];
-  const res = [
-    /\bprocess\s*\.\s*(?:stdout|stderr)\b/g,
-    /\bconsole\s*\.\s*\w+/g,
-    /\{[^}]*\b(?:stdout|stderr)\b[^}]*\}\s*=\s*process\b/g,
-    /\bwriteSync\s*\(\s*[12]\s*,/g,
-  ];
+  const res = [/\bprocess\s*\.\s*(?:stdout|stderr)\b/g, /\bconsole\s*\.\s*\w+/g, /\{[^}]*\b(?:stdout|stderr)\b[^}]*\}\s*=\s*process\b/g, /\bwriteSync\s*\(\s*[12]\s*,/g];
   for (const re of res) for (const m of code.matchAll(re)) hits.push(m[0].replace(/\s+/g, ' '));
   return hits;
 }

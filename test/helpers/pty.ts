@@ -12,8 +12,15 @@ export const HAS_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }
 export const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Wait for text on the terminal, or for a condition (checked every 20 ms), then type `send`. */
-export interface PtyStep { waitFor: RegExp | (() => boolean); send: string; then?: () => void }
-export interface PtyResult { code: number | null; output: string }
+export interface PtyStep {
+  waitFor: RegExp | (() => boolean);
+  send: string;
+  then?: () => void;
+}
+export interface PtyResult {
+  code: number | null;
+  output: string;
+}
 
 /**
  * Run `layergc <args>` on a pty; `redirect` is appended to the command line (e.g. `2>/tmp/err`

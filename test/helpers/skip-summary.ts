@@ -14,6 +14,9 @@ export default function setup(project: TestProject) {
       if (!m.moduleId.includes('/test/e2e/')) continue;
       skipped += [...m.children.allTests('skipped')].length;
     }
-    if (skipped) process.stdout.write(`\n${skipped} real-daemon test${skipped === 1 ? ' was' : 's were'} skipped (no dockerd 20.10/28.5 here, or a tool they need is missing).\nInstall what they need: ${INSTALL}\n`);
+    if (skipped)
+      process.stdout.write(
+        `\n${skipped} real-daemon test${skipped === 1 ? ' was' : 's were'} skipped (no dockerd 20.10/28.5 here, or a tool they need is missing).\nInstall what they need: ${INSTALL}\n`,
+      );
   };
 }

@@ -62,22 +62,24 @@ import { tarWithSplit } from './generate-root.mjs';
 // ------------------------------------------------------------------------------------------------
 // the data root
 
-export interface LayerSpec { files: Record<string, string | Buffer> }
+export interface LayerSpec {
+  files: Record<string, string | Buffer>;
+}
 
 export interface LayerInfo {
-  chainId: string;       // sha256:<hex>
-  diffId: string;        // sha256:<hex>
-  parent?: string;       // parent chain ID
+  chainId: string; // sha256:<hex>
+  diffId: string; // sha256:<hex>
+  parent?: string; // parent chain ID
   cacheId: string;
   lid: string;
-  dir: string;           // layerdb/sha256/<hex>
-  driverDir: string;     // overlay2/<cacheId>
-  linkPath: string;      // overlay2/l/<lid>
+  dir: string; // layerdb/sha256/<hex>
+  driverDir: string; // overlay2/<cacheId>
+  linkPath: string; // overlay2/l/<lid>
   size: number;
 }
 
 export interface ImageInfo {
-  id: string;            // sha256:<hex>
+  id: string; // sha256:<hex>
   tags: string[];
   configPath: string;
   diffIds: string[];
@@ -91,8 +93,8 @@ export interface ContainerInfo {
   imageId: string;
   mountId: string;
   initId: string;
-  mountDir: string;      // layerdb/mounts/<id>
-  containerDir: string;  // containers/<id>
+  mountDir: string; // layerdb/mounts/<id>
+  containerDir: string; // containers/<id>
   mountDriverDir: string;
   initDriverDir: string;
 }
@@ -226,14 +228,16 @@ export class SyntheticRoot {
     let parent: LayerInfo | undefined;
     for (const spec of layers) infos.push((parent = this.addLayer(spec, parent)));
     const diffIds = infos.map((l) => l.diffId);
-    const config = Buffer.from(JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
-      created: '2024-01-01T00:00:00Z',
-      history: infos.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `${opts.history ?? 'layer'} ${i}` })),
-      rootfs: { type: 'layers', diff_ids: diffIds },
-    }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
+        created: '2024-01-01T00:00:00Z',
+        history: infos.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `${opts.history ?? 'layer'} ${i}` })),
+        rootfs: { type: 'layers', diff_ids: diffIds },
+      }),
+    );
     const id = `sha256:${sha256Hex(config)}`;
     const configPath = path.join(this.imageDir, 'imagedb/content/sha256', hexOf(id));
     fs.writeFileSync(configPath, config, { mode: 0o600 });
@@ -287,11 +291,10 @@ export class SyntheticRoot {
   /** A small healthy store: two images sharing a base, a container on one of them. */
   populate(): { base: ImageInfo; app: ImageInfo; web: ContainerInfo } {
     const base = this.addImage(['busybox:latest'], [{ files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } }]);
-    const app = this.addImage(['app:1', 'app:latest'], [
-      { files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } },
-      { files: { 'app/run.sh': '#!/bin/sh\necho hi\n' } },
-      { files: { 'app/data.bin': randomBytes(3000) } },
-    ]);
+    const app = this.addImage(
+      ['app:1', 'app:latest'],
+      [{ files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } }, { files: { 'app/run.sh': '#!/bin/sh\necho hi\n' } }, { files: { 'app/data.bin': randomBytes(3000) } }],
+    );
     const web = this.addContainer('web', app.id);
     return { base, app, web };
   }
@@ -517,7 +520,11 @@ export class SyntheticRoot {
     const pid = child.pid!;
     for (let i = 0; i < 200; i++) {
       let comm = '';
-      try { comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* not yet */ }
+      try {
+        comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        /* not yet */
+      }
       if (comm === 'dockerd') break;
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -526,7 +533,9 @@ export class SyntheticRoot {
       stop: () => {
         try {
           process.kill(pid, 'SIGKILL');
-        } catch { /* gone already */ }
+        } catch {
+          /* gone already */
+        }
       },
     };
   }
@@ -614,7 +623,9 @@ function finish(args: string[], opts: CliOptions, res: CliResult): CliResult {
   const wantsJson = args.includes('--json') || args.includes('--format=json') || (args.includes('--format') && args[args.indexOf('--format') + 1] === 'json');
   if (wantsJson && res.stdout.trim()) {
     res.json = JSON.parse(res.stdout);
-    const kind: SchemaKind | false = opts.schema ?? (args[0] === 'purge' ? 'purge' : args[0] === 'scan' || args[0] === 'verify' ? 'scan' : args[0] === 'df' ? 'df' : args[0] === 'restore' ? 'restore' : args[0] === 'explain' ? 'explain' : false);
+    const kind: SchemaKind | false =
+      opts.schema ??
+      (args[0] === 'purge' ? 'purge' : args[0] === 'scan' || args[0] === 'verify' ? 'scan' : args[0] === 'df' ? 'df' : args[0] === 'restore' ? 'restore' : args[0] === 'explain' ? 'explain' : false);
     if (kind) expectValid(kind, res.json);
   }
   return res;

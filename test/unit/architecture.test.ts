@@ -17,21 +17,19 @@ describe('the import scanner', () => {
     const src = [
       "import * as fs from 'node:fs';",
       "import type { A,\n  B } from './a.js';",
-      "export { c } from \"./c.js\";",
+      'export { c } from "./c.js";',
       "export * from './d.js';",
       "import './e.js';",
       "const f = await import('./f.js');",
       "let g: import('./g.js').G;",
       "// import { x } from './comment.js';",
       "/* export * from './block.js'; */",
-      "const s = \"import { y } from './string.js'\";",
-      'const t = `export * from \'./template.js\' $' + "{await import('./h.js')}`;",
+      'const s = "import { y } from \'./string.js\'";',
+      "const t = `export * from './template.js' $" + "{await import('./h.js')}`;",
       "const re = /['\"]/; import { i } from './i.js';",
       'const ratio = a / b; const other = c / d;',
     ].join('\n');
-    expect(scanSource(src).specifiers.sort()).toEqual(
-      ['node:fs', './a.js', './c.js', './d.js', './e.js', './f.js', './g.js', './h.js', './i.js'].sort(),
-    );
+    expect(scanSource(src).specifiers.sort()).toEqual(['node:fs', './a.js', './c.js', './d.js', './e.js', './f.js', './g.js', './h.js', './i.js'].sort());
   });
 
   it('finds a cycle through three files and a self-import, and none in a chain', () => {
@@ -44,16 +42,30 @@ describe('the import scanner', () => {
       }
       return m;
     };
-    expect(cycles(e([['a', 'b'], ['b', 'c'], ['c', 'a'], ['c', 'd'], ['s', 's']]))).toEqual([['a', 'b', 'c'], ['s']]);
-    expect(cycles(e([['a', 'b'], ['b', 'c'], ['a', 'c']]))).toEqual([]);
+    expect(
+      cycles(
+        e([
+          ['a', 'b'],
+          ['b', 'c'],
+          ['c', 'a'],
+          ['c', 'd'],
+          ['s', 's'],
+        ]),
+      ),
+    ).toEqual([['a', 'b', 'c'], ['s']]);
+    expect(
+      cycles(
+        e([
+          ['a', 'b'],
+          ['b', 'c'],
+          ['a', 'c'],
+        ]),
+      ),
+    ).toEqual([]);
   });
 
   it('groups files by top-level folder of src, a file directly in src/ being its own group', () => {
-    expect(['src/cli/commands/scan.ts', 'src/cli/program/main.ts', 'src/errors.ts'].map(topFolder)).toEqual([
-      'src/cli',
-      'src/cli',
-      'src/errors.ts',
-    ]);
+    expect(['src/cli/commands/scan.ts', 'src/cli/program/main.ts', 'src/errors.ts'].map(topFolder)).toEqual(['src/cli', 'src/cli', 'src/errors.ts']);
   });
 
   it('sees every way of writing to the terminal, and not a mention in a comment or string', () => {
@@ -68,13 +80,7 @@ describe('the import scanner', () => {
         'const s = "console.log(in a string)";',
       ].join('\n'),
     ).code;
-    expect(terminalWrites(code)).toEqual([
-      'process.stdout',
-      'process . stderr',
-      'console.log',
-      '{ stderr } = process',
-      'writeSync(2,',
-    ]);
+    expect(terminalWrites(code)).toEqual(['process.stdout', 'process . stderr', 'console.log', '{ stderr } = process', 'writeSync(2,']);
   });
 });
 

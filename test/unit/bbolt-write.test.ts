@@ -46,7 +46,7 @@ const T = (sequence: number, entries: [string | Buffer, Buffer | string | BboltT
 /** A pseudo-random tree: deterministic per seed. */
 function randomTree(seed: number, depth: number, width: number): BboltTree {
   let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   const make = (d: number): BboltTree => {
     const entries = new Map<string, Buffer | BboltTree>();
     const count = Math.floor(rnd() * width);
@@ -56,7 +56,10 @@ function randomTree(seed: number, depth: number, width: number): BboltTree {
       if (d > 0 && r < 0.1) entries.set(key.toString('hex'), make(d - 1));
       else entries.set(key.toString('hex'), Buffer.alloc(Math.floor(rnd() < 0.05 ? rnd() * 20000 : rnd() * 200), Math.floor(rnd() * 256)));
     }
-    return T(Math.floor(rnd() * 1000), [...entries].map(([k, v]) => [Buffer.from(k, 'hex'), v]));
+    return T(
+      Math.floor(rnd() * 1000),
+      [...entries].map(([k, v]) => [Buffer.from(k, 'hex'), v]),
+    );
   };
   return { sequence: 7n, entries: make(depth).entries.map((e) => ('bucket' in e ? e : { key: e.key, bucket: T(1, [['v', e.value]]) })) };
 }
@@ -64,17 +67,26 @@ function randomTree(seed: number, depth: number, width: number): BboltTree {
 describe('the bbolt writer', () => {
   it('round-trips what an independent builder wrote: every key, value, nested and inline bucket and sequence', async () => {
     const src = synthBbolt(
-      bucket({
-        v1: bucket({
-          version: Buffer.from([6]),
-          moby: bucket({
-            leases: bucket({ a: bucket({ createdat: 'x', labels: bucket({ 'containerd.io/gc.expire': '2026-12-01T00:00:00Z' }, { inline: true }) }, { sequence: 3 }) }, { sequence: 9 }),
-            wide: bucket(Object.fromEntries(Array.from({ length: 700 }, (_, i) => [`k${String(i).padStart(4, '0')}`, `value-${i}`])), { perLeaf: 20, perBranch: 3, sequence: 700 }),
-            empty: bucket({}, { inline: true }),
-            big: bucket({ blob: Buffer.alloc(3 * 4096 + 17, 5), small: 's' }),
-          }, { sequence: 42 }),
-        }, { sequence: 5 }),
-      }, { sequence: 11 }),
+      bucket(
+        {
+          v1: bucket(
+            {
+              version: Buffer.from([6]),
+              moby: bucket(
+                {
+                  leases: bucket({ a: bucket({ createdat: 'x', labels: bucket({ 'containerd.io/gc.expire': '2026-12-01T00:00:00Z' }, { inline: true }) }, { sequence: 3 }) }, { sequence: 9 }),
+                  wide: bucket(Object.fromEntries(Array.from({ length: 700 }, (_, i) => [`k${String(i).padStart(4, '0')}`, `value-${i}`])), { perLeaf: 20, perBranch: 3, sequence: 700 }),
+                  empty: bucket({}, { inline: true }),
+                  big: bucket({ blob: Buffer.alloc(3 * 4096 + 17, 5), small: 's' }),
+                },
+                { sequence: 42 },
+              ),
+            },
+            { sequence: 5 },
+          ),
+        },
+        { sequence: 11 },
+      ),
     );
     const a = await read(src.file);
     const out = writeBbolt(a.tree, { pageSize: 4096, txid: BigInt(a.meta.txid + 1) });
@@ -93,7 +105,7 @@ describe('the bbolt writer', () => {
       const b = await read(file);
       expect(plain(b.tree)).toEqual(plain(tree));
       expect(b.meta.pageSize).toBe(pageSize);
-      for (let id = 3; id < b.meta.pageCount;) {
+      for (let id = 3; id < b.meta.pageCount; ) {
         if (file.readUInt16LE(id * pageSize + 8) === 0x01) seen.branch++;
         const over = file.readUInt32LE(id * pageSize + 12);
         if (over) seen.overflow++;
@@ -122,12 +134,20 @@ describe('the bbolt writer', () => {
     expect((await read(m0)).meta.txid).toBe(40);
   });
 
-  it("inlines a bucket as bbolt does: no nested bucket and a leaf of at most a quarter page", async () => {
+  it('inlines a bucket as bbolt does: no nested bucket and a leaf of at most a quarter page', async () => {
     const small = T(0, [['k', 'v']]);
     const quarter = T(0, [['k', Buffer.alloc(1024 - 16 - 16 - 1)]]); // exactly 1024 bytes as a leaf
     const over = T(0, [['k', Buffer.alloc(1024 - 16 - 16)]]);
     const nested = T(0, [['in', T(0, [])]]);
-    const out = writeBbolt(T(0, [['a', small], ['b', quarter], ['c', over], ['d', nested]]), { pageSize: 4096, txid: 1n });
+    const out = writeBbolt(
+      T(0, [
+        ['a', small],
+        ['b', quarter],
+        ['c', over],
+        ['d', nested],
+      ]),
+      { pageSize: 4096, txid: 1n },
+    );
     const p = path.join(dir, 'inline');
     fs.writeFileSync(p, out);
     const db = await openBbolt(p);
@@ -142,9 +162,21 @@ describe('the bbolt writer', () => {
   });
 
   it('refuses what bbolt cannot hold: unsorted or duplicate keys, a value at the root, a bad page size', () => {
-    const bad = { sequence: 0n, entries: [{ key: Buffer.from('b'), value: Buffer.from('1') }, { key: Buffer.from('a'), value: Buffer.from('2') }] };
+    const bad = {
+      sequence: 0n,
+      entries: [
+        { key: Buffer.from('b'), value: Buffer.from('1') },
+        { key: Buffer.from('a'), value: Buffer.from('2') },
+      ],
+    };
     expect(() => writeBbolt(T(0, [['x', bad]]), { pageSize: 4096, txid: 1n })).toThrow(/ascending/);
-    const dup = { sequence: 0n, entries: [{ key: Buffer.from('a'), value: Buffer.from('1') }, { key: Buffer.from('a'), value: Buffer.from('2') }] };
+    const dup = {
+      sequence: 0n,
+      entries: [
+        { key: Buffer.from('a'), value: Buffer.from('1') },
+        { key: Buffer.from('a'), value: Buffer.from('2') },
+      ],
+    };
     expect(() => writeBbolt(T(0, [['x', dup]]), { pageSize: 4096, txid: 1n })).toThrow(/ascending/);
     expect(() => writeBbolt(T(0, [['x', 'plain']]), { pageSize: 4096, txid: 1n })).toThrow(/only buckets/);
     expect(() => writeBbolt(T(0, []), { pageSize: 3000, txid: 1n })).toThrow(/power of two/);

@@ -45,7 +45,6 @@ async function walkCount(path: string): Promise<number> {
   }
 }
 
-
 function expectBboltError(p: Promise<unknown>, re?: RegExp): Promise<void> {
   return p.then(
     () => {
@@ -83,9 +82,7 @@ describe('bbolt reader on real BuildKit databases', () => {
 
       const name = await root.bucket(Buffer.from('dd1e2das9q488ke81h5qyvkx5'));
       expect((await name!.get('committed'))?.toString()).toBe('cac2q8tzn4mij83svc2bhnc8z');
-      expect((await name!.get('chainid'))?.toString()).toBe(
-        'sha256:345c696f54d6429067635e4562d20221fcb43557bd8cb8914f3f7fb7474990ed',
-      );
+      expect((await name!.get('chainid'))?.toString()).toBe('sha256:345c696f54d6429067635e4562d20221fcb43557bd8cb8914f3f7fb7474990ed');
       // the chain-ID bucket is an empty inline bucket
       const chain = await root.bucket('sha256:0caf08d67498e30fd3253ddd3007330bad508032e91ff25bb7f2007ad5804378');
       expect(chain!.inline).toBe(true);
@@ -103,9 +100,7 @@ describe('bbolt reader on real BuildKit databases', () => {
       const root = await db.root();
       const b = await root.bucket('1j0pe9yfnq70082bdec9dmmqq');
       expect((await b!.get('committed'))?.toString()).toBe('vdrvl48650ukmphymijhyygtp');
-      expect((await b!.get('chainid'))?.toString()).toBe(
-        'sha256:c38f805b9ac01aed9071793a2e2f838f93adeeb32d19e46a43c8fb28074b5341',
-      );
+      expect((await b!.get('chainid'))?.toString()).toBe('sha256:c38f805b9ac01aed9071793a2e2f838f93adeeb32d19e46a43c8fb28074b5341');
       expect(await walkCount(join(V28, 'snapshots.db'))).toBe(21 + 39); // 21 buckets, 39 values in them
     });
   });
@@ -213,11 +208,7 @@ describe('bbolt reader on synthetic page images', () => {
     const newer = bucket({ b: bucket({ version: 'new' }) });
     const { file, pageSize } = synthBbolt(newer, { older, txids: [6, 7] });
     const version = async (buf: Buffer): Promise<[string | undefined, number, boolean]> =>
-      withDb(await writeTmp(buf), async (db) => [
-        (await (await (await db.root()).bucket('b'))!.get('version'))?.toString(),
-        db.meta.txid,
-        db.meta.otherMetaInvalid,
-      ]);
+      withDb(await writeTmp(buf), async (db) => [(await (await (await db.root()).bucket('b'))!.get('version'))?.toString(), db.meta.txid, db.meta.otherMetaInvalid]);
     expect(await version(file)).toEqual(['new', 7, false]);
 
     const m1bad = Buffer.from(file);

@@ -84,11 +84,7 @@ describe('BuildKit ownership from real daemons', () => {
       for (const cacheId of Object.values(exp.layerdbCacheIds)) {
         if (/^[0-9a-z]{25}$/.test(cacheId)) expect(o.snapshotDirIds.has(cacheId)).toBe(true);
       }
-      expect(o.sources.filter((s) => s.state === 'read').map((s) => s.file)).toEqual([
-        'snapshots.db',
-        'metadata_v2.db',
-        'containerdmeta.db',
-      ]);
+      expect(o.sources.filter((s) => s.state === 'read').map((s) => s.file)).toEqual(['snapshots.db', 'metadata_v2.db', 'containerdmeta.db']);
     });
   }
 
@@ -237,11 +233,7 @@ describe('BuildKit ownership edge cases', () => {
     });
     const o = await readBuildkitOwnership(root);
     expect(o.state).toBe('read');
-    expect(sorted(o.driverIds)).toEqual([
-      'ext1aaaaaaaaaaaaaaaaaaaaa',
-      'mut1aaaaaaaaaaaaaaaaaaaaa',
-      'rec1aaaaaaaaaaaaaaaaaaaaa',
-    ]);
+    expect(sorted(o.driverIds)).toEqual(['ext1aaaaaaaaaaaaaaaaaaaaa', 'mut1aaaaaaaaaaaaaaaaaaaaa', 'rec1aaaaaaaaaaaaaaaaaaaaa']);
     expect(sorted(o.chainIds)).toEqual(['sha256:' + 'ab'.repeat(32)]);
   });
 
@@ -257,17 +249,9 @@ describe('BuildKit ownership edge cases', () => {
       }),
     });
     const o = await readBuildkitOwnership(root);
-    expect(sorted(o.snapshotDirIds)).toEqual([
-      'childaaaaaaaaaaaaaaaaaaaa',
-      'keyaaaaaaaaaaaaaaaaaaaaaa',
-      'onlysizeaaaaaaaaaaaaaaaaa',
-      'plainvalueaaaaaaaaaaaaaaa',
-    ]);
+    expect(sorted(o.snapshotDirIds)).toEqual(['childaaaaaaaaaaaaaaaaaaaa', 'keyaaaaaaaaaaaaaaaaaaaaaa', 'onlysizeaaaaaaaaaaaaaaaaa', 'plainvalueaaaaaaaaaaaaaaa']);
     expect(o.driverIds.has('nameaaaaaaaaaaaaaaaaaaaaa')).toBe(true);
-    expect(sorted(o.chainIds)).toEqual([
-      'sha256:0000000000000000000000000000000000000000000000000000000000000000',
-      'sha256:' + '11'.repeat(32),
-    ]);
+    expect(sorted(o.chainIds)).toEqual(['sha256:0000000000000000000000000000000000000000000000000000000000000000', 'sha256:' + '11'.repeat(32)]);
   });
 
   it('is unreadable when snapshots.db holds what moby never writes (undetectable damage to bbolt)', async () => {

@@ -48,29 +48,37 @@ describe('the GC mark', () => {
   const snap = (key: string, parent?: string, labels: Record<string, string> = {}) => ({ namespace: 'moby', snapshotter: 'overlayfs', key, name: `moby/1/${key}`, parent, labels: L(labels) });
   const blob = (digest: string, labels: Record<string, string> = {}) => ({ namespace: 'moby', digest, labels: L(labels) });
   const lease = (id: string, labels: Record<string, string>, r: { snapshots?: string[]; content?: string[]; ingests?: string[]; images?: string[] }) => ({
-    namespace: 'moby', id, labels: L(labels), snapshots: (r.snapshots ?? []).map((key) => ({ snapshotter: 'overlayfs', key })), content: r.content ?? [], ingests: r.ingests ?? [], images: r.images ?? [],
+    namespace: 'moby',
+    id,
+    labels: L(labels),
+    snapshots: (r.snapshots ?? []).map((key) => ({ snapshotter: 'overlayfs', key })),
+    content: r.content ?? [],
+    ingests: r.ingests ?? [],
+    images: r.images ?? [],
   });
 
   it('follows image target, gc.ref labels (content.<x>, content/<x>, snapshot.<ss>) and parents; flat leases follow parents only; expired leases are no roots', () => {
     const db: MetaDb = {
       version: 3,
-      namespaces: [ns('moby', {
-        images: [{ namespace: 'moby', name: 'app:1', target: 'sha256:m', labels: L({}) }],
-        blobs: [
-          blob('sha256:m', { 'containerd.io/gc.ref.content.config': 'sha256:c', 'containerd.io/gc.ref.content/l/0': 'sha256:l', 'containerd.io/gc.ref.contentX': 'sha256:nope' }),
-          blob('sha256:c', { 'containerd.io/gc.ref.snapshot.overlayfs': 'top' }),
-          blob('sha256:l'),
-          blob('sha256:flatref', { 'containerd.io/gc.ref.content': 'sha256:viaflat' }),
-          blob('sha256:viaflat'),
-          blob('sha256:nope'),
-          blob('sha256:expiredonly'),
-        ],
-        snapshots: [snap('base'), snap('top', 'base'), snap('fl', 'base', { 'containerd.io/gc.ref.content.x': 'sha256:viaflat' })],
-        leases: [
-          lease('flat', { 'containerd.io/gc.flat': 'x' }, { snapshots: ['fl'], content: ['sha256:flatref'] }),
-          lease('old', { 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }, { content: ['sha256:expiredonly'] }),
-        ],
-      })],
+      namespaces: [
+        ns('moby', {
+          images: [{ namespace: 'moby', name: 'app:1', target: 'sha256:m', labels: L({}) }],
+          blobs: [
+            blob('sha256:m', { 'containerd.io/gc.ref.content.config': 'sha256:c', 'containerd.io/gc.ref.content/l/0': 'sha256:l', 'containerd.io/gc.ref.contentX': 'sha256:nope' }),
+            blob('sha256:c', { 'containerd.io/gc.ref.snapshot.overlayfs': 'top' }),
+            blob('sha256:l'),
+            blob('sha256:flatref', { 'containerd.io/gc.ref.content': 'sha256:viaflat' }),
+            blob('sha256:viaflat'),
+            blob('sha256:nope'),
+            blob('sha256:expiredonly'),
+          ],
+          snapshots: [snap('base'), snap('top', 'base'), snap('fl', 'base', { 'containerd.io/gc.ref.content.x': 'sha256:viaflat' })],
+          leases: [
+            lease('flat', { 'containerd.io/gc.flat': 'x' }, { snapshots: ['fl'], content: ['sha256:flatref'] }),
+            lease('old', { 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }, { content: ['sha256:expiredonly'] }),
+          ],
+        }),
+      ],
     };
     const g = new GcGraph(db, NOW);
     const m = g.mark();
@@ -90,16 +98,18 @@ describe('the GC mark', () => {
   it('roots unexpired ingests (and their expected blob), gc.root resources, containers; an unparsable expiry never expires', () => {
     const db: MetaDb = {
       version: 3,
-      namespaces: [ns('moby', {
-        ingests: [
-          { namespace: 'moby', ref: 'live', backendRef: 'moby/1/live', expireAt: NOW + 1000, expected: 'sha256:e' },
-          { namespace: 'moby', ref: 'stale', backendRef: 'moby/1/stale', expireAt: NOW - 1000 },
-        ],
-        blobs: [blob('sha256:e'), blob('sha256:r', { 'containerd.io/gc.root': 'x' })],
-        snapshots: [snap('ctr'), snap('z', undefined, { 'containerd.io/gc.root': '' })],
-        containers: [{ namespace: 'moby', id: 'k', image: '', snapshotter: 'overlayfs', snapshotKey: 'ctr', labels: L({}) }],
-        leases: [lease('weird', { 'containerd.io/gc.expire': 'not a time' }, { content: ['sha256:w'] })],
-      })],
+      namespaces: [
+        ns('moby', {
+          ingests: [
+            { namespace: 'moby', ref: 'live', backendRef: 'moby/1/live', expireAt: NOW + 1000, expected: 'sha256:e' },
+            { namespace: 'moby', ref: 'stale', backendRef: 'moby/1/stale', expireAt: NOW - 1000 },
+          ],
+          blobs: [blob('sha256:e'), blob('sha256:r', { 'containerd.io/gc.root': 'x' })],
+          snapshots: [snap('ctr'), snap('z', undefined, { 'containerd.io/gc.root': '' })],
+          containers: [{ namespace: 'moby', id: 'k', image: '', snapshotter: 'overlayfs', snapshotKey: 'ctr', labels: L({}) }],
+          leases: [lease('weird', { 'containerd.io/gc.expire': 'not a time' }, { content: ['sha256:w'] })],
+        }),
+      ],
     };
     const m = new GcGraph(db, NOW).mark();
     expect(m.has(ingestNode('moby', 'live'))).toBe(true);
@@ -114,14 +124,16 @@ describe('the GC mark', () => {
   it('schema 4 (containerd 2.x): leased images, image expiry, gc.bref back-references', () => {
     const mk = (version: number): MetaDb => ({
       version,
-      namespaces: [ns('moby', {
-        images: [
-          { namespace: 'moby', name: 'gone', target: 'sha256:g', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
-          { namespace: 'moby', name: 'leased', target: 'sha256:q', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
-        ],
-        blobs: [blob('sha256:g'), blob('sha256:q'), blob('sha256:back', { 'containerd.io/gc.bref.content': 'sha256:q' })],
-        leases: [lease('l', {}, { images: ['leased'] })],
-      })],
+      namespaces: [
+        ns('moby', {
+          images: [
+            { namespace: 'moby', name: 'gone', target: 'sha256:g', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
+            { namespace: 'moby', name: 'leased', target: 'sha256:q', labels: L({ 'containerd.io/gc.expire': '2026-11-30T07:00:00Z' }) },
+          ],
+          blobs: [blob('sha256:g'), blob('sha256:q'), blob('sha256:back', { 'containerd.io/gc.bref.content': 'sha256:q' })],
+          leases: [lease('l', {}, { images: ['leased'] })],
+        }),
+      ],
     });
     const m4 = new GcGraph(mk(4), NOW).mark();
     expect(m4.has(contentNode('moby', 'sha256:g'))).toBe(false);
@@ -179,7 +191,7 @@ function damagedStore() {
           [C1]: { snapshots: [C1, `${C1}-init`] },
           [C2]: { snapshots: [`${C2}-init-key`] },
           '113169686--U5d': { labels: { 'containerd.io/gc.expire': '2030-01-01T00:00:00Z' }, content: [dLoaded, dShared], ingests: [loadRef], snapshots: [`extract-1-abcd ${CHAIN2}`] },
-          'gonelease': { snapshots: ['gone'] },
+          gonelease: { snapshots: ['gone'] },
         },
       },
       'k8s.io': {
@@ -233,21 +245,35 @@ describe('scan of a damaged containerd store', () => {
     const snap = (n: number | string) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${n}`;
     const rel = (p: string) => path.relative(s.root, p);
     const bySorted = (l: unknown[]) => l.map((x) => JSON.stringify(x)).sort();
-    expect(bySorted(brief)).toEqual(bySorted([
-      ['containerd-orphan-snapshot', [snap(7)], true, { images: [], containers: [] }, null],
-      ['containerd-orphan-snapshot', [snap('new-123')], true, { images: [], containers: [] }, null],
-      ['containerd-orphan-blob', [rel(path.join(s.blobs, orphanBlob.slice(7)))], true, { images: [], containers: [] }, { digest: orphanBlob }],
-      ['containerd-orphan-ingest', [rel(emptyRef)], true, { images: [], containers: [] }, null],
-      ['containerd-orphan-ingest', [rel(unknownRef)], true, { images: [], containers: [] }, null],
-      ['containerd-configless-container', [`../../containers/${C3}`], true, { images: [], containers: [] }, null],
-      ['containerd-dead-lease', [rel(path.join(s.blobs, dLoaded.slice(7))), rel(liveIngest), snap(4)].sort(), false, { images: [], containers: [] }, { namespace: 'moby', lease: '113169686--U5d' }],
-      ['containerd-orphan-lease', [snap(5)], false, { images: [], containers: [] }, { namespace: 'moby', lease: C2 }],
-      ['containerd-orphan-record', [snap(6)], false, { images: [], containers: [] }, { snapshot: 'moby/6/unnamed' }],
-      ['containerd-stray-blob-name', [rel(path.join(s.blobs, '0123-not-a-digest'))], true, { images: [], containers: [] }, null],
-      ['containerd-missing-snapshot', [snap(8)], false, { images: ['app:2'], containers: [] }, { snapshot: 'moby/8/gone' }],
-    ]));
+    expect(bySorted(brief)).toEqual(
+      bySorted([
+        ['containerd-orphan-snapshot', [snap(7)], true, { images: [], containers: [] }, null],
+        ['containerd-orphan-snapshot', [snap('new-123')], true, { images: [], containers: [] }, null],
+        ['containerd-orphan-blob', [rel(path.join(s.blobs, orphanBlob.slice(7)))], true, { images: [], containers: [] }, { digest: orphanBlob }],
+        ['containerd-orphan-ingest', [rel(emptyRef)], true, { images: [], containers: [] }, null],
+        ['containerd-orphan-ingest', [rel(unknownRef)], true, { images: [], containers: [] }, null],
+        ['containerd-configless-container', [`../../containers/${C3}`], true, { images: [], containers: [] }, null],
+        ['containerd-dead-lease', [rel(path.join(s.blobs, dLoaded.slice(7))), rel(liveIngest), snap(4)].sort(), false, { images: [], containers: [] }, { namespace: 'moby', lease: '113169686--U5d' }],
+        ['containerd-orphan-lease', [snap(5)], false, { images: [], containers: [] }, { namespace: 'moby', lease: C2 }],
+        ['containerd-orphan-record', [snap(6)], false, { images: [], containers: [] }, { snapshot: 'moby/6/unnamed' }],
+        ['containerd-stray-blob-name', [rel(path.join(s.blobs, '0123-not-a-digest'))], true, { images: [], containers: [] }, null],
+        ['containerd-missing-snapshot', [snap(8)], false, { images: ['app:2'], containers: [] }, { snapshot: 'moby/8/gone' }],
+      ]),
+    );
     // kind order, then path
-    expect(out.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-stray-blob-name', 'containerd-dead-lease', 'containerd-orphan-lease', 'containerd-orphan-record', 'containerd-missing-snapshot']);
+    expect(out.findings.map((f) => f.kind)).toEqual([
+      'containerd-orphan-snapshot',
+      'containerd-orphan-snapshot',
+      'containerd-orphan-blob',
+      'containerd-orphan-ingest',
+      'containerd-orphan-ingest',
+      'containerd-configless-container',
+      'containerd-stray-blob-name',
+      'containerd-dead-lease',
+      'containerd-orphan-lease',
+      'containerd-orphan-record',
+      'containerd-missing-snapshot',
+    ]);
     // the shared blob stays: k8s.io's lease still holds it, so the dead moby lease does not free it
     expect(JSON.stringify(out.findings)).not.toContain(dShared.slice(7));
     // the orphan dir's bytes are its blocks (20000 B file + dirs)
@@ -326,7 +352,6 @@ describe('refusals', () => {
     fs.mkdirSync(other);
     await refused(await scanJson(s.dataRoot, ['--containerd-root', other]), 4, `${other} has no io.containerd.metadata.v1.bolt/meta.db`);
   });
-
 });
 
 describe('purge', () => {
@@ -338,7 +363,15 @@ describe('purge', () => {
     const planned = (dry.json.actions as { kind: string; paths: string[]; status: string }[]).map((a) => [a.kind, a.status, a.paths.map((p) => path.relative(s.dataRoot, p))]);
     const purgeable = (await scanJson(s.dataRoot)).out!.findings.filter((f) => f.reclaimable).map((f) => [f.kind, 'planned', f.paths.map((p: string) => path.relative(s.dataRoot, p))]);
     expect(planned.map((x) => JSON.stringify(x)).sort()).toEqual(purgeable.map((x) => JSON.stringify(x)).sort());
-    expect(planned.map((p) => p[0]).sort()).toEqual(['containerd-configless-container', 'containerd-orphan-blob', 'containerd-orphan-ingest', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-stray-blob-name']);
+    expect(planned.map((p) => p[0]).sort()).toEqual([
+      'containerd-configless-container',
+      'containerd-orphan-blob',
+      'containerd-orphan-ingest',
+      'containerd-orphan-ingest',
+      'containerd-orphan-snapshot',
+      'containerd-orphan-snapshot',
+      'containerd-stray-blob-name',
+    ]);
     expect(listTree(s.dataRoot)).toEqual(before);
 
     const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
@@ -410,11 +443,15 @@ describe('immutable files, verify and explain', () => {
     const j = r.json as { findings: Record<string, any>[]; summary: Record<string, number> };
     const byDigest = (l: unknown[][]) => [...l].sort((a, b) => String(a[1]).localeCompare(String(b[1])));
     // the container's rootfs is its snapshot, not the blob: only the images that list the blob are affected
-    expect(byDigest(j.findings.map((f) => [f.kind, f.containerd.digest, f.affects]))).toEqual(byDigest([
-      ['containerd-blob-mismatch', dLayer, { images: ['app:1', 'app:2'], containers: [] }],
-      ['containerd-blob-mismatch', m, { images: [], containers: [] }],
-    ]));
-    expect(j.findings.find((f) => f.containerd.digest === dLayer)!.reason).toContain(`it is ${'layer bytes of app:1'.length} bytes but its record in namespace moby says ${'layer bytes of app:1'.length + 1}`);
+    expect(byDigest(j.findings.map((f) => [f.kind, f.containerd.digest, f.affects]))).toEqual(
+      byDigest([
+        ['containerd-blob-mismatch', dLayer, { images: ['app:1', 'app:2'], containers: [] }],
+        ['containerd-blob-mismatch', m, { images: [], containers: [] }],
+      ]),
+    );
+    expect(j.findings.find((f) => f.containerd.digest === dLayer)!.reason).toContain(
+      `it is ${'layer bytes of app:1'.length} bytes but its record in namespace moby says ${'layer bytes of app:1'.length + 1}`,
+    );
     expect(j.findings.find((f) => f.containerd.digest === m)!.reason).toContain('its content hashes to sha256:');
     expect(j.summary.layersVerified).toBe(7);
     expect(j.summary.layersOk).toBe(5);
@@ -443,7 +480,13 @@ describe('the bundled sample (fixtures/sample-containerd-root.tar.gz, made by a 
     execFileSync('tar', ['-xzf', path.join(__dirname, '../../fixtures/sample-containerd-root.tar.gz'), '-C', b]);
     const r = await scanJson(b);
     expect(r.code).toBe(1);
-    expect(r.out!.findings.map((f) => f.kind)).toEqual(['containerd-orphan-snapshot', 'containerd-orphan-ingest', 'containerd-configless-container', 'containerd-stray-blob-name', 'containerd-dead-lease']);
+    expect(r.out!.findings.map((f) => f.kind)).toEqual([
+      'containerd-orphan-snapshot',
+      'containerd-orphan-ingest',
+      'containerd-configless-container',
+      'containerd-stray-blob-name',
+      'containerd-dead-lease',
+    ]);
     expect(r.out!.findings[4].reason).toContain('an expiring client lease (docker load, import, push)');
     const dry = await runCliAsync(['purge', '--dry-run', '--data-root', b, '--json']);
     expect([dry.code, dry.json.summary.planned, dry.json.containerdLeases.status]).toEqual([0, 4, 'planned']);
@@ -466,7 +509,13 @@ describe('stray names in blobs/ (F9)', () => {
     fs.symlinkSync('/etc/passwd', link);
     const r = await scanJson(s.dataRoot);
     const stray = r.out!.findings.filter((f) => f.kind === 'containerd-stray-blob-name');
-    expect(stray.map((f) => [f.paths[0], f.reclaimable]).sort()).toEqual([[strayFile, true], [shortHex, true], [path.resolve(strayDir), true]].sort());
+    expect(stray.map((f) => [f.paths[0], f.reclaimable]).sort()).toEqual(
+      [
+        [strayFile, true],
+        [shortHex, true],
+        [path.resolve(strayDir), true],
+      ].sort(),
+    );
     expect(r.out!.findings.filter((f) => f.kind === 'unsafe-path').map((f) => f.paths)).toEqual([[link]]);
     const p = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
     expect(p.code).toBe(0);
@@ -522,12 +571,20 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
     const oldBytes = fs.readFileSync(metaDb);
     const scan = (await scanJson(s.dataRoot)).out!.findings;
     const leaseBytes = scan.filter((f) => f.kind.endsWith('-lease')).reduce((n, f) => n + f.bytes, 0);
-    expect(scan.filter((f) => f.kind.endsWith('-lease')).map((f) => f.containerd.lease).sort()).toEqual(['113169686--U5d', C2]);
+    expect(
+      scan
+        .filter((f) => f.kind.endsWith('-lease'))
+        .map((f) => f.containerd.lease)
+        .sort(),
+    ).toEqual(['113169686--U5d', C2]);
 
     const dry = await runCliAsync(['purge', '--dry-run', '--data-root', s.dataRoot, '--json']);
     expect(dry.code).toBe(0);
     expect(dry.json.containerdLeases).toMatchObject({ status: 'planned', metaDb, bytesAtNextStart: leaseBytes });
-    expect(dry.json.containerdLeases.leases.map((l: { namespace: string; id: string; kind: string }) => [l.namespace, l.id, l.kind])).toEqual([['moby', '113169686--U5d', 'containerd-dead-lease'], ['moby', C2, 'containerd-orphan-lease']]);
+    expect(dry.json.containerdLeases.leases.map((l: { namespace: string; id: string; kind: string }) => [l.namespace, l.id, l.kind])).toEqual([
+      ['moby', '113169686--U5d', 'containerd-dead-lease'],
+      ['moby', C2, 'containerd-orphan-lease'],
+    ]);
     expect(listTree(s.dataRoot)).toEqual(before);
     expect(fs.readFileSync(metaDb).equals(oldBytes)).toBe(true);
 
@@ -552,7 +609,12 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
     expect(diffTrees(a, bb, () => false).length).toBeGreaterThan(0);
     // the files purge removes as files are untouched by the rewrite; nothing else in the tree changed
     const after = listTree(s.dataRoot);
-    expect(after.filter((p) => !before.includes(p)).filter((p) => !p.startsWith('layergc')).sort()).toEqual([path.relative(s.dataRoot, cl.backup), path.relative(s.dataRoot, `${cl.backup}.json`)].sort());
+    expect(
+      after
+        .filter((p) => !before.includes(p))
+        .filter((p) => !p.startsWith('layergc'))
+        .sort(),
+    ).toEqual([path.relative(s.dataRoot, cl.backup), path.relative(s.dataRoot, `${cl.backup}.json`)].sort());
     expect(before.filter((p) => !after.includes(p))).toEqual([]);
     // a rescan: no lease left to drop; what they held is for containerd's GC at its next start
     const again = (await scanJson(s.dataRoot)).out!.findings;
@@ -637,7 +699,12 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
 
   it('an already expired dead lease still lists what only it holds (no root of the mark any more, still its to free)', async () => {
     const s = containerdRoot(base(), {
-      namespaces: { moby: { snapshots: { bkview: { name: 'moby/1/bkview' } }, leases: { '555-abcd': { labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z', 'containerd.io/gc.flat': '' }, snapshots: ['bkview'] } } } },
+      namespaces: {
+        moby: {
+          snapshots: { bkview: { name: 'moby/1/bkview' } },
+          leases: { '555-abcd': { labels: { 'containerd.io/gc.expire': '2020-01-01T00:00:00Z', 'containerd.io/gc.flat': '' }, snapshots: ['bkview'] } },
+        },
+      },
       backend: { 'moby/1/bkview': { id: 1, kind: 1 } },
     });
     const dir = s.snapshotDir(1);
@@ -666,7 +733,6 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
 // ---- verify of unpacked layers: each snapshot against its blob's tar and the config's diff ID --------
 
 describe('verify of unpacked layers (overlayfs)', () => {
-
   /** An image of two layers (the first an uncompressed tar, the second gzip with a whiteout), unpacked into snapshots 1 and 2. */
   function imageStore(opts: { wrongDiffId?: boolean } = {}) {
     const b = base();
@@ -683,27 +749,44 @@ describe('verify of unpacked layers (overlayfs)', () => {
       const tar = execFileSync('tar', ['--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', d, '-cf', '-', '.']);
       return { dir: d, tar };
     };
-    const l1 = stage('l1', { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'bin/tool': 'x'.repeat(3000), 'bin/alias': { link: 'tool' }, 'bin/hard': { hard: 'bin/tool' }, 'tmp': null, 'old.txt': 'to be deleted' });
+    const l1 = stage('l1', {
+      'etc/passwd': 'root:x:0:0::/root:/bin/sh\n',
+      'bin/tool': 'x'.repeat(3000),
+      'bin/alias': { link: 'tool' },
+      'bin/hard': { hard: 'bin/tool' },
+      tmp: null,
+      'old.txt': 'to be deleted',
+    });
     const l2 = stage('l2', { 'app/data.bin': 'y'.repeat(70000), '.wh.old.txt': '' });
     const blob1 = l1.tar;
     const blob2 = gzipSync(l2.tar);
     const diffIds = [digestOf(l1.tar), opts.wrongDiffId ? digestOf('not this layer') : digestOf(l2.tar)];
     const chains = chainIds(diffIds);
     const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } });
-    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest: digestOf(config), size: config.length }, layers: [
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(blob1), size: blob1.length },
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(blob2), size: blob2.length },
-    ] });
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { digest: digestOf(config), size: config.length },
+      layers: [
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(blob1), size: blob1.length },
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(blob2), size: blob2.length },
+      ],
+    });
     const s = containerdRoot(b, {
-      namespaces: { moby: {
-        images: { 'docker.io/library/img:1': { target: digestOf(manifest) } },
-        blobs: {
-          ...Object.fromEntries([blob1, blob2].map((x) => [digestOf(x), { size: x.length }])),
-          [digestOf(manifest)]: { size: manifest.length, labels: { 'containerd.io/gc.ref.content.config': digestOf(config), 'containerd.io/gc.ref.content.l.0': digestOf(blob1), 'containerd.io/gc.ref.content.l.1': digestOf(blob2) } },
-          [digestOf(config)]: { size: config.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chains[1] } },
+      namespaces: {
+        moby: {
+          images: { 'docker.io/library/img:1': { target: digestOf(manifest) } },
+          blobs: {
+            ...Object.fromEntries([blob1, blob2].map((x) => [digestOf(x), { size: x.length }])),
+            [digestOf(manifest)]: {
+              size: manifest.length,
+              labels: { 'containerd.io/gc.ref.content.config': digestOf(config), 'containerd.io/gc.ref.content.l.0': digestOf(blob1), 'containerd.io/gc.ref.content.l.1': digestOf(blob2) },
+            },
+            [digestOf(config)]: { size: config.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chains[1] } },
+          },
+          snapshots: { [chains[0]]: { name: `moby/1/${chains[0]}` }, [chains[1]]: { name: `moby/2/${chains[1]}`, parent: chains[0] } },
         },
-        snapshots: { [chains[0]]: { name: `moby/1/${chains[0]}` }, [chains[1]]: { name: `moby/2/${chains[1]}`, parent: chains[0] } },
-      } },
+      },
       backend: { [`moby/1/${chains[0]}`]: { id: 1 }, [`moby/2/${chains[1]}`]: { id: 2, parent: `moby/1/${chains[0]}` } },
     });
     for (const x of [manifest, config, blob1, blob2]) s.blob(x);
@@ -723,7 +806,7 @@ describe('verify of unpacked layers (overlayfs)', () => {
     const r = await verify(s);
     expect([r.code, r.json.findings]).toEqual([0, []]);
     const h = await runCliAsync(['verify', '--data-root', s.dataRoot]);
-    expect(h.stdout.replace(/\s+/g, ' ')).toContain('2 unpacked layers against their blobs\' tars and diff IDs: 2 match.');
+    expect(h.stdout.replace(/\s+/g, ' ')).toContain("2 unpacked layers against their blobs' tars and diff IDs: 2 match.");
   });
 
   it('names a changed file, a missing one, a whiteout gone and a symlink retargeted, with the images they break (exit 1)', async () => {
@@ -758,6 +841,6 @@ describe('verify of unpacked layers (overlayfs)', () => {
     const t = await verify(s);
     expect((t.json.findings as Record<string, any>[]).map((x) => x.kind)).toEqual(['containerd-blob-mismatch']);
     const h = await runCliAsync(['verify', '--data-root', s.dataRoot]);
-    expect(h.stdout.replace(/\s+/g, ' ')).toContain('2 unpacked layers against their blobs\' tars and diff IDs: 1 match, 1 could not be checked');
+    expect(h.stdout.replace(/\s+/g, ' ')).toContain("2 unpacked layers against their blobs' tars and diff IDs: 1 match, 1 could not be checked");
   });
 });

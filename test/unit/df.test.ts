@@ -16,7 +16,12 @@ import { du } from '../e2e/scenario.js';
 
 const root = rootMaker();
 
-interface Cat { category: string; bytes: number; path?: string; purged: boolean }
+interface Cat {
+  category: string;
+  bytes: number;
+  path?: string;
+  purged: boolean;
+}
 
 const df = (r: SyntheticRoot, extra: string[] = []) => runCliAsync(['df', '--data-root', r.root, '--json', ...extra]);
 /** One inode's blocks, as du counts a dir's own entry. */
@@ -51,7 +56,10 @@ function damagedRoot(): { r: SyntheticRoot; want: Cat[]; images: Record<string, 
   // an image no container uses: its own layers are unique; the busybox base it shares is not
   const solo = r.addImage(['solo:1'], [{ files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } }, { files: { 'solo/big.bin': randomBytes(50_000) } }]);
   // an image whose top layer's size file is broken: that layer does not load; the ones below do
-  const cracked = r.addImage(['cracked:1'], [{ files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } }, { files: { 'c/1': randomBytes(9000) } }, { files: { 'c/2': randomBytes(7000) } }]);
+  const cracked = r.addImage(
+    ['cracked:1'],
+    [{ files: { 'bin/sh': 'busybox\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n' } }, { files: { 'c/1': randomBytes(9000) } }, { files: { 'c/2': randomBytes(7000) } }],
+  );
   r.breakSize(cracked.chainIds[2]);
   const dangling = r.addDanglingLayer({ 'orphan.bin': randomBytes(6000).toString('hex') });
   const orphan = r.makeRemovingOrphan();
@@ -71,7 +79,15 @@ function damagedRoot(): { r: SyntheticRoot; want: Cat[]; images: Record<string, 
   fs.writeFileSync(path.join(r.root, 'engine-id'), 'c0ffee\n');
   fs.writeFileSync(path.join(r.root, 'network', 'files', 'local-kv.db'), randomBytes(5000));
 
-  const containerLayer = du([web.mountDir, web.mountDriverDir, web.initDriverDir, ...fs.readdirSync(r.links).map((n) => path.join(r.links, n)).filter((p) => [web.mountId, web.initId].includes(fs.readlinkSync(p).split('/')[1]))]);
+  const containerLayer = du([
+    web.mountDir,
+    web.mountDriverDir,
+    web.initDriverDir,
+    ...fs
+      .readdirSync(r.links)
+      .map((n) => path.join(r.links, n))
+      .filter((p) => [web.mountId, web.initId].includes(fs.readlinkSync(p).split('/')[1])),
+  ]);
   const imageLayers = [...new Set([...base.layers, ...app.layers, ...solo.layers, cracked.layers[0], cracked.layers[1]])];
   const bytes = {
     'image-layers': du(imageLayers.flatMap(layerPaths)),
@@ -100,7 +116,12 @@ function damagedRoot(): { r: SyntheticRoot; want: Cat[]; images: Record<string, 
     'solo:1': { unique: f(solo) + lb(solo.layers[1]), shared: lb(solo.layers[0]) },
     'cracked:1': { unique: f(cracked) + lb(cracked.layers[1]), shared: lb(cracked.layers[0]) },
   };
-  const garbagePaths = { 'removing-orphan': [orphan.dir, orphan.driverDir], 'stale-write-set': [ws.dir], 'unreferenced-driver-dir': [leak.dir, leak.linkPath, ws.driverDir!, ws.linkPath!], 'dangling-link': [link] };
+  const garbagePaths = {
+    'removing-orphan': [orphan.dir, orphan.driverDir],
+    'stale-write-set': [ws.dir],
+    'unreferenced-driver-dir': [leak.dir, leak.linkPath, ws.driverDir!, ws.linkPath!],
+    'dangling-link': [link],
+  };
   return { r, want: expected(bytes, other), images, solo, garbagePaths };
 }
 
@@ -126,7 +147,7 @@ describe('layergc df', () => {
     expect(diffSnapshots(before, snapshotTree(r.root, { dirTimes: true }))).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
   });
 
-  it('the garbage categories are the bytes scan reports, and reclaimableBytes is scan\'s', async () => {
+  it("the garbage categories are the bytes scan reports, and reclaimableBytes is scan's", async () => {
     const { r, garbagePaths } = damagedRoot();
     const [d, s] = await Promise.all([df(r), scan(r.root)]);
     const cat = (k: string) => d.json.categories.find((c: Cat) => c.category === k).bytes;
@@ -164,7 +185,7 @@ describe('layergc df', () => {
     expect(res.json.total.bytes).toBe(du([r.root]));
   });
 
-  it('a mount point inside (a running container\'s merged/) is not crossed, as du -x', async () => {
+  it("a mount point inside (a running container's merged/) is not crossed, as du -x", async () => {
     const r = root();
     const { web } = r.populate();
     const merged = path.join(web.mountDriverDir, 'merged');
@@ -210,7 +231,12 @@ describe('layergc df', () => {
     expect(cat('image-layers')).toBe(0);
     expect(cat('unreferenced-driver-dir')).toBe(0);
     const others = res.json.categories.filter((c: Cat) => c.category === 'other').map((c: Cat) => [c.path, c.bytes]);
-    expect(others).toEqual(expect.arrayContaining([['overlay2/notes.txt', du([strayHome])], ['image/overlay2/layerdb/sha256/README', du([strayDb])]]));
+    expect(others).toEqual(
+      expect.arrayContaining([
+        ['overlay2/notes.txt', du([strayHome])],
+        ['image/overlay2/layerdb/sha256/README', du([strayDb])],
+      ]),
+    );
     expect(res.json.images).toEqual([{ image: 'k:1', id: img.id, tags: ['k:1'], uniqueBytes: imageFiles(r, img), sharedBytes: 0 }]);
     expect(res.json.total.bytes).toBe(du([r.root]));
   });
@@ -231,7 +257,11 @@ describe('layergc df', () => {
     // a second child of the step: the step stays, and so does its layer
     const other = r.addImage(['other:1'], [L0, { files: { 'step/2': randomBytes(3000) } }]);
     setParent(other, step);
-    expect(await rows()).toEqual({ 'child:1': [f(child) + lb(child.layers[1]), lb(child.layers[0])], 'other:1': [f(other) + lb(other.layers[1]), lb(other.layers[0])], [step.id]: [0, lb(step.layers[0])] });
+    expect(await rows()).toEqual({
+      'child:1': [f(child) + lb(child.layers[1]), lb(child.layers[0])],
+      'other:1': [f(other) + lb(other.layers[1]), lb(other.layers[0])],
+      [step.id]: [0, lb(step.layers[0])],
+    });
   });
 
   it('human view: the ten biggest other paths, the rest counted in one line; --json names each', async () => {
@@ -264,7 +294,9 @@ describe('layergc df', () => {
     expect(rows.some((l) => /^ {2}other: engine-id /.test(l))).toBe(true);
     expect(h.stdout).toMatch(/^ {2}image +unique +shared$/m);
     expect(h.stdout).toMatch(/^ {2}solo:1 +\d+(\.\d+)? kB +\d+(\.\d+)? kB$/m);
-    expect(lines.at(-1)).toMatch(/^A purge would free \d+(\.\d+)? (kB|MB) now: layergc purge --dry-run shows what; `purge --include unreferenced-layer` \(daemon stopped\) would add \d+(\.\d+)? kB\.$/);
+    expect(lines.at(-1)).toMatch(
+      /^A purge would free \d+(\.\d+)? (kB|MB) now: layergc purge --dry-run shows what; `purge --include unreferenced-layer` \(daemon stopped\) would add \d+(\.\d+)? kB\.$/,
+    );
   });
 
   it('--format prometheus and --metrics-file: layergc_df_* per category, adding up to the total', async () => {
@@ -305,7 +337,17 @@ describe('layergc df', () => {
   it('the schema names exactly the categories of the code and refuses what it does not describe', () => {
     const s = loadSchema('df');
     expect(s.$defs.category.properties.category.enum).toEqual([...DF_CATEGORIES]);
-    const ok = { schemaVersion: 1, dataRoot: '/r', driver: 'overlay2', daemonRunning: false, total: { bytes: 1 }, categories: [{ category: 'other', bytes: 1, path: 'x', purged: false }], images: [], reclaimableBytes: 0, mountsSkipped: [] };
+    const ok = {
+      schemaVersion: 1,
+      dataRoot: '/r',
+      driver: 'overlay2',
+      daemonRunning: false,
+      total: { bytes: 1 },
+      categories: [{ category: 'other', bytes: 1, path: 'x', purged: false }],
+      images: [],
+      reclaimableBytes: 0,
+      mountsSkipped: [],
+    };
     expect(schemaErrors('df', ok)).toBe('');
     expect(schemaErrors('df', { ...ok, categories: [{ category: 'other', bytes: 1, purged: false }] })).not.toBe('');
     expect(schemaErrors('df', { ...ok, categories: [{ category: 'volumes', bytes: 1, path: 'x', purged: false }] })).not.toBe('');

@@ -168,12 +168,14 @@ describe('vfs', () => {
 
   it('lists dir/ entries, staged ones by id with staged:true', async () => {
     const es = await drv.listEntries();
-    expect(es.map((e) => [e.id, e.staged, e.path])).toEqual([
-      [A, false, join(home, 'dir', A)],
-      [B, false, join(home, 'dir', B)],
-      [C, true, join(home, 'dir', `${C}${STAGED_SUFFIX}`)],
-      [L, false, join(home, 'dir', L)],
-    ].sort((x, y) => String(x[2]).localeCompare(String(y[2]))));
+    expect(es.map((e) => [e.id, e.staged, e.path])).toEqual(
+      [
+        [A, false, join(home, 'dir', A)],
+        [B, false, join(home, 'dir', B)],
+        [C, true, join(home, 'dir', `${C}${STAGED_SUFFIX}`)],
+        [L, false, join(home, 'dir', L)],
+      ].sort((x, y) => String(x[2]).localeCompare(String(y[2]))),
+    );
     expect(es.find((e) => e.id === L)!.stat.isSymbolicLink()).toBe(true);
   });
 
@@ -338,10 +340,7 @@ describe('btrfs (synthetic, not on btrfs)', () => {
 
 // A real btrfs: subvolumes and snapshots made with the btrfs CLI, removed through the adapter.
 const btrfsReal =
-  process.getuid?.() === 0 &&
-  spawnSync('which', ['mkfs.btrfs']).status === 0 &&
-  spawnSync('which', ['btrfs']).status === 0 &&
-  nfs.readFileSync('/proc/filesystems', 'utf8').includes('btrfs');
+  process.getuid?.() === 0 && spawnSync('which', ['mkfs.btrfs']).status === 0 && spawnSync('which', ['btrfs']).status === 0 && nfs.readFileSync('/proc/filesystems', 'utf8').includes('btrfs');
 
 describe.skipIf(!btrfsReal)('btrfs (real, loop-mounted)', () => {
   let base: string;
@@ -482,10 +481,7 @@ describe('aufs', () => {
   it('checks diff/<id>, layers/<id> and the parents it lists', async () => {
     expect(await drv.checkLayer(A, { hasParent: false })).toEqual([]);
     expect(await drv.checkLayer(B, { hasParent: true })).toEqual([]);
-    expect(await drv.checkLayer(E, { hasParent: false })).toEqual([
-      `diff/${E} is missing`,
-      `layers/${E} is missing (moby#38051: registering a child of this layer fails)`,
-    ]);
+    expect(await drv.checkLayer(E, { hasParent: false })).toEqual([`diff/${E} is missing`, `layers/${E} is missing (moby#38051: registering a child of this layer fails)`]);
     nfs.writeFileSync(join(home, 'layers', B), `${X}\n${A}\n`);
     expect(await drv.checkLayer(B, { hasParent: true })).toEqual([`layers/${B} names parent ${X}, whose diff/${X} is missing`]);
     nfs.writeFileSync(join(home, 'layers', B), '');
@@ -542,7 +538,7 @@ describe('aufs', () => {
     expect(await drv.checkLayer(A, { hasParent: false })).toEqual([]);
   });
 
-  it('finishes -removing entries (its own and aufs\'s) and resumes an interrupted removal', async () => {
+  it("finishes -removing entries (its own and aufs's) and resumes an interrupted removal", async () => {
     await drv.remove(C, remover());
     expect(exists(join(home, 'diff', `${C}-removing`))).toBe(false);
     expect(exists(join(home, 'mnt', `${C}-removing`))).toBe(false);
@@ -667,7 +663,7 @@ describe('devicemapper (report-only)', () => {
     });
   });
 
-  it('lists metadata/ records, not the device set\'s own files', async () => {
+  it("lists metadata/ records, not the device set's own files", async () => {
     const drv = new DevicemapperDriver(home);
     expect((await drv.listEntries()).map((e) => e.id)).toEqual([A, B, C, `${D}-init`].sort());
   });
@@ -675,9 +671,7 @@ describe('devicemapper (report-only)', () => {
   it('checks that the record parses and is not marked deleted', async () => {
     const drv = new DevicemapperDriver(home);
     expect(await drv.checkLayer(A, { hasParent: true })).toEqual([]);
-    expect(await drv.checkLayer(B, { hasParent: true })).toEqual([
-      `metadata/${B} is marked deleted: a deferred deletion is pending, the device is unusable`,
-    ]);
+    expect(await drv.checkLayer(B, { hasParent: true })).toEqual([`metadata/${B} is marked deleted: a deferred deletion is pending, the device is unusable`]);
     expect(await drv.checkLayer(C, { hasParent: true })).toEqual([`metadata/${C} is not valid JSON`]);
     expect(await drv.checkLayer(X, { hasParent: true })).toEqual([`metadata/${X} is missing: the daemon does not know this device`]);
   });
@@ -719,9 +713,14 @@ describe('windowsfilter (report-only)', () => {
     });
   });
 
-  it('lists layer dirs, the daemon\'s -removing dirs as staged', async () => {
+  it("lists layer dirs, the daemon's -removing dirs as staged", async () => {
     const es = await new WindowsfilterDriver(home).listEntries();
-    expect(es.filter((e) => !e.staged).map((e) => e.id).sort()).toEqual([A, B, C, E, L].sort());
+    expect(
+      es
+        .filter((e) => !e.staged)
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual([A, B, C, E, L].sort());
     expect(es.filter((e) => e.staged).map((e) => [e.id, e.path])).toEqual([[D, join(home, `${D}-removing`)]]);
   });
 

@@ -110,10 +110,14 @@ describe('exit 2', () => {
     ['purge without --yes and no terminal', (s: SyntheticRoot) => ['purge', '--data-root', s.root], /without --yes/],
     ['a data root that does not exist', (s: SyntheticRoot) => ['scan', '--data-root', path.join(s.base, 'missing')], /does not exist/],
     ['a directory that is not a data root', (s: SyntheticRoot) => ['scan', '--data-root', s.outside], /not a Docker data root/],
-    ['a daemon config that is not JSON', (s: SyntheticRoot) => {
-      fs.writeFileSync(path.join(s.base, 'bad.json'), '{ "data-root": ');
-      return ['scan', '--daemon-config', path.join(s.base, 'bad.json')];
-    }, /not valid JSON/],
+    [
+      'a daemon config that is not JSON',
+      (s: SyntheticRoot) => {
+        fs.writeFileSync(path.join(s.base, 'bad.json'), '{ "data-root": ');
+        return ['scan', '--daemon-config', path.join(s.base, 'bad.json')];
+      },
+      /not valid JSON/,
+    ],
   ])('%s', (_name, args, message) => {
     const s = root();
     const r = runCli(args(s));
@@ -176,12 +180,23 @@ describe('exit 5', () => {
 const DOCKERD = '/usr/sbin/dockerd';
 const UNSHARE = '/usr/bin/unshare';
 const onPath = (bin: string) => ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => fs.existsSync(path.join(d, bin)));
-const CAN_RUN_DOCKERD = process.platform === 'linux' && process.getuid?.() === 0 && fs.existsSync(DOCKERD) && fs.existsSync(UNSHARE) && onPath('containerd') && onPath('runc') && process.env.LAYERGC_NO_DOCKER !== '1';
+const CAN_RUN_DOCKERD =
+  process.platform === 'linux' && process.getuid?.() === 0 && fs.existsSync(DOCKERD) && fs.existsSync(UNSHARE) && onPath('containerd') && onPath('runc') && process.env.LAYERGC_NO_DOCKER !== '1';
 
-interface Dockerd { pid: number; base: string; dataRoot: string; log: string; child: ChildProcess; stop(opts?: { keepDirs?: boolean }): Promise<void> }
+interface Dockerd {
+  pid: number;
+  base: string;
+  dataRoot: string;
+  log: string;
+  child: ChildProcess;
+  stop(opts?: { keepDirs?: boolean }): Promise<void>;
+}
 
 function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
     .map((l) => l.split(' ')[4].replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
     .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
@@ -200,13 +215,37 @@ async function startDockerd(): Promise<Dockerd> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DOCKER_') && k !== 'NOTIFY_SOCKET'));
   env.PATH = `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`;
   // unshare execs dockerd in place: the child's pid is dockerd's
-  const child = spawn(UNSHARE, ['--net', DOCKERD, '--config-file', path.join(base, 'daemon.json'), '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', path.join(base, 'p'), '-H', `unix://${socket}`, '--iptables=false', '--ip-masq=false', '--bridge=none', '--storage-driver', 'overlay2'], { stdio: ['ignore', fd, fd], env, detached: true });
+  const child = spawn(
+    UNSHARE,
+    [
+      '--net',
+      DOCKERD,
+      '--config-file',
+      path.join(base, 'daemon.json'),
+      '--data-root',
+      dataRoot,
+      '--exec-root',
+      execRoot,
+      '--pidfile',
+      path.join(base, 'p'),
+      '-H',
+      `unix://${socket}`,
+      '--iptables=false',
+      '--ip-masq=false',
+      '--bridge=none',
+      '--storage-driver',
+      'overlay2',
+    ],
+    { stdio: ['ignore', fd, fd], env, detached: true },
+  );
   fs.closeSync(fd);
   let exited = child.exitCode !== null;
-  const gone = new Promise<void>((res) => child.once('exit', () => {
-    exited = true;
-    res();
-  }));
+  const gone = new Promise<void>((res) =>
+    child.once('exit', () => {
+      exited = true;
+      res();
+    }),
+  );
   const d: Dockerd = {
     pid: child.pid!,
     base,
@@ -243,19 +282,23 @@ async function startDockerd(): Promise<Dockerd> {
 }
 
 describe('exit 3', () => {
-  it.skipIf(!CAN_RUN_DOCKERD)('purge --yes --include unreferenced-layer while a dockerd runs on the data root', async () => {
-    const d = await startDockerd();
-    expect(fs.readFileSync(`/proc/${d.pid}/comm`, 'utf8').trim()).toBe('dockerd');
-    const r = runCli(['purge', '--yes', '--include', 'unreferenced-layer', '--data-root', d.dataRoot]);
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toContain(`a dockerd (pid ${d.pid}) runs on ${d.dataRoot}; removing unreferenced layers needs it stopped`);
-    // the same data root is fine for what a running daemon allows, and scan says a daemon runs
-    expect(runCli(['purge', '--yes', '--data-root', d.dataRoot]).code).toBe(0);
-    const scan = runCli(['scan', '--data-root', d.dataRoot, '--json']);
-    expect(scan.json.daemonRunning).toBe(true);
-    await d.stop({ keepDirs: true });
-    // once it has stopped, the same request runs
-    const after = runCli(['purge', '--yes', '--include', 'unreferenced-layer', '--data-root', d.dataRoot]);
-    expect(after.code, after.stderr).toBe(0);
-  }, 120_000);
+  it.skipIf(!CAN_RUN_DOCKERD)(
+    'purge --yes --include unreferenced-layer while a dockerd runs on the data root',
+    async () => {
+      const d = await startDockerd();
+      expect(fs.readFileSync(`/proc/${d.pid}/comm`, 'utf8').trim()).toBe('dockerd');
+      const r = runCli(['purge', '--yes', '--include', 'unreferenced-layer', '--data-root', d.dataRoot]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain(`a dockerd (pid ${d.pid}) runs on ${d.dataRoot}; removing unreferenced layers needs it stopped`);
+      // the same data root is fine for what a running daemon allows, and scan says a daemon runs
+      expect(runCli(['purge', '--yes', '--data-root', d.dataRoot]).code).toBe(0);
+      const scan = runCli(['scan', '--data-root', d.dataRoot, '--json']);
+      expect(scan.json.daemonRunning).toBe(true);
+      await d.stop({ keepDirs: true });
+      // once it has stopped, the same request runs
+      const after = runCli(['purge', '--yes', '--include', 'unreferenced-layer', '--data-root', d.dataRoot]);
+      expect(after.code, after.stderr).toBe(0);
+    },
+    120_000,
+  );
 });

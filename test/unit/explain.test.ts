@@ -24,11 +24,7 @@ describe('explain: live things say what keeps them (exit 0)', () => {
     const r = await explain(s, app.chainIds[1]);
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ dataRoot: s.root, driver: 'overlay2', target: app.chainIds[1], type: 'layer', subject: `layer ${app.chainIds[1]}`, status: 'live', findings: [] });
-    expect(r.json.because).toEqual([
-      'image app:1 uses it as layer 2 of 3',
-      'container web runs on it (its mount parent chain)',
-      `its data is driver dir ${app.layers[1].driverDir} (cache-id)`,
-    ]);
+    expect(r.json.because).toEqual(['image app:1 uses it as layer 2 of 3', 'container web runs on it (its mount parent chain)', `its data is driver dir ${app.layers[1].driverDir} (cache-id)`]);
   });
 
   it('a shared base layer dir by path: the layer it holds, each image and container keeping that, the dir stacked on it', async () => {
@@ -60,10 +56,7 @@ describe('explain: live things say what keeps them (exit 0)', () => {
     const { web } = s.populate();
     const r = await explain(s, web.initDriverDir);
     expect(r).toMatchObject({ code: 0, json: { type: 'driver-dir', status: 'live' } });
-    expect(r.json.because).toEqual([
-      'it is named by container web (init-id)',
-      `it is kept: driver dir ${web.mountId}, which is in use, stacks on it`,
-    ]);
+    expect(r.json.because).toEqual(['it is named by container web (init-id)', `it is kept: driver dir ${web.mountId}, which is in use, stacks on it`]);
   });
 
   it("a layer mount in layerdb/mounts: the container's, sitting on its image's top layer", async () => {

@@ -55,7 +55,11 @@ async function nextRunFinishes(g: ReturnType<typeof twoLeaks>): Promise<void> {
 }
 
 describe('taking the lock', () => {
-  for (const [code, op] of [['ENOSPC', 'write'], ['EROFS', 'open'], ['EACCES', 'open']] as const) {
+  for (const [code, op] of [
+    ['ENOSPC', 'write'],
+    ['EROFS', 'open'],
+    ['EACCES', 'open'],
+  ] as const) {
     it.concurrent(`${code}: one line naming the cause, exit 2, nothing changed, no lock or temp file left`, async () => {
       const g = twoLeaks();
       const r = await purge(g.s, ['--yes', '--json'], `${code}:${op}:/layergc/lock.`);
@@ -68,7 +72,7 @@ describe('taking the lock', () => {
     });
   }
 
-  it.concurrent('ENOSPC taking over a dead holder\'s lock: one line, exit 2; its lock stays as it was and no takeover mutex is left', async () => {
+  it.concurrent("ENOSPC taking over a dead holder's lock: one line, exit 2; its lock stays as it was and no takeover mutex is left", async () => {
     const g = twoLeaks();
     const dead = spawnSync('true').pid;
     fs.mkdirSync(path.join(g.s.root, 'layergc'), { mode: 0o700 });
@@ -97,7 +101,10 @@ describe('appending to the journal', () => {
     const r = await purge(g.s, ['--yes', '--json'], 'ENOSPC:write:journal.jsonl');
     expect(r.code).toBe(1);
     const why = `not begun: the journal ${g.s.root}/layergc/journal.jsonl cannot be written: the filesystem is full (ENOSPC)`;
-    expect(r.json.actions.map((x: Action) => [x.status, x.reason])).toEqual([['failed', why], ['failed', why]]);
+    expect(r.json.actions.map((x: Action) => [x.status, x.reason])).toEqual([
+      ['failed', why],
+      ['failed', why],
+    ]);
     expect(r.json.summary).toMatchObject({ removed: 0, failed: 2 });
     expect(r.stderr).not.toContain('internal error');
     expectSame(g.garbage, tree(g.s.root));
@@ -216,7 +223,7 @@ describe.skipIf(!canMount)('real filesystems (root)', () => {
     expect(stateFiles(g.s)).toEqual([]);
   });
 
-  it('mkdirs (quarantine dirs) on a read-only mount: EROFS, where node\'s recursive mkdir says ENOENT', async () => {
+  it("mkdirs (quarantine dirs) on a read-only mount: EROFS, where node's recursive mkdir says ENOENT", async () => {
     const { mkdirs } = await import('../../src/fsx/fs.js');
     const g = twoLeaks();
     const ro = path.join(g.s.base, 'ro-q');
@@ -241,7 +248,9 @@ describe.skipIf(!canMount)('real filesystems (root)', () => {
       const before = tree(`${t}/docker`);
       const r = await purge(`${t}/docker`, ['--yes', '--json']);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`^layergc: (cannot take the lock ${t}/docker/layergc/lock|${t}/docker/layergc cannot be made a directory): the filesystem is full \\(ENOSPC\\)[^\\n]*nothing was changed\\n$`));
+      expect(r.stderr).toMatch(
+        new RegExp(`^layergc: (cannot take the lock ${t}/docker/layergc/lock|${t}/docker/layergc cannot be made a directory): the filesystem is full \\(ENOSPC\\)[^\\n]*nothing was changed\\n$`),
+      );
       expectSame(before, tree(`${t}/docker`));
       expect(fs.existsSync(`${t}/docker/layergc`) ? fs.readdirSync(`${t}/docker/layergc`) : []).toEqual([]);
       fs.rmSync(`${t}/fill`);
@@ -260,7 +269,11 @@ const nobody = asRoot && spawnSync('setpriv', ['--reuid=65534', '--regid=65534',
 describe.skipIf(!nobody)('not root (setpriv to nobody)', () => {
   it('purge as an unprivileged user: one line "permission denied: run as root", exit 2, nothing changed', async () => {
     const g = twoLeaks();
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'purge', '--data-root', g.s.root, '--yes'], { encoding: 'utf8', cwd: REPO, env: { ...process.env, NO_COLOR: '1' } });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'purge', '--data-root', g.s.root, '--yes'], {
+      encoding: 'utf8',
+      cwd: REPO,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     expect(r.status).toBe(2);
     expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
     expect(r.stderr).toContain('permission denied: run as root (EACCES)');

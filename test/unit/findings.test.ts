@@ -47,7 +47,9 @@ function expectFindings(r: CliResult, want: Expect[]): void {
     reason: expect.stringMatching(new RegExp(w.reason.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*'), 's')),
     affects: w.affects ?? NONE,
     // every broken finding says how to repair it (src/repair/remedy.ts)
-    ...(REPAIR_ACTION_KINDS.includes(w.kind as never) && (w.kind !== 'broken-mount' || w.reason.join(' ').includes('is missing or does not load')) ? { remedy: expect.arrayContaining([expect.stringContaining('layergc purge --include broken')]) } : {}),
+    ...(REPAIR_ACTION_KINDS.includes(w.kind as never) && (w.kind !== 'broken-mount' || w.reason.join(' ').includes('is missing or does not load'))
+      ? { remedy: expect.arrayContaining([expect.stringContaining('layergc purge --include broken')]) }
+      : {}),
   }));
   expect(got).toEqual(expected);
   for (const [i, w] of [...want].sort(order).entries()) if (w.bytes === 'some') expect(got[i].bytes, `${w.kind} bytes`).toBeGreaterThan(0);
@@ -86,7 +88,7 @@ describe('a healthy data root', () => {
     expectFindings(await scan(s.root), []);
   });
 
-  it.concurrent('keeps every dir the BuildKit database names (a real daemon\'s snapshots.db)', async () => {
+  it.concurrent("keeps every dir the BuildKit database names (a real daemon's snapshots.db)", async () => {
     const s = root({ buildkit: 'fixture' });
     s.populate();
     for (const id of SyntheticRoot.buildkitFixtureDirs()) s.makeBuildkitDir(id);
@@ -106,12 +108,24 @@ describe('garbage', () => {
     const gone = s.makeRemovingOrphan({ driverData: 'none' });
     const base = { kind: 'removing-orphan', severity: 'warning', bytes: 'some', reclaimable: true } as const;
     expectFindings(await scan(s.root), [
-      { ...base, layer: half.chainId, cacheId: half.cacheId, paths: [half.dir, half.driverDir], reason: ['renamed for removal', 'moby retries only at a clean daemon shutdown', `driver dir ${half.driverDir} is left behind`] },
+      {
+        ...base,
+        layer: half.chainId,
+        cacheId: half.cacheId,
+        paths: [half.dir, half.driverDir],
+        reason: ['renamed for removal', 'moby retries only at a clean daemon shutdown', `driver dir ${half.driverDir} is left behind`],
+      },
       // moby's getOrphan skips these forever; only the entry itself is layergc's to remove
       { ...base, layer: noCid.chainId, paths: [noCid.dir], reason: ['renamed for removal and cache-id is missing, so moby skips it forever'] },
       { ...base, layer: emptyCid.chainId, paths: [emptyCid.dir], reason: ['renamed for removal and cache-id is empty, so moby skips it forever'] },
       // the live layer's driver dir stays out of the finding
-      { ...base, layer: live.chainId, cacheId: top.cacheId, paths: [live.dir], reason: [`its cache-id ${top.cacheId} is still used by layer ${top.chainId.slice(7, 19)} (image app:1), so that driver dir is kept`] },
+      {
+        ...base,
+        layer: live.chainId,
+        cacheId: top.cacheId,
+        paths: [live.dir],
+        reason: [`its cache-id ${top.cacheId} is still used by layer ${top.chainId.slice(7, 19)} (image app:1), so that driver dir is kept`],
+      },
       { ...base, layer: gone.chainId, cacheId: gone.cacheId, paths: [gone.dir], reason: [`its driver data (${gone.driverDir}) is already gone`] },
     ]);
   });
@@ -124,9 +138,25 @@ describe('garbage', () => {
     const bare = s.makeWriteSet();
     expectFindings(await scan(s.root), [
       { kind: 'stale-write-set', severity: 'warning', paths: [killed.dir], bytes: 'some', reclaimable: true, reason: ['never committed', 'moby never cleans layerdb/tmp'] },
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: killed.driverId, paths: [killed.driverDir!, killed.linkPath!], bytes: 'some', reclaimable: true, reason: [`no layer, mount or BuildKit snapshot uses driver dir ${killed.driverId}`, 'registration was interrupted'] },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: killed.driverId,
+        paths: [killed.driverDir!, killed.linkPath!],
+        bytes: 'some',
+        reclaimable: true,
+        reason: [`no layer, mount or BuildKit snapshot uses driver dir ${killed.driverId}`, 'registration was interrupted'],
+      },
       // a write-set whose cache-id names its driver dir takes that dir (and its l/ link) with it
-      { kind: 'stale-write-set', severity: 'warning', cacheId: named.driverId, paths: [named.dir, named.driverDir!, named.linkPath!], bytes: 'some', reclaimable: true, reason: ['never committed', `its driver dir ${named.driverDir} was never registered`] },
+      {
+        kind: 'stale-write-set',
+        severity: 'warning',
+        cacheId: named.driverId,
+        paths: [named.dir, named.driverDir!, named.linkPath!],
+        bytes: 'some',
+        reclaimable: true,
+        reason: ['never committed', `its driver dir ${named.driverDir} was never registered`],
+      },
       { kind: 'stale-write-set', severity: 'warning', paths: [bare.dir], bytes: 'some', reclaimable: true, reason: ['never committed'] },
     ]);
   });
@@ -138,9 +168,33 @@ describe('garbage', () => {
     const init = s.makeLeakedDriverDir({ init: true });
     const bk = s.makeBuildkitDir();
     expectFindings(await scan(s.root), [
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: hex.id, paths: [hex.dir, hex.linkPath], bytes: 'some', reclaimable: true, reason: [`uses driver dir ${hex.id}: most likely a layer whose registration was interrupted`] },
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: init.id, paths: [init.dir, init.linkPath], bytes: 'some', reclaimable: true, reason: ['the init layer of a container that no longer exists'] },
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: bk.id, paths: [bk.dir, bk.linkPath], bytes: 'some', reclaimable: true, reason: ['a BuildKit snapshot that BuildKit no longer records'] },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: hex.id,
+        paths: [hex.dir, hex.linkPath],
+        bytes: 'some',
+        reclaimable: true,
+        reason: [`uses driver dir ${hex.id}: most likely a layer whose registration was interrupted`],
+      },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: init.id,
+        paths: [init.dir, init.linkPath],
+        bytes: 'some',
+        reclaimable: true,
+        reason: ['the init layer of a container that no longer exists'],
+      },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: bk.id,
+        paths: [bk.dir, bk.linkPath],
+        bytes: 'some',
+        reclaimable: true,
+        reason: ['a BuildKit snapshot that BuildKit no longer records'],
+      },
     ]);
   });
 
@@ -159,7 +213,16 @@ describe('garbage', () => {
     s.populate();
     const p = s.addDanglingLayer({ 'p.txt': 'parent' });
     const c = s.addDanglingLayer({ 'c.txt': 'child' }, p);
-    const want = (l: typeof p): Expect => ({ kind: 'unreferenced-layer', severity: 'warning', layer: l.chainId, cacheId: l.cacheId, paths: [l.dir, l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: ['no image, container or BuildKit snapshot uses this layer', 'keeps it forever'] });
+    const want = (l: typeof p): Expect => ({
+      kind: 'unreferenced-layer',
+      severity: 'warning',
+      layer: l.chainId,
+      cacheId: l.cacheId,
+      paths: [l.dir, l.driverDir, l.linkPath],
+      bytes: 'some',
+      reclaimable: false,
+      reason: ['no image, container or BuildKit snapshot uses this layer', 'keeps it forever'],
+    });
     expectFindings(await scan(s.root), [want(p), want(c)]);
   });
 });
@@ -172,7 +235,17 @@ describe('broken layers', () => {
     s.removeDriverDir(top.cacheId);
     expectFindings(await scan(s.root), [
       { kind: 'dangling-link', severity: 'warning', paths: [top.linkPath], bytes: 'some', reclaimable: true, reason: [`points to ../${top.cacheId}/diff, which does not exist`] },
-      { kind: 'missing-driver-data', severity: 'error', layer: top.chainId, cacheId: top.cacheId, paths: [top.dir, top.driverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${top.driverDir} does not exist`, 'Already exists'], affects: { images: ['app:1'], containers: ['web'] } },
+      {
+        kind: 'missing-driver-data',
+        severity: 'error',
+        layer: top.chainId,
+        cacheId: top.cacheId,
+        paths: [top.dir, top.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${top.driverDir} does not exist`, 'Already exists'],
+        affects: { images: ['app:1'], containers: ['web'] },
+      },
     ]);
   });
 
@@ -181,7 +254,15 @@ describe('broken layers', () => {
     s.populate();
     const dir = s.emptyLayerDir();
     expectFindings(await scan(s.root), [
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: `sha256:${path.basename(dir)}`, paths: [dir], bytes: 'some', reclaimable: false, reason: ['the layer directory is empty', 'moby#44909'] },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: `sha256:${path.basename(dir)}`,
+        paths: [dir],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['the layer directory is empty', 'moby#44909'],
+      },
     ]);
   });
 
@@ -191,9 +272,38 @@ describe('broken layers', () => {
     const mid = app.layers[1];
     s.breakSize(mid.chainId);
     expectFindings(await scan(s.root), [
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: mid.chainId, cacheId: mid.cacheId, paths: [mid.dir, mid.driverDir, mid.linkPath], bytes: 'some', reclaimable: false, reason: [`the daemon cannot load this layer: size is not a decimal integer: ${JSON.stringify(`${mid.size}\n`)}`], affects: { images: ['app:1'], containers: ['web'] } },
-      { kind: 'broken-mount', severity: 'error', layer: app.chainIds[2], cacheId: s.containers[0].mountId, paths: [s.containers[0].mountDir], bytes: 0, reclaimable: false, reason: [`container web cannot be used: its image layer ${app.chainIds[2].slice(7, 19)} is missing or does not load`], affects: { images: [], containers: ['web'] } },
-      { kind: 'image-missing-layers', severity: 'error', layer: mid.chainId, paths: [app.configPath], bytes: 0, reclaimable: false, reason: [`layer 2 of 3 (${mid.chainId.slice(7, 19)}) does not load`, 'layer does not exist'], affects: { images: ['app:1'], containers: ['web'] } },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: mid.chainId,
+        cacheId: mid.cacheId,
+        paths: [mid.dir, mid.driverDir, mid.linkPath],
+        bytes: 'some',
+        reclaimable: false,
+        reason: [`the daemon cannot load this layer: size is not a decimal integer: ${JSON.stringify(`${mid.size}\n`)}`],
+        affects: { images: ['app:1'], containers: ['web'] },
+      },
+      {
+        kind: 'broken-mount',
+        severity: 'error',
+        layer: app.chainIds[2],
+        cacheId: s.containers[0].mountId,
+        paths: [s.containers[0].mountDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`container web cannot be used: its image layer ${app.chainIds[2].slice(7, 19)} is missing or does not load`],
+        affects: { images: [], containers: ['web'] },
+      },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: mid.chainId,
+        paths: [app.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`layer 2 of 3 (${mid.chainId.slice(7, 19)}) does not load`, 'layer does not exist'],
+        affects: { images: ['app:1'], containers: ['web'] },
+      },
     ]);
   });
 
@@ -207,12 +317,60 @@ describe('broken layers', () => {
     const o = other.layers[0];
     s.removeLayerFile(o.chainId, 'cache-id');
     expectFindings(await scan(s.root), [
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: l.chainId, cacheId: l.cacheId, paths: [l.dir, l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: ['diff is not a digest: "sha256:not-hex"'], affects: { images: ['solo:1'], containers: [] } },
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: o.chainId, paths: [o.dir], bytes: 'some', reclaimable: false, reason: ['cache-id is missing'], affects: { images: ['other:1'], containers: [] } },
-      { kind: 'image-missing-layers', severity: 'error', layer: l.chainId, paths: [solo.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1', 'does not load'], affects: { images: ['solo:1'], containers: [] } },
-      { kind: 'image-missing-layers', severity: 'error', layer: o.chainId, paths: [other.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1', 'does not load'], affects: { images: ['other:1'], containers: [] } },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: l.chainId,
+        cacheId: l.cacheId,
+        paths: [l.dir, l.driverDir, l.linkPath],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['diff is not a digest: "sha256:not-hex"'],
+        affects: { images: ['solo:1'], containers: [] },
+      },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: o.chainId,
+        paths: [o.dir],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['cache-id is missing'],
+        affects: { images: ['other:1'], containers: [] },
+      },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: l.chainId,
+        paths: [solo.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['layer 1 of 1', 'does not load'],
+        affects: { images: ['solo:1'], containers: [] },
+      },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: o.chainId,
+        paths: [other.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['layer 1 of 1', 'does not load'],
+        affects: { images: ['other:1'], containers: [] },
+      },
       // with its cache-id gone, nothing names the layer's driver dir: reported, and kept as what may be its only copy
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: o.cacheId, paths: [o.driverDir, o.linkPath], bytes: 'some', reclaimable: false, reason: [`uses driver dir ${o.cacheId}, but it is kept: layer ${o.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy`, '`layergc purge --include broken` resolves it'] },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: o.cacheId,
+        paths: [o.driverDir, o.linkPath],
+        bytes: 'some',
+        reclaimable: false,
+        reason: [
+          `uses driver dir ${o.cacheId}, but it is kept: layer ${o.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy`,
+          '`layergc purge --include broken` resolves it',
+        ],
+      },
     ]);
   });
 
@@ -224,9 +382,38 @@ describe('broken layers', () => {
     s.removeLayerDir(p.chainId);
     s.removeDriverDir(p.cacheId, { withLink: true });
     expectFindings(await scan(s.root), [
-      { kind: 'missing-parent', severity: 'error', layer: c.chainId, cacheId: c.cacheId, paths: [`${c.dir}/parent`], bytes: 0, reclaimable: false, reason: [`its parent layer ${p.chainId.slice(7, 19)} is not in the layer store`], affects: { images: ['deep:1'], containers: [] } },
-      { kind: 'driver-data-damaged', severity: 'error', layer: c.chainId, cacheId: c.cacheId, paths: [c.driverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${c.cacheId}: lower names l/${p.lid}, which does not exist`], affects: { images: ['deep:1'], containers: [] } },
-      { kind: 'image-missing-layers', severity: 'error', layer: p.chainId, paths: [deep.configPath], bytes: 0, reclaimable: false, reason: [`layer 1 of 2 (${p.chainId.slice(7, 19)}) is missing`], affects: { images: ['deep:1'], containers: [] } },
+      {
+        kind: 'missing-parent',
+        severity: 'error',
+        layer: c.chainId,
+        cacheId: c.cacheId,
+        paths: [`${c.dir}/parent`],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`its parent layer ${p.chainId.slice(7, 19)} is not in the layer store`],
+        affects: { images: ['deep:1'], containers: [] },
+      },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        layer: c.chainId,
+        cacheId: c.cacheId,
+        paths: [c.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${c.cacheId}: lower names l/${p.lid}, which does not exist`],
+        affects: { images: ['deep:1'], containers: [] },
+      },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: p.chainId,
+        paths: [deep.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`layer 1 of 2 (${p.chainId.slice(7, 19)}) is missing`],
+        affects: { images: ['deep:1'], containers: [] },
+      },
     ]);
   });
 
@@ -239,8 +426,26 @@ describe('broken layers', () => {
     fs.cpSync(src.dir, copy, { recursive: true });
     expectFindings(await scan(s.root), [
       // nothing uses the copy; its driver dir belongs to the original, so only the entry is listed
-      { kind: 'unreferenced-layer', severity: 'warning', layer: `sha256:${hex}`, cacheId: src.cacheId, paths: [copy], bytes: 'some', reclaimable: false, reason: ['no image, container or BuildKit snapshot uses this layer'] },
-      { kind: 'chain-id-mismatch', severity: 'warning', layer: `sha256:${hex}`, cacheId: src.cacheId, paths: [copy], bytes: 0, reclaimable: false, reason: [`the directory is named ${hex.slice(0, 12)} but its diff and parent give chain ID ${src.chainId.slice(7, 19)}`, 'edited or copied by hand'] },
+      {
+        kind: 'unreferenced-layer',
+        severity: 'warning',
+        layer: `sha256:${hex}`,
+        cacheId: src.cacheId,
+        paths: [copy],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['no image, container or BuildKit snapshot uses this layer'],
+      },
+      {
+        kind: 'chain-id-mismatch',
+        severity: 'warning',
+        layer: `sha256:${hex}`,
+        cacheId: src.cacheId,
+        paths: [copy],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`the directory is named ${hex.slice(0, 12)} but its diff and parent give chain ID ${src.chainId.slice(7, 19)}`, 'edited or copied by hand'],
+      },
     ]);
   });
 
@@ -252,8 +457,28 @@ describe('broken layers', () => {
     s.removeDriverFile(a.cacheId, 'link');
     s.writeDriverFile(b.cacheId, 'link', '');
     expectFindings(await scan(s.root), [
-      { kind: 'driver-data-damaged', severity: 'error', layer: a.chainId, cacheId: a.cacheId, paths: [a.driverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${a.cacheId}: link file is missing`], affects: { images: ['a:1'], containers: [] } },
-      { kind: 'driver-data-damaged', severity: 'error', layer: b.chainId, cacheId: b.cacheId, paths: [b.driverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${b.cacheId}: link file is empty`], affects: { images: ['b:1'], containers: [] } },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        layer: a.chainId,
+        cacheId: a.cacheId,
+        paths: [a.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${a.cacheId}: link file is missing`],
+        affects: { images: ['a:1'], containers: [] },
+      },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        layer: b.chainId,
+        cacheId: b.cacheId,
+        paths: [b.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${b.cacheId}: link file is empty`],
+        affects: { images: ['b:1'], containers: [] },
+      },
     ]);
   });
 
@@ -264,9 +489,37 @@ describe('broken layers', () => {
     s.removeShortLink(top.cacheId);
     const affects = { images: [], containers: ['web'] };
     expectFindings(await scan(s.root), [
-      { kind: 'driver-data-damaged', severity: 'error', layer: top.chainId, cacheId: top.cacheId, paths: [top.driverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${top.cacheId}: l/${top.lid} is missing`, 'moby never recreates it'], affects: { images: ['app:1'], containers: ['web'] } },
-      { kind: 'driver-data-damaged', severity: 'error', cacheId: web.initId, paths: [web.initDriverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${web.initId}: lower names l/${top.lid}, which does not exist`], affects },
-      { kind: 'driver-data-damaged', severity: 'error', cacheId: web.mountId, paths: [web.mountDriverDir], bytes: 0, reclaimable: false, reason: [`driver dir ${web.mountId}: lower names l/${top.lid}, which does not exist`], affects },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        layer: top.chainId,
+        cacheId: top.cacheId,
+        paths: [top.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${top.cacheId}: l/${top.lid} is missing`, 'moby never recreates it'],
+        affects: { images: ['app:1'], containers: ['web'] },
+      },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        cacheId: web.initId,
+        paths: [web.initDriverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${web.initId}: lower names l/${top.lid}, which does not exist`],
+        affects,
+      },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        cacheId: web.mountId,
+        paths: [web.mountDriverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`driver dir ${web.mountId}: lower names l/${top.lid}, which does not exist`],
+        affects,
+      },
     ]);
   });
 
@@ -277,7 +530,17 @@ describe('broken layers', () => {
     const lower = fs.readFileSync(path.join(top.driverDir, 'lower'), 'utf8');
     s.writeDriverFile(top.cacheId, 'lower', `l/AAAAAAAAAAAAAAAAAAAAAAAAAA:${lower}`);
     expectFindings(await scan(s.root), [
-      { kind: 'driver-data-damaged', severity: 'error', layer: top.chainId, cacheId: top.cacheId, paths: [top.driverDir], bytes: 0, reclaimable: false, reason: ['lower names l/AAAAAAAAAAAAAAAAAAAAAAAAAA, which does not exist'], affects: { images: ['app:1'], containers: ['web'] } },
+      {
+        kind: 'driver-data-damaged',
+        severity: 'error',
+        layer: top.chainId,
+        cacheId: top.cacheId,
+        paths: [top.driverDir],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['lower names l/AAAAAAAAAAAAAAAAAAAAAAAAAA, which does not exist'],
+        affects: { images: ['app:1'], containers: ['web'] },
+      },
     ]);
   });
 
@@ -293,17 +556,46 @@ describe('broken layers', () => {
     fs.rmSync(lost.mountDir, { recursive: true });
     const r = await scan(s.root);
     const got = (r.json.findings as { kind: string }[]).filter((f) => f.kind === 'broken-mount');
-    expect(got).toEqual([
-      { kind: 'broken-mount', severity: 'error', layer: app.chainIds[2], paths: [bad.mountDir], bytes: 0, reclaimable: false, reason: 'container bad cannot be used: mount-id is not a valid ID: "garbage\\n"', affects: { images: [], containers: ['bad'] } },
-      { kind: 'broken-mount', severity: 'error', layer: app.chainIds[2], cacheId: gone.mountId, paths: [gone.mountDir], bytes: 0, reclaimable: false, reason: `container gone cannot be used: its mount-id dir ${gone.mountDriverDir} does not exist`, affects: { images: [], containers: ['gone'] } },
-      { kind: 'broken-mount', severity: 'error', paths: [lost.containerDir], bytes: 0, reclaimable: false, reason: `container lost has no layer mount (layerdb/mounts/${lost.id} is missing): the daemon logs "failed to load container mount" and it cannot start`, affects: { images: [], containers: ['lost'] } },
-    ].sort(order));
+    expect(got).toEqual(
+      [
+        {
+          kind: 'broken-mount',
+          severity: 'error',
+          layer: app.chainIds[2],
+          paths: [bad.mountDir],
+          bytes: 0,
+          reclaimable: false,
+          reason: 'container bad cannot be used: mount-id is not a valid ID: "garbage\\n"',
+          affects: { images: [], containers: ['bad'] },
+        },
+        {
+          kind: 'broken-mount',
+          severity: 'error',
+          layer: app.chainIds[2],
+          cacheId: gone.mountId,
+          paths: [gone.mountDir],
+          bytes: 0,
+          reclaimable: false,
+          reason: `container gone cannot be used: its mount-id dir ${gone.mountDriverDir} does not exist`,
+          affects: { images: [], containers: ['gone'] },
+        },
+        {
+          kind: 'broken-mount',
+          severity: 'error',
+          paths: [lost.containerDir],
+          bytes: 0,
+          reclaimable: false,
+          reason: `container lost has no layer mount (layerdb/mounts/${lost.id} is missing): the daemon logs "failed to load container mount" and it cannot start`,
+          affects: { images: [], containers: ['lost'] },
+        },
+      ].sort(order),
+    );
     expect(r.code).toBe(1);
     // the RW dir that is gone leaves its l/ link dangling
     expect((r.json.findings as { kind: string; paths: string[] }[]).filter((f) => f.kind === 'dangling-link').map((f) => f.paths)).toEqual([[goneLink]]);
   });
 
-  it.concurrent('broken-mount: an empty mount-id or init-id (a crash during their non-atomic writes) does not make the container\'s driver dirs garbage', async () => {
+  it.concurrent("broken-mount: an empty mount-id or init-id (a crash during their non-atomic writes) does not make the container's driver dirs garbage", async () => {
     // mount-id and init-id are written by plain os.WriteFile: a crash can leave either empty. The other
     // file still names the pair (<X> and <X>-init), so both dirs are the container's, not a leak:
     // purging them loses the container's data (the RW dir) or breaks its lower chain (the init dir).
@@ -328,7 +620,16 @@ describe('broken layers', () => {
     s.removeLayerDir(top.chainId);
     s.removeDriverDir(top.cacheId, { withLink: true });
     expectFindings(await scan(s.root), [
-      { kind: 'image-missing-layers', severity: 'error', layer: top.chainId, paths: [img.configPath], bytes: 0, reclaimable: false, reason: [`layer 2 of 2 (${top.chainId.slice(7, 19)}) is missing`, 'the daemon skips this image at start'], affects: { images: ['two:1'], containers: [] } },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: top.chainId,
+        paths: [img.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: [`layer 2 of 2 (${top.chainId.slice(7, 19)}) is missing`, 'the daemon skips this image at start'],
+        affects: { images: ['two:1'], containers: [] },
+      },
     ]);
   });
 
@@ -340,7 +641,15 @@ describe('broken layers', () => {
     const repos = s.writeRepositoriesRaw('{"Repositories":{');
     const r = await scan(s.root);
     expectFindings(r, [
-      { kind: 'invalid-image', severity: 'error', paths: [cfg], bytes: 0, reclaimable: false, reason: ['config content does not match its digest', 'invalid image'], affects: { images: [base.id], containers: [] } },
+      {
+        kind: 'invalid-image',
+        severity: 'error',
+        paths: [cfg],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['config content does not match its digest', 'invalid image'],
+        affects: { images: [base.id], containers: [] },
+      },
       { kind: 'invalid-image', severity: 'error', paths: [norootfs.path], bytes: 0, reclaimable: false, reason: ['config has no rootfs'], affects: { images: [norootfs.id], containers: [] } },
       { kind: 'invalid-image', severity: 'error', paths: [repos], bytes: 0, reclaimable: false, reason: ['repositories.json is not valid JSON: the daemon refuses to start'] },
     ]);
@@ -375,13 +684,61 @@ describe('unsafe paths: reported, never followed', () => {
     const l = solo.layers[0];
     s.writeLayerFile(l.chainId, 'cache-id', '..');
     expectFindings(await scan(s.root), [
-      { kind: 'unsafe-path', severity: 'error', paths: [`${o.dir}/cache-id`], bytes: 0, reclaimable: false, reason: ['cache-id "../../.." contains a path separator or NUL; it would lead out of the driver home'] },
-      { kind: 'unsafe-path', severity: 'error', paths: [`${l.dir}/cache-id`], bytes: 0, reclaimable: false, reason: ['cache-id ".." is a relative directory name; it would lead out of the driver home'] },
-      { kind: 'removing-orphan', severity: 'warning', layer: o.chainId, paths: [o.dir], bytes: 'some', reclaimable: true, reason: ['its cache-id "../../.." contains a path separator or NUL, so moby skips it forever'] },
+      {
+        kind: 'unsafe-path',
+        severity: 'error',
+        paths: [`${o.dir}/cache-id`],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['cache-id "../../.." contains a path separator or NUL; it would lead out of the driver home'],
+      },
+      {
+        kind: 'unsafe-path',
+        severity: 'error',
+        paths: [`${l.dir}/cache-id`],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['cache-id ".." is a relative directory name; it would lead out of the driver home'],
+      },
+      {
+        kind: 'removing-orphan',
+        severity: 'warning',
+        layer: o.chainId,
+        paths: [o.dir],
+        bytes: 'some',
+        reclaimable: true,
+        reason: ['its cache-id "../../.." contains a path separator or NUL, so moby skips it forever'],
+      },
       // the layer's own driver dir is named by nothing now: kept as what may be its only copy
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: l.cacheId, paths: [l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: [`uses driver dir ${l.cacheId}, but it is kept: layer ${l.chainId.slice(7, 19)} has lost its cache-id`] },
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: l.chainId, paths: [l.dir], bytes: 'some', reclaimable: false, reason: ['cache-id ".." is a relative directory name'], affects: { images: ['solo:1'], containers: [] } },
-      { kind: 'image-missing-layers', severity: 'error', layer: l.chainId, paths: [solo.configPath], bytes: 0, reclaimable: false, reason: ['layer 1 of 1'], affects: { images: ['solo:1'], containers: [] } },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: l.cacheId,
+        paths: [l.driverDir, l.linkPath],
+        bytes: 'some',
+        reclaimable: false,
+        reason: [`uses driver dir ${l.cacheId}, but it is kept: layer ${l.chainId.slice(7, 19)} has lost its cache-id`],
+      },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: l.chainId,
+        paths: [l.dir],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['cache-id ".." is a relative directory name'],
+        affects: { images: ['solo:1'], containers: [] },
+      },
+      {
+        kind: 'image-missing-layers',
+        severity: 'error',
+        layer: l.chainId,
+        paths: [solo.configPath],
+        bytes: 0,
+        reclaimable: false,
+        reason: ['layer 1 of 1'],
+        affects: { images: ['solo:1'], containers: [] },
+      },
     ]);
   });
 
@@ -413,7 +770,16 @@ describe('unsafe paths: reported, never followed', () => {
       { kind: 'unsafe-path', severity: 'error', paths: [mount], bytes: 0, reclaimable: false, reason: ['is a symlink where moby keeps a mount directory; it is never followed'] },
       { kind: 'unsafe-path', severity: 'error', paths: [size], bytes: 0, reclaimable: false, reason: ['is a symlink (to /etc/hostname) where moby keeps a file; it is never followed'] },
       { kind: 'unsafe-path', severity: 'error', paths: [cfg], bytes: 0, reclaimable: false, reason: ['is a symlink where moby keeps an image config; it is never followed'] },
-      { kind: 'invalid-layer-metadata', severity: 'error', layer: l.chainId, cacheId: l.cacheId, paths: [l.dir, l.driverDir, l.linkPath], bytes: 'some', reclaimable: false, reason: ['size is a symlink (to /etc/hostname), not a file'] },
+      {
+        kind: 'invalid-layer-metadata',
+        severity: 'error',
+        layer: l.chainId,
+        cacheId: l.cacheId,
+        paths: [l.dir, l.driverDir, l.linkPath],
+        bytes: 'some',
+        reclaimable: false,
+        reason: ['size is a symlink (to /etc/hostname), not a file'],
+      },
     ]);
   });
 
@@ -480,7 +846,15 @@ describe('BuildKit', () => {
     for (const id of SyntheticRoot.buildkitFixtureDirs()) s.makeBuildkitDir(id);
     const stray = s.makeBuildkitDir(randomBuildkitId());
     expectFindings(await scan(s.root), [
-      { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: stray.id, paths: [stray.dir, stray.linkPath], bytes: 'some', reclaimable: true, reason: ['a BuildKit snapshot that BuildKit no longer records'] },
+      {
+        kind: 'unreferenced-driver-dir',
+        severity: 'warning',
+        cacheId: stray.id,
+        paths: [stray.dir, stray.linkPath],
+        bytes: 'some',
+        reclaimable: true,
+        reason: ['a BuildKit snapshot that BuildKit no longer records'],
+      },
     ]);
   });
 });

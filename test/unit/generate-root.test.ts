@@ -86,7 +86,12 @@ describe('generateRoot', () => {
     expect(kindCounts(s.json.findings)).toEqual(m.expected);
     const leaked = s.json.findings.find((f: { kind: string }) => f.kind === 'unreferenced-driver-dir');
     const du = spawnSync('du', ['-s', '-B1', '-x', leaked.paths[0], leaked.paths[1]], { encoding: 'utf8' });
-    expect(leaked.bytes).toBe(du.stdout.trim().split('\n').reduce((t, l) => t + Number(l.split('\t')[0]), 0));
+    expect(leaked.bytes).toBe(
+      du.stdout
+        .trim()
+        .split('\n')
+        .reduce((t, l) => t + Number(l.split('\t')[0]), 0),
+    );
     expect(Number(spawnSync('sh', ['-c', `find '${leaked.paths[0]}/diff' -type f | wc -l`], { encoding: 'utf8' }).stdout)).toBe(2500);
   });
 

@@ -25,7 +25,6 @@ function fifo(p: string): void {
   execFileSync('mkfifo', [p]);
 }
 
-
 /** The real CLI, bounded; JSON output is checked against its published schema. */
 async function cli(s: SyntheticRoot, args: string[], env?: Record<string, string>): Promise<BoundedResult> {
   const r = await runBounded([...args, '--data-root', s.root], { timeoutMs: 30_000, env });
@@ -57,7 +56,10 @@ describe('a FIFO where a BuildKit database belongs', () => {
 describe("a layer's tar-split.json.gz that is not a file, or a gzip bomb", () => {
   async function deepAndVerify(s: SyntheticRoot, chainId: string, reason: RegExp): Promise<BoundedResult[]> {
     const out: BoundedResult[] = [];
-    for (const args of [['verify', '--json'], ['scan', '--deep', '--json']]) {
+    for (const args of [
+      ['verify', '--json'],
+      ['scan', '--deep', '--json'],
+    ]) {
       const r = await cli(s, args);
       behaved(r);
       expect(r.code).toBe(1);
@@ -157,7 +159,11 @@ describe('filesystem errors are expected, never "internal error"', () => {
     const r = await cli(s, ['scan', '--deep', '--json']);
     behaved(r);
     expect(r.code).toBe(1);
-    expect(findingsOf(r, 'driver-data-damaged').map((f) => f.reason).join(' ')).toContain('not l/<link ID>');
+    expect(
+      findingsOf(r, 'driver-data-damaged')
+        .map((f) => f.reason)
+        .join(' '),
+    ).toContain('not l/<link ID>');
     const v = await cli(s, ['verify', '--json']);
     behaved(v);
     expect(v.code).toBe(0); // the entry leads nowhere; the rest of the chain verifies
@@ -169,7 +175,10 @@ describe('filesystem errors are expected, never "internal error"', () => {
     const l = s.addDanglingLayer();
     fs.rmSync(l.driverDir, { recursive: true });
     fs.symlinkSync(path.basename(l.driverDir), l.driverDir);
-    for (const args of [['scan', '--deep', '--json'], ['verify', '--json']]) {
+    for (const args of [
+      ['scan', '--deep', '--json'],
+      ['verify', '--json'],
+    ]) {
       const r = await cli(s, args);
       behaved(r);
       expect(r.code).toBe(1);
@@ -222,7 +231,10 @@ describe('filesystem errors are expected, never "internal error"', () => {
 
   it.concurrent('EIO and EACCES on a directory layergc must list: a one-line error, exit 2', async () => {
     const s = root();
-    for (const [code, op, suffix] of [['EIO', 'readdir', '/layerdb/sha256'], ['EACCES', 'lstat', `/overlay2/${s.images[0].layers[0].cacheId}`]]) {
+    for (const [code, op, suffix] of [
+      ['EIO', 'readdir', '/layerdb/sha256'],
+      ['EACCES', 'lstat', `/overlay2/${s.images[0].layers[0].cacheId}`],
+    ]) {
       for (const cmd of ['scan', 'verify']) {
         const r = await cli(s, [cmd], { LAYERGC_TEST_READ_ERROR: `${code}:${op}:${suffix}` });
         behaved(r);
@@ -278,7 +290,14 @@ describe('an image whose config cannot be read: invalid-image, and its layers ar
   type Damage = (s: SyntheticRoot, configPath: string) => void;
   const cases: [string, Damage, RegExp][] = [
     ['deleted', (_s, p) => fs.rmSync(p), /config is missing/],
-    ['a directory', (_s, p) => { fs.rmSync(p); fs.mkdirSync(p); }, /config is a directory, not a regular file/],
+    [
+      'a directory',
+      (_s, p) => {
+        fs.rmSync(p);
+        fs.mkdirSync(p);
+      },
+      /config is a directory, not a regular file/,
+    ],
     ['a FIFO', (_s, p) => fifo(p), /config is a FIFO, not a regular file/],
     ['a socket', (_s, p) => socketFile(p), /config is a socket, not a regular file/],
     ['not JSON', (_s, p) => fs.writeFileSync(p, 'garbage'), /does not match its digest/],

@@ -38,7 +38,11 @@ describe('a signal in the middle of a tree', () => {
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThan(total - 300);
     expect(fs.existsSync(leak.dir)).toBe(false);
-    const journal = fs.readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const journal = fs
+      .readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(journal.map((e) => e.event)).toEqual(['intent']);
     expect(fs.existsSync(path.join(s.root, 'layergc/lock'))).toBe(false);
 

@@ -2,8 +2,27 @@
 // image/fs.go, daemon/graphdriver) and BuildKit's identity.NewID, not computed by layout.ts itself.
 import { describe, expect, it } from 'vitest';
 import {
-  BUILDKIT_ID, HEX64, INIT_ID, MOUNT_ID, SHA256_DIGEST, STAGED_SUFFIX, containerDir, imageMetadataDir, isDockerLayerName, isRemovingName,
-  journalPath, layerdbPaths, lockPath, mightBeBuildkit, mobyRemovingName, remapOf, removingChainHex, repositoriesJson, storePaths, unsafeDriverId, unstagedId,
+  BUILDKIT_ID,
+  HEX64,
+  INIT_ID,
+  MOUNT_ID,
+  SHA256_DIGEST,
+  STAGED_SUFFIX,
+  containerDir,
+  imageMetadataDir,
+  isDockerLayerName,
+  isRemovingName,
+  journalPath,
+  layerdbPaths,
+  lockPath,
+  mightBeBuildkit,
+  mobyRemovingName,
+  remapOf,
+  removingChainHex,
+  repositoriesJson,
+  storePaths,
+  unsafeDriverId,
+  unstagedId,
 } from '../../src/layout.js';
 
 const hex = 'a'.repeat(63) + 'f';
@@ -47,7 +66,11 @@ describe('staging names', () => {
 
 describe('paths', () => {
   it('places the layer store, image store, containers and layergc state where dockerd and layergc keep them', () => {
-    expect(storePaths('/var/lib/docker', 'overlay2')).toEqual({ imageDir: '/var/lib/docker/image/overlay2', layerdb: '/var/lib/docker/image/overlay2/layerdb', driverHome: '/var/lib/docker/overlay2' });
+    expect(storePaths('/var/lib/docker', 'overlay2')).toEqual({
+      imageDir: '/var/lib/docker/image/overlay2',
+      layerdb: '/var/lib/docker/image/overlay2/layerdb',
+      driverHome: '/var/lib/docker/overlay2',
+    });
     expect(layerdbPaths('/d/image/vfs/layerdb')).toEqual({ sha256: '/d/image/vfs/layerdb/sha256', mounts: '/d/image/vfs/layerdb/mounts', tmp: '/d/image/vfs/layerdb/tmp' });
     expect(imageMetadataDir('/d/image/vfs', `sha256:${hex}`)).toBe(`/d/image/vfs/imagedb/metadata/sha256/${hex}`);
     expect(repositoriesJson('/d/image/vfs')).toBe('/d/image/vfs/repositories.json');

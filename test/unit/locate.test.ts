@@ -103,7 +103,10 @@ describe('the daemon config', () => {
     const s = root();
     fs.mkdirSync(path.join(s.root, 'image/vfs/layerdb/sha256'), { recursive: true });
     fs.mkdirSync(path.join(s.root, 'vfs/dir'), { recursive: true });
-    for (const [driver, cfg] of [['overlay2', writeConfig(s, { 'data-root': s.root, 'storage-driver': 'overlay2' }, 'o.json')], ['vfs', writeConfig(s, { 'data-root': s.root, 'storage-driver': 'vfs' }, 'v.json')]]) {
+    for (const [driver, cfg] of [
+      ['overlay2', writeConfig(s, { 'data-root': s.root, 'storage-driver': 'overlay2' }, 'o.json')],
+      ['vfs', writeConfig(s, { 'data-root': s.root, 'storage-driver': 'vfs' }, 'v.json')],
+    ]) {
       const r = await runCliAsync(['scan', '--daemon-config', cfg, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.json.driver).toBe(driver);

@@ -28,7 +28,16 @@ const startTime = (pid: number) => {
   return st.slice(st.lastIndexOf(')') + 2).split(' ')[19];
 };
 /** What a layergc in this process's namespaces would record. */
-const here = (pid: number) => ({ pid, host: hostname(), since: new Date(Date.now() - 3 * 3600_000).toISOString(), startTime: startTime(pid), command: 'layergc purge', bootId: fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), pidNs: fs.readlinkSync('/proc/self/ns/pid'), timeNs: fs.readlinkSync('/proc/self/ns/time') });
+const here = (pid: number) => ({
+  pid,
+  host: hostname(),
+  since: new Date(Date.now() - 3 * 3600_000).toISOString(),
+  startTime: startTime(pid),
+  command: 'layergc purge',
+  bootId: fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+  pidNs: fs.readlinkSync('/proc/self/ns/pid'),
+  timeNs: fs.readlinkSync('/proc/self/ns/time'),
+});
 
 /** `layergc <args>`, in a PID namespace of its own when `ns` (as in a container). */
 function cli(args: string[], ns = false, env: Record<string, string> = {}): Promise<CliResult> {
@@ -65,7 +74,11 @@ describe('layergc unlock', () => {
     const text = writeLock(s, here(process.pid));
     const p = await cli(['purge', '--data-root', s.root, '--yes']);
     expect(p.code).toBe(5);
-    expect(p.stderr).toMatch(new RegExp(`^layergc: another layergc holds ${s.root}: pid ${process.pid} on ${hostname()}, since \\S+ \\(3 h ago\\) \\(layergc purge\\); pid ${process.pid} is the process that took the lock \\(same start time\\); lock file ${lockFile(s)}\\n$`));
+    expect(p.stderr).toMatch(
+      new RegExp(
+        `^layergc: another layergc holds ${s.root}: pid ${process.pid} on ${hostname()}, since \\S+ \\(3 h ago\\) \\(layergc purge\\); pid ${process.pid} is the process that took the lock \\(same start time\\); lock file ${lockFile(s)}\\n$`,
+      ),
+    );
     const u = await cli(['unlock', '--data-root', s.root]);
     expect(u.code).toBe(5);
     expect(u.stderr).toContain(`layergc: refusing to unlock ${s.root}: a running layergc holds it: pid ${process.pid} on ${hostname()}`);
@@ -81,7 +94,9 @@ describe('layergc unlock', () => {
       const p = await cli(['purge', '--data-root', s.root, '--yes']);
       expect(p.code).toBe(5);
       expect(p.stderr).toContain(`another layergc may hold ${s.root}: pid ${sleeper.pid} on ${hostname()}`);
-      expect(p.stderr).toContain(`(10 min ago) (layergc purge); pid ${sleeper.pid} runs "sleep 600", not layergc, and the lock records no start time that would tell whether it is the holder, so it cannot be proved alive or dead. If it no longer runs, clear the lock with: layergc unlock --data-root ${s.root} (lock file ${lockFile(s)})`);
+      expect(p.stderr).toContain(
+        `(10 min ago) (layergc purge); pid ${sleeper.pid} runs "sleep 600", not layergc, and the lock records no start time that would tell whether it is the holder, so it cannot be proved alive or dead. If it no longer runs, clear the lock with: layergc unlock --data-root ${s.root} (lock file ${lockFile(s)})`,
+      );
       expect(tree(s.root)).toEqual(before);
       const u = await cli(['unlock', '--data-root', s.root]);
       expect(u.code).toBe(0);
@@ -103,7 +118,9 @@ describe('layergc unlock', () => {
     writeLock(s, { ...here(process.pid), host: 'builder-7.example', bootId: '00000000-0000-4000-8000-000000000000' });
     const p = await cli(['purge', '--data-root', s.root, '--yes']);
     expect(p.code).toBe(5);
-    expect(p.stderr).toContain('it was written on builder-7.example, another machine (boot id 00000000-0000-4000-8000-000000000000), whose processes cannot be seen from here, so it cannot be proved alive or dead');
+    expect(p.stderr).toContain(
+      'it was written on builder-7.example, another machine (boot id 00000000-0000-4000-8000-000000000000), whose processes cannot be seen from here, so it cannot be proved alive or dead',
+    );
     expect(p.stderr).toContain(`clear the lock with: layergc unlock --data-root ${s.root}`);
     const u = await cli(['unlock', '--data-root', s.root, '--log-format', 'json']);
     expect(u.code).toBe(0);
@@ -165,11 +182,16 @@ describe.skipIf(!canUnshare)('a layergc in another PID namespace (unshare --pid,
     const { s, leak } = garbage();
     const held = await pausedInNamespace(s);
     const lock = nsOf(s);
-    const hostPid = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).find((n) => {
-      try {
-        return fs.readlinkSync(`/proc/${n}/ns/pid`) === lock.pidNs && /^NSpid:.*\s(\d+)$/m.exec(fs.readFileSync(`/proc/${n}/status`, 'utf8'))?.[1] === String(lock.pid);
-      } catch { return false; }
-    });
+    const hostPid = fs
+      .readdirSync('/proc')
+      .filter((n) => /^\d+$/.test(n))
+      .find((n) => {
+        try {
+          return fs.readlinkSync(`/proc/${n}/ns/pid`) === lock.pidNs && /^NSpid:.*\s(\d+)$/m.exec(fs.readFileSync(`/proc/${n}/status`, 'utf8'))?.[1] === String(lock.pid);
+        } catch {
+          return false;
+        }
+      });
     expect(hostPid).toBeDefined();
     process.kill(Number(hostPid), 'SIGKILL');
     const killed = await held.run;
@@ -187,7 +209,9 @@ describe.skipIf(!canUnshare)('a layergc in another PID namespace (unshare --pid,
     const p = await cli(['purge', '--data-root', s.root, '--yes'], true);
     expect(p.code).toBe(5);
     expect(p.stderr).toContain(`another layergc may hold ${s.root}: pid ${process.pid} on ${hostname()}`);
-    expect(p.stderr).toMatch(/\(3 h ago\) \(layergc purge\); it was written in PID namespace pid:\[4026531836\], and this layergc runs in pid:\[\d+\], which cannot see into it, so it cannot be proved alive or dead\. If it no longer runs, clear the lock with: layergc unlock --data-root /);
+    expect(p.stderr).toMatch(
+      /\(3 h ago\) \(layergc purge\); it was written in PID namespace pid:\[4026531836\], and this layergc runs in pid:\[\d+\], which cannot see into it, so it cannot be proved alive or dead\. If it no longer runs, clear the lock with: layergc unlock --data-root /,
+    );
     expect(tree(s.root)).toEqual(before);
     const u = await cli(['unlock', '--data-root', s.root], true);
     expect(u.code).toBe(0);

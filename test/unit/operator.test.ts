@@ -33,7 +33,10 @@ describe('what a person types', () => {
     for (const cmd of ['layergc scan', 'layergc purge --dry-run', 'layergc purge --yes', 'layergc explain', 'layergc verify']) expect(ex).toContain(`  ${cmd} `);
     for (const c of [[], ['scan'], ['purge'], ['verify'], ['explain'], ['df']]) {
       const h = runCli([...c, '--help'], { env: { COLUMNS: '80' } }).stdout;
-      expect(h.split('\n').filter((l) => l.length > 80), `layergc ${c.join(' ')} --help`).toEqual([]);
+      expect(
+        h.split('\n').filter((l) => l.length > 80),
+        `layergc ${c.join(' ')} --help`,
+      ).toEqual([]);
     }
   });
 
@@ -113,7 +116,11 @@ describe('the [y/N] prompt on a terminal', () => {
     s.populate();
     const leak = s.makeLeakedDriverDir();
     const before = snapshotTree(s.root, { exclude: ['layergc'] });
-    for (const [key, code] of [['\x03', 130], ['\x04', 0], ['n\r', 0]] as const) {
+    for (const [key, code] of [
+      ['\x03', 130],
+      ['\x04', 0],
+      ['n\r', 0],
+    ] as const) {
       const r = await runInPty(['purge', '--data-root', s.root], [{ waitFor: PROMPT, send: key }]);
       expect(r.code, JSON.stringify(key)).toBe(code);
       expect(r.output).toMatch(/\[y\/N\] [^\n]*\nNothing removed\.\n$/);
@@ -135,12 +142,19 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
     const { code, stdout, stderr } = await signalledAt(['purge', '--yes', '--data-root', s.root, ...extra], 'after-intent', sig, s.base);
     const r = { code, stdout, stderr, json: extra.includes('--json') ? JSON.parse(stdout) : undefined };
-    const journal = fs.readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const journal = fs
+      .readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     return { s, leaks, r, journal };
   }
 
   it('finishes the item under way, starts no other, says what was done, exit 130 / 143', async () => {
-    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [sig, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const { s, leaks, r, journal } = await interrupted(sig);
       expect(r.code, sig).toBe(code);
       expect(r.stderr).toBe(`layergc: ${sig}: finishing the item under way, then stopping (again to stop at once)\n`);
@@ -164,11 +178,15 @@ describe('SIGINT and SIGTERM during purge --yes', () => {
     const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];
     const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
     const paused = path.join(pause, 'paused');
-    const r = await runInPty(['purge', '--yes', '--data-root', s.root], [
-      { waitFor: () => fs.existsSync(paused), send: '\x03' },
-      // the terminal echoes ^C when it sends SIGINT (queued while the purge is paused); then it goes on
-      { waitFor: /\^C/, send: '', then: () => fs.writeFileSync(path.join(pause, 'resume'), '') },
-    ], { env: { LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } });
+    const r = await runInPty(
+      ['purge', '--yes', '--data-root', s.root],
+      [
+        { waitFor: () => fs.existsSync(paused), send: '\x03' },
+        // the terminal echoes ^C when it sends SIGINT (queued while the purge is paused); then it goes on
+        { waitFor: /\^C/, send: '', then: () => fs.writeFileSync(path.join(pause, 'resume'), '') },
+      ],
+      { env: { LAYERGC_TEST_PAUSE_AT: 'after-intent', LAYERGC_TEST_PAUSE_DIR: pause } },
+    );
     expect(r.code).toBe(130);
     const plain = r.output.replace(/\x1b\[[0-9;]*m/g, ''); // a terminal: in colour
     expect(plain).toContain('layergc: SIGINT: finishing the item under way, then stopping');
@@ -217,7 +235,10 @@ describe('output streams', () => {
     const s = root();
     s.populate();
     for (let i = 0; i < 30; i++) s.makeLeakedDriverDir();
-    const r = spawnSync('bash', ['-c', `${sq(process.execPath)} ${sq(BIN)} scan --data-root ${sq(s.root)} | (exec 0<&-; sleep 0.01); echo "rc=\${PIPESTATUS[0]}" >&2`], { encoding: 'utf8', cwd: REPO });
+    const r = spawnSync('bash', ['-c', `${sq(process.execPath)} ${sq(BIN)} scan --data-root ${sq(s.root)} | (exec 0<&-; sleep 0.01); echo "rc=\${PIPESTATUS[0]}" >&2`], {
+      encoding: 'utf8',
+      cwd: REPO,
+    });
     expect(r.stderr).toBe('rc=1\n');
   });
 
@@ -282,7 +303,12 @@ describe('the progress line', () => {
 
 describe('npm test without a dockerd', () => {
   it('its last lines say how many real-daemon tests were skipped, and the one command that installs their needs', () => {
-    const r = spawnSync(path.join(REPO, 'node_modules/.bin/vitest'), ['run', 'test/e2e/purge-real.test.ts'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, LAYERGC_NO_DOCKER: '1', NO_COLOR: '1' }, timeout: 120_000 });
+    const r = spawnSync(path.join(REPO, 'node_modules/.bin/vitest'), ['run', 'test/e2e/purge-real.test.ts'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { ...process.env, LAYERGC_NO_DOCKER: '1', NO_COLOR: '1' },
+      timeout: 120_000,
+    });
     expect(r.status).toBe(0);
     const last = r.stdout.trimEnd().split('\n').slice(-2);
     expect(last).toEqual([

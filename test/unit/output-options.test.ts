@@ -13,7 +13,11 @@ import { expectValid } from '../helpers/schema.js';
 const root = rootMaker();
 
 /** The samples of an exposition without the run's time and duration, which differ run to run. */
-const stable = (text: string) => text.split('\n').filter((l) => !/_last_run_(timestamp|duration)_seconds/.test(l)).join('\n');
+const stable = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => !/_last_run_(timestamp|duration)_seconds/.test(l))
+    .join('\n');
 
 describe('scan, verify, explain, df: json, prometheus and --metrics-file alike', () => {
   const s = root();
@@ -68,7 +72,7 @@ describe('restore and unlock: json, prometheus and --metrics-file alike', () => 
     expect(human.stdout).toContain(`layergc restore --dry-run ${q} -> ${s.root}`);
   });
 
-  it('unlock: no lock, then a dead holder\'s lock: the metrics say 0 then 1, --json names what it removed, schema-valid', async () => {
+  it("unlock: no lock, then a dead holder's lock: the metrics say 0 then 1, --json names what it removed, schema-valid", async () => {
     const s = root();
     s.populate();
     const file = path.join(s.base, 'unlock.prom');

@@ -17,7 +17,11 @@ import { VERSION } from '../../src/cli/version.js';
 
 const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => fs.existsSync(p));
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 /** A strict reader of the text format: HELP and TYPE before each family's samples, each family once. */
 function parseExposition(text: string): { samples: Sample[]; help: Map<string, string>; type: Map<string, string> } {

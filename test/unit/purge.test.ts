@@ -59,7 +59,11 @@ async function expectClean(s: SyntheticRoot): Promise<void> {
 }
 
 function journal(s: SyntheticRoot): { event: string; kind: string; paths: string[]; run: string; reason?: string }[] {
-  return fs.readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(path.join(s.root, 'layergc/journal.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 describe('dry run and real run', () => {
@@ -150,7 +154,10 @@ describe('dry run and real run', () => {
     expect(dflt.json.actions).toEqual([]);
     const r = await purge(s, ['--yes', '--json', '--include', 'unreferenced-layer']);
     expect(r.code).toBe(0);
-    expect(r.json.actions.map((a: { paths: string[]; status: string }) => [a.paths[0], a.status])).toEqual([[c.dir, 'removed'], [p.dir, 'removed']]);
+    expect(r.json.actions.map((a: { paths: string[]; status: string }) => [a.paths[0], a.status])).toEqual([
+      [c.dir, 'removed'],
+      [p.dir, 'removed'],
+    ]);
     expectSameTree(healthy, tree(s.root));
     await expectClean(s);
   });
@@ -192,7 +199,7 @@ describe('hostile trees: nothing outside the data root, nothing live', () => {
     expect(fs.existsSync(s.base)).toBe(true);
   });
 
-  it.concurrent('a -removing entry and a write-set whose cache-ids are live layers\': the metadata goes, the live driver dirs stay', async () => {
+  it.concurrent("a -removing entry and a write-set whose cache-ids are live layers': the metadata goes, the live driver dirs stay", async () => {
     const s = root();
     const { app } = s.populate();
     const healthy = tree(s.root);
@@ -270,7 +277,10 @@ describe('hostile trees: nothing outside the data root, nothing live', () => {
     const s = root();
     const file = path.join(s.base, 'plain-file');
     fs.writeFileSync(file, 'x');
-    for (const [dr, msg] of [['/', '/ is not a Docker data root'], [file, `${file} is not a directory`]]) {
+    for (const [dr, msg] of [
+      ['/', '/ is not a Docker data root'],
+      [file, `${file} is not a directory`],
+    ]) {
       const r = await runCliAsync(['purge', '--data-root', dr, '--yes', '--json']);
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
@@ -371,9 +381,9 @@ const CRASHES: [step: string, nth: number, where: string][] = [
   ['after-rename', 1, "the -removing entry's driver dir, just staged"],
   ['after-stage', 2, 'the write-set, before its driver dir goes'],
   ['remove-tree', 2, "the -removing entry's metadata, after its driver dir went"],
-  ['after-driver', 1, "the -removing entry, after its driver dir went"],
+  ['after-driver', 1, 'the -removing entry, after its driver dir went'],
   ['after-metadata', 2, 'the write-set, gone but not journaled'],
-  ['walk', 3, "the leaked driver dir, half way through its tree"],
+  ['walk', 3, 'the leaked driver dir, half way through its tree'],
 ];
 
 /** A populated root and its healthy tree, then four garbage items, one of each default kind. */
@@ -407,7 +417,10 @@ describe('killed mid-run (LAYERGC_TEST_CRASH_AT), the next purge finishes', () =
   it('every crash point is one the code has', () => {
     const src = ['src/fsx/remove.ts', 'src/purge/execute.ts'].map((f) => fs.readFileSync(path.join(REPO, f), 'utf8')).join('\n');
     // before-item comes before an item's first change: a pause point for the race tests, nothing to resume
-    const points = [...src.matchAll(/faultPoint\('([a-z-]+)'\)/g)].map((m) => m[1]).filter((p, i, all) => p !== 'before-item' && all.indexOf(p) === i).sort();
+    const points = [...src.matchAll(/faultPoint\('([a-z-]+)'\)/g)]
+      .map((m) => m[1])
+      .filter((p, i, all) => p !== 'before-item' && all.indexOf(p) === i)
+      .sort();
     expect(points).toEqual(CRASHES.map(([step]) => step).sort());
   });
 

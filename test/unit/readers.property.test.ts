@@ -69,16 +69,22 @@ describe('bbolt', () => {
 
   it('arbitrary bytes and damaged real files: every entry, or a BboltError', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 20_000 }).map((u) => Buffer.from(u)), mutated(real)), async (bytes) => {
-        const p = fileWith(bytes);
-        try {
-          const count = await readAll(p);
-          // a page holds at most pageSize/16 elements: the walk cannot yield more than the file could hold
-          expect(count).toBeLessThanOrEqual(bytes.length / 16);
-        } catch (err) {
-          expect(err).toBeInstanceOf(BboltError);
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 20_000 }).map((u) => Buffer.from(u)),
+          mutated(real),
+        ),
+        async (bytes) => {
+          const p = fileWith(bytes);
+          try {
+            const count = await readAll(p);
+            // a page holds at most pageSize/16 elements: the walk cannot yield more than the file could hold
+            expect(count).toBeLessThanOrEqual(bytes.length / 16);
+          } catch (err) {
+            expect(err).toBeInstanceOf(BboltError);
+          }
+        },
+      ),
       params,
     );
   });
@@ -87,13 +93,17 @@ describe('bbolt', () => {
     const files = ['snapshots.db', 'metadata_v2.db', 'containerdmeta.db'];
     const bases = files.map((f) => fs.readFileSync(path.join(BBOLT_FIXTURES, 'docker-20.10-builds/buildkit', f)));
     await fc.assert(
-      fc.asyncProperty(fc.nat({ max: 2 }), fc.nat({ max: 2 }).chain((i) => mutated(bases[i]).map((b) => [i, b] as const)), async (_k, [i, bytes]) => {
-        const root = fresh();
-        fs.mkdirSync(path.join(root, 'buildkit'));
-        fs.writeFileSync(path.join(root, 'buildkit', files[i]), bytes);
-        const own = await readBuildkitOwnership(root);
-        expect(['read', 'unreadable', 'absent']).toContain(own.state);
-      }),
+      fc.asyncProperty(
+        fc.nat({ max: 2 }),
+        fc.nat({ max: 2 }).chain((i) => mutated(bases[i]).map((b) => [i, b] as const)),
+        async (_k, [i, bytes]) => {
+          const root = fresh();
+          fs.mkdirSync(path.join(root, 'buildkit'));
+          fs.writeFileSync(path.join(root, 'buildkit', files[i]), bytes);
+          const own = await readBuildkitOwnership(root);
+          expect(['read', 'unreadable', 'absent']).toContain(own.state);
+        },
+      ),
       { ...params, numRuns: Math.ceil(RUNS / 2) },
     );
   });
@@ -105,7 +115,7 @@ describe('tar-split', () => {
     for await (const _e of readTarSplit(p)) count++;
     return count;
   }
-  const valid = tarWithSplit({ 'a.txt': 'hello\n', 'dir/b.bin': Buffer.alloc(3000, 7), 'c': '' });
+  const valid = tarWithSplit({ 'a.txt': 'hello\n', 'dir/b.bin': Buffer.alloc(3000, 7), c: '' });
   const validJson = gunzipSync(valid.tarSplit);
 
   const inputs = fc.oneof(
@@ -135,7 +145,11 @@ describe('tar-split', () => {
 });
 
 describe('layerdb files', () => {
-  const text = fc.oneof(fc.string({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u).toString('latin1')), fc.constantFrom('sha256:' + 'a'.repeat(64), '512', '', '\n', 'c'.repeat(300), '../..', 'a/b'));
+  const text = fc.oneof(
+    fc.string({ maxLength: 300 }),
+    fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u).toString('latin1')),
+    fc.constantFrom('sha256:' + 'a'.repeat(64), '512', '', '\n', 'c'.repeat(300), '../..', 'a/b'),
+  );
   it('arbitrary diff, size, cache-id, parent, descriptor.json, mount files: a record with its problems, never a throw', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -177,8 +191,16 @@ describe('image configs and repositories.json', () => {
   it('arbitrary configs and tags: an image record (with a problem when it is not a valid image), never a throw', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v)), fc.string({ maxLength: 500 }), fc.record({ rootfs: fc.record({ diff_ids: fc.array(fc.oneof(fc.string(), fc.constant('sha256:' + 'd'.repeat(64)), fc.integer())) }) }).map((v) => JSON.stringify(v))),
-        fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v)), fc.string({ maxLength: 300 }), fc.constant(null)),
+        fc.oneof(
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.string({ maxLength: 500 }),
+          fc.record({ rootfs: fc.record({ diff_ids: fc.array(fc.oneof(fc.string(), fc.constant('sha256:' + 'd'.repeat(64)), fc.integer())) }) }).map((v) => JSON.stringify(v)),
+        ),
+        fc.oneof(
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.string({ maxLength: 300 }),
+          fc.constant(null),
+        ),
         async (config, repositories) => {
           const imageDir = fresh();
           const content = path.join(imageDir, 'imagedb/content/sha256');
@@ -199,14 +221,21 @@ describe('image configs and repositories.json', () => {
 
   it('arbitrary config.v2.json: a container record, never a throw', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v)), fc.string({ maxLength: 300 }), fc.record({ Name: fc.jsonValue(), Image: fc.jsonValue(), Driver: fc.jsonValue() }).map((v) => JSON.stringify(v))), async (cfg) => {
-        const root = fresh();
-        fs.mkdirSync(path.join(root, 'containers', 'c1'), { recursive: true });
-        fs.writeFileSync(path.join(root, 'containers', 'c1', 'config.v2.json'), cfg);
-        const [c] = await readContainers(root, []);
-        expect(typeof c.name).toBe('string');
-        expect(c.image === undefined || typeof c.image === 'string').toBe(true);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.string({ maxLength: 300 }),
+          fc.record({ Name: fc.jsonValue(), Image: fc.jsonValue(), Driver: fc.jsonValue() }).map((v) => JSON.stringify(v)),
+        ),
+        async (cfg) => {
+          const root = fresh();
+          fs.mkdirSync(path.join(root, 'containers', 'c1'), { recursive: true });
+          fs.writeFileSync(path.join(root, 'containers', 'c1', 'config.v2.json'), cfg);
+          const [c] = await readContainers(root, []);
+          expect(typeof c.name).toBe('string');
+          expect(c.image === undefined || typeof c.image === 'string').toBe(true);
+        },
+      ),
       params,
     );
   });
@@ -215,15 +244,26 @@ describe('image configs and repositories.json', () => {
 describe('mountinfo', () => {
   it('arbitrary text: entries with string mount points, never a throw', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 2000 }), fc.array(fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.constant('-')), { maxLength: 12 }).map((f) => f.join(' ')), { maxLength: 30 }).map((l) => l.join('\n'))), (text) => {
-        const entries = parseMountinfo(text);
-        expect(entries.length).toBeLessThanOrEqual(text.split('\n').length);
-        for (const e of entries) expect(typeof e.point).toBe('string');
-        const p = fileWith(text);
-        const t = MountTable.read(p);
-        expect(t.known).toBe(true);
-        t.under('/');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 2000 }),
+          fc
+            .array(
+              fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.constant('-')), { maxLength: 12 }).map((f) => f.join(' ')),
+              { maxLength: 30 },
+            )
+            .map((l) => l.join('\n')),
+        ),
+        (text) => {
+          const entries = parseMountinfo(text);
+          expect(entries.length).toBeLessThanOrEqual(text.split('\n').length);
+          for (const e of entries) expect(typeof e.point).toBe('string');
+          const p = fileWith(text);
+          const t = MountTable.read(p);
+          expect(t.known).toBe(true);
+          t.under('/');
+        },
+      ),
       params,
     );
   });
@@ -236,7 +276,9 @@ describe('daemon config', () => {
         fc.oneof(
           fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
           fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v))),
-          fc.record({ 'data-root': fc.jsonValue(), 'storage-driver': fc.jsonValue(), 'userns-remap': fc.jsonValue(), graph: fc.jsonValue(), features: fc.jsonValue() }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))),
+          fc
+            .record({ 'data-root': fc.jsonValue(), 'storage-driver': fc.jsonValue(), 'userns-remap': fc.jsonValue(), graph: fc.jsonValue(), features: fc.jsonValue() }, { requiredKeys: [] })
+            .map((v) => Buffer.from(JSON.stringify(v))),
         ),
         (bytes) => {
           const p = fileWith(bytes, 'daemon.json');
@@ -261,4 +303,3 @@ describe('daemon config', () => {
     expect(() => readDaemonConfig(p)).toThrow(/a FIFO, not a regular file/);
   });
 });
-

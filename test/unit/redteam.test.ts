@@ -23,7 +23,11 @@ const listing = (dirs: string[]) => new Map(dirs.flatMap((d) => [...snapshotTree
 describe('the reference model: an image the daemon loads keeps its layers', () => {
   // Go's encoding/json matches object keys to struct fields case-insensitively (and folds the long
   // s, U+017F, to s): moby loads {"RootFS": {"Diff_IDs": [...]}} as an image with those layers.
-  for (const [what, rootfs, diffIds] of [['RootFS / Diff_IDs', 'RootFS', 'Diff_IDs'], ['ROOTFS / DIFF_IDS', 'ROOTFS', 'DIFF_IDS'], ['rootf\u017f (long s)', 'rootf\u017f', 'diff_id\u017f']] as const) {
+  for (const [what, rootfs, diffIds] of [
+    ['RootFS / Diff_IDs', 'RootFS', 'Diff_IDs'],
+    ['ROOTFS / DIFF_IDS', 'ROOTFS', 'DIFF_IDS'],
+    ['rootf\u017f (long s)', 'rootf\u017f', 'diff_id\u017f'],
+  ] as const) {
     it.concurrent(`regression: a config spelling its keys ${what}: its layers are live, not unreferenced`, async () => {
       const s = root();
       s.populate();
@@ -42,7 +46,11 @@ describe('the reference model: an image the daemon loads keeps its layers', () =
 });
 
 /** Spawn the CLI with a pause point; resolves with the child's pid once it is paused there. */
-function pausedCli(args: string[], step: string, dir: string): { pid: () => number; paused: Promise<void>; resume: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+function pausedCli(
+  args: string[],
+  step: string,
+  dir: string,
+): { pid: () => number; paused: Promise<void>; resume: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: step, LAYERGC_TEST_PAUSE_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -82,8 +90,9 @@ describe('files layergc writes', () => {
     const { app, web } = s.populate();
     s.makeLeakedDriverDir();
     fs.mkdirSync(path.join(s.root, 'layergc'), { mode: 0o700 });
-    const lines = [s.outside, path.join(s.outside, 'precious.txt'), app.layers[0].driverDir, app.layers[0].dir, web.mountDriverDir, web.containerDir]
-      .map((p) => JSON.stringify({ time: '2024-01-01T00:00:00Z', run: 'x', event: 'intent', kind: 'unreferenced-driver-dir', paths: [p] }));
+    const lines = [s.outside, path.join(s.outside, 'precious.txt'), app.layers[0].driverDir, app.layers[0].dir, web.mountDriverDir, web.containerDir].map((p) =>
+      JSON.stringify({ time: '2024-01-01T00:00:00Z', run: 'x', event: 'intent', kind: 'unreferenced-driver-dir', paths: [p] }),
+    );
     fs.writeFileSync(path.join(s.root, 'layergc/journal.jsonl'), `${lines.join('\n')}\n`);
     const guard = [s.outside, app.layers[0].driverDir, app.layers[0].dir, web.mountDriverDir, web.containerDir];
     const before = listing(guard);
@@ -99,10 +108,15 @@ describe('restore with a crafted manifest', () => {
     const q = path.join(s.base, 'q');
     fs.mkdirSync(path.join(q, 'data/sub'), { recursive: true });
     fs.writeFileSync(path.join(q, 'data/sub/planted'), 'planted\n');
-    fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
-      { op: 'quarantine', dataRoot: s.outside, run: 'x', time: '2024-01-01T00:00:00Z' },
-      { op: 'move', from: path.join(s.outside, 'sub/planted'), to: 'data/sub/planted' },
-    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    fs.writeFileSync(
+      path.join(q, 'manifest.jsonl'),
+      [
+        { op: 'quarantine', dataRoot: s.outside, run: 'x', time: '2024-01-01T00:00:00Z' },
+        { op: 'move', from: path.join(s.outside, 'sub/planted'), to: 'data/sub/planted' },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join('\n') + '\n',
+    );
     const before = listing([s.outside]);
     const r = await runCliAsync(['restore', q]);
     expect(r.code).toBe(2);
@@ -116,10 +130,15 @@ describe('restore with a crafted manifest', () => {
     fs.mkdirSync(q);
     const a = path.join(app.layers[0].dir, 'cache-id');
     const b = path.join(app.layers[1].dir, 'cache-id');
-    fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
-      { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
-      { op: 'edit', path: b, previous: a, sha256: sha256Hex(fs.readFileSync(b)) },
-    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    fs.writeFileSync(
+      path.join(q, 'manifest.jsonl'),
+      [
+        { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
+        { op: 'edit', path: b, previous: a, sha256: sha256Hex(fs.readFileSync(b)) },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join('\n') + '\n',
+    );
     const before = snapshotTree(s.root, { exclude: STATE });
     const r = await runCliAsync(['restore', q]);
     expect(r.code).toBe(2);
@@ -133,10 +152,15 @@ describe('restore with a crafted manifest', () => {
     fs.mkdirSync(path.join(q, 'data'), { recursive: true });
     fs.symlinkSync(s.outside, path.join(q, 'data/out'));
     for (const to of ['data/out/precious.txt', 'data/../../outside/precious.txt']) {
-      fs.writeFileSync(path.join(q, 'manifest.jsonl'), [
-        { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
-        { op: 'move', from: path.join(s.root, 'precious.txt'), to },
-      ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+      fs.writeFileSync(
+        path.join(q, 'manifest.jsonl'),
+        [
+          { op: 'quarantine', dataRoot: s.root, run: 'x', time: '2024-01-01T00:00:00Z' },
+          { op: 'move', from: path.join(s.root, 'precious.txt'), to },
+        ]
+          .map((e) => JSON.stringify(e))
+          .join('\n') + '\n',
+      );
       const before = [listing([s.outside]), snapshotTree(s.root, { exclude: STATE })];
       const r = await runCliAsync(['restore', q]);
       expect(r.code, to).not.toBe(0);
@@ -147,7 +171,7 @@ describe('restore with a crafted manifest', () => {
 });
 
 describe('purge --include broken: what a doomed item names that something else needs', () => {
-  it.concurrent('regression: a container on a broken chain whose mount-id names a live layer\'s dir: with containers, the live dir stays', async () => {
+  it.concurrent("regression: a container on a broken chain whose mount-id names a live layer's dir: with containers, the live dir stays", async () => {
     const s = root();
     const { app } = s.populate();
     const doomed = s.addImage(['doomed:1'], [{ files: { 'd/1': 'd1' } }, { files: { 'd/2': 'd2' } }]);
@@ -175,7 +199,7 @@ describe('purge --include broken: what a doomed item names that something else n
     same(before, listing([bk.dir]));
   });
 
-  it.concurrent('two entries claiming one cache-id, one broken and one live: the live layer\'s dir stays', async () => {
+  it.concurrent("two entries claiming one cache-id, one broken and one live: the live layer's dir stays", async () => {
     const s = root();
     const { app } = s.populate();
     const img = s.addImage(['b:1'], [{ files: { 'b/1': 'b1' } }]);
@@ -189,7 +213,7 @@ describe('purge --include broken: what a doomed item names that something else n
 });
 
 describe('ids that are not ids', () => {
-  it.concurrent('regression: a live layer whose cache-id ends in layergc\'s staging suffix is not an interrupted purge\'s leftover', async () => {
+  it.concurrent("regression: a live layer whose cache-id ends in layergc's staging suffix is not an interrupted purge's leftover", async () => {
     const s = root();
     s.populate();
     const img = s.addImage(['odd:1'], [{ files: { 'o/1': 'odd' } }]);
@@ -225,7 +249,12 @@ describe('lost container metadata', () => {
 describe('a live dir whose own lower file is damaged', () => {
   // A middle layer's entry is gone (removed by hand, or moved aside as a write-set), so only the
   // lower files of the dirs above name its dir; those are truncated, garbage or missing too.
-  for (const [how, lost] of [['truncated', 'gone'], ['garbage', 'write-set'], ['missing', 'gone'], ['a FIFO', 'write-set']] as const) {
+  for (const [how, lost] of [
+    ['truncated', 'gone'],
+    ['garbage', 'write-set'],
+    ['missing', 'gone'],
+    ['a FIFO', 'write-set'],
+  ] as const) {
     it.concurrent(`regression: lower ${how}, the layer entry ${lost}: the dir it may stack on is kept`, async () => {
       const s = root();
       const { app, web } = s.populate();
@@ -275,7 +304,7 @@ describe('layergc unlock', () => {
   it.concurrent('regression: <root>/layergc a symlink to a dir outside holding a file named lock: refused, the file stays', async () => {
     const s = root();
     s.populate();
-    fs.writeFileSync(path.join(s.outside, 'lock'), 'some other program\'s lock\n');
+    fs.writeFileSync(path.join(s.outside, 'lock'), "some other program's lock\n");
     fs.symlinkSync(s.outside, path.join(s.root, 'layergc'));
     const before = listing([s.outside]);
     const r = await runCliAsync(['unlock', '--data-root', s.root]);
@@ -294,7 +323,16 @@ describe('the containerd image store purge', () => {
     const chain = `sha256:${hex64('chain')}`;
     const spec: ContainerdSpec = empty
       ? { namespaces: {}, backend: {} }
-      : { namespaces: { moby: { images: { 'docker.io/library/app:1': { target: d } }, blobs: { [d]: { size: layer.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chain } } }, snapshots: { [chain]: { name: `moby/1/${chain}` } } } }, backend: { [`moby/1/${chain}`]: { id: 1 } } };
+      : {
+          namespaces: {
+            moby: {
+              images: { 'docker.io/library/app:1': { target: d } },
+              blobs: { [d]: { size: layer.length, labels: { 'containerd.io/gc.ref.snapshot.overlayfs': chain } } },
+              snapshots: { [chain]: { name: `moby/1/${chain}` } },
+            },
+          },
+          backend: { [`moby/1/${chain}`]: { id: 1 } },
+        };
     const s = containerdRoot(b, spec);
     s.blob(layer);
     s.snapshotDir(1);

@@ -76,13 +76,23 @@ describe('purge --include broken', () => {
     // step 1: proven repairs
     const lostLayer = d.lost.layers[1];
     expect(r1.json.repair.repaired).toEqual([
-      expect.objectContaining({ kind: 'cache-id', layer: lostLayer.chainId, cacheId: lostLayer.cacheId, path: path.join(lostLayer.dir, 'cache-id'), previous: 'missing', status: 'done', evidence: expect.stringContaining(lostLayer.diffId) }),
+      expect.objectContaining({
+        kind: 'cache-id',
+        layer: lostLayer.chainId,
+        cacheId: lostLayer.cacheId,
+        path: path.join(lostLayer.dir, 'cache-id'),
+        previous: 'missing',
+        status: 'done',
+        evidence: expect.stringContaining(lostLayer.diffId),
+      }),
       expect.objectContaining({ kind: 'link', cacheId: d.app.layers[2].cacheId, path: d.unlinked, value: `../${d.app.layers[2].cacheId}/diff`, status: 'done' }),
     ]);
     expect(fs.readFileSync(path.join(lostLayer.dir, 'cache-id'), 'utf8')).toBe(lostLayer.cacheId);
     expect(fs.readlinkSync(d.unlinked)).toBe(`../${d.app.layers[2].cacheId}/diff`);
     // the container holds mid:1 back, named
-    expect(r1.json.repair.heldBack).toEqual([{ holder: 'container', container: 'c1', chains: [d.mid.layers[2].chainId, d.mid.layers[1].chainId], images: ['mid:1'], reason: expect.stringContaining('--include broken,containers') }]);
+    expect(r1.json.repair.heldBack).toEqual([
+      { holder: 'container', container: 'c1', chains: [d.mid.layers[2].chainId, d.mid.layers[1].chainId], images: ['mid:1'], reason: expect.stringContaining('--include broken,containers') },
+    ]);
     expect(exists(d.mid.layers[1].dir)).toBe(true);
     // empty:1 went: its layer, its image, its tag; the previous repositories.json is kept beside
     expect(r1.json.repair.images).toEqual([{ id: d.empty.id, tags: ['empty:1'], why: expect.any(String), remedy: expect.stringContaining('rebuild it (docker build -t empty:1)'), status: 'removed' }]);
@@ -99,9 +109,11 @@ describe('purge --include broken', () => {
     expect(r2.code).toBe(0);
     expect(r2.json.repair.heldBack).toEqual([]);
     expect(r2.json.repair.images).toEqual([{ id: d.mid.id, tags: [DIGEST, 'mid:1'].sort(), why: expect.any(String), remedy: `docker pull ${DIGEST}`, status: 'removed' }]);
-    for (const p of [d.c1.containerDir, d.c1.mountDir, d.c1.mountDriverDir, d.c1.initDriverDir, d.mid.layers[1].dir, d.mid.layers[2].dir, d.mid.layers[2].driverDir, d.mid.configPath, ...d.doomedDist]) expect(exists(p), p).toBe(false);
+    for (const p of [d.c1.containerDir, d.c1.mountDir, d.c1.mountDriverDir, d.c1.initDriverDir, d.mid.layers[1].dir, d.mid.layers[2].dir, d.mid.layers[2].driverDir, d.mid.configPath, ...d.doomedDist])
+      expect(exists(p), p).toBe(false);
     // what healthy images and containers use is untouched
-    for (const p of [d.healthyDist, d.web.containerDir, d.web.mountDriverDir, ...d.app.layers.map((l) => l.driverDir), ...d.lost.layers.map((l) => l.driverDir), d.mid.layers[0].dir]) expect(exists(p), p).toBe(true);
+    for (const p of [d.healthyDist, d.web.containerDir, d.web.mountDriverDir, ...d.app.layers.map((l) => l.driverDir), ...d.lost.layers.map((l) => l.driverDir), d.mid.layers[0].dir])
+      expect(exists(p), p).toBe(true);
     expect(Object.keys(repositories(s).Repositories).sort()).toEqual(['app', 'busybox', 'lost']);
     const clean = await scan(s.root);
     expect(clean.json.findings).toEqual([]);
@@ -115,7 +127,10 @@ describe('purge --include broken', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.json.dryRun).toBe(true);
-    expect(r.json.repair.repaired.map((x: { kind: string; status: string }) => [x.kind, x.status])).toEqual([['cache-id', 'planned'], ['link', 'planned']]);
+    expect(r.json.repair.repaired.map((x: { kind: string; status: string }) => [x.kind, x.status])).toEqual([
+      ['cache-id', 'planned'],
+      ['link', 'planned'],
+    ]);
     expect(r.json.repair.images.map((i: { id: string }) => i.id).sort()).toEqual([d.mid.id, d.empty.id].sort());
     expect(r.json.repair.edits[0].status).toBe('planned');
     expect(r.json.actions.every((a: { status: string }) => a.status === 'planned')).toBe(true);
@@ -196,12 +211,17 @@ describe('purge --include broken', () => {
     // BuildKit's metadata_v2.db records the top of the broken chain as a cache snapshot
     fs.mkdirSync(path.join(s.root, 'buildkit'), { recursive: true });
     fs.writeFileSync(path.join(s.root, 'buildkit/snapshots.db'), synthBbolt(bucket({})).file);
-    fs.writeFileSync(path.join(s.root, 'buildkit/metadata_v2.db'), synthBbolt(bucket({ _main: bucket({ rec1aaaaaaaaaaaaaaaaaaaaa: bucket({ 'cache.snapshot': JSON.stringify({ value: built.layers[2].chainId }) }) }) })).file);
+    fs.writeFileSync(
+      path.join(s.root, 'buildkit/metadata_v2.db'),
+      synthBbolt(bucket({ _main: bucket({ rec1aaaaaaaaaaaaaaaaaaaaa: bucket({ 'cache.snapshot': JSON.stringify({ value: built.layers[2].chainId }) }) }) })).file,
+    );
     const before = snapshotTree(s.root, { exclude: STATE });
     const r1 = await purge(s, ['--include', 'broken', '--yes', '--json']);
     expect(r1.stderr).toBe('');
     expect(r1.code).toBe(1);
-    expect(r1.json.repair.heldBack).toEqual([{ holder: 'buildkit', chains: [built.layers[2].chainId, built.layers[1].chainId], images: ['built:1'], reason: expect.stringContaining('docker builder prune') }]);
+    expect(r1.json.repair.heldBack).toEqual([
+      { holder: 'buildkit', chains: [built.layers[2].chainId, built.layers[1].chainId], images: ['built:1'], reason: expect.stringContaining('docker builder prune') },
+    ]);
     expect(r1.json.repair.images).toEqual([]);
     expect(diffSnapshots(before, snapshotTree(s.root, { exclude: STATE }))).toEqual({ onlyBefore: [], onlyAfter: [], changed: [] });
     const human = await purge(s, ['--include', 'broken', '--dry-run']);
@@ -250,7 +270,9 @@ describe('purge --include broken', () => {
     s.removeDriverFile(l.cacheId, 'link');
     const r = await purge(s, ['--include', 'broken', '--yes', '--json']);
     expect(r.code).toBe(0);
-    expect(r.json.repair.repaired).toEqual([expect.objectContaining({ kind: 'link-file', cacheId: l.cacheId, path: path.join(l.driverDir, 'link'), value: l.lid, previous: 'missing', status: 'done' })]);
+    expect(r.json.repair.repaired).toEqual([
+      expect.objectContaining({ kind: 'link-file', cacheId: l.cacheId, path: path.join(l.driverDir, 'link'), value: l.lid, previous: 'missing', status: 'done' }),
+    ]);
     expect(fs.readFileSync(path.join(l.driverDir, 'link'), 'utf8')).toBe(l.lid);
     expect(r.json.actions).toEqual([]);
     expect((await scan(s.root)).json.findings).toEqual([]);
@@ -265,7 +287,10 @@ describe('purge --include broken', () => {
     expect(r.stdout).toContain('remedy: then for image empty:1: no registry digest is known');
     const j = await scan(d.s.root);
     const f = j.json.findings.find((x: { kind: string; layer?: string }) => x.kind === 'missing-driver-data');
-    expect(f.remedy).toEqual([`layergc purge --include broken,containers --dry-run --data-root ${d.s.root} (then --yes): repairs what the evidence proves, removes the rest and what needs it`, `then for image mid:1: docker pull ${DIGEST}`]);
+    expect(f.remedy).toEqual([
+      `layergc purge --include broken,containers --dry-run --data-root ${d.s.root} (then --yes): repairs what the evidence proves, removes the rest and what needs it`,
+      `then for image mid:1: docker pull ${DIGEST}`,
+    ]);
   });
 });
 
@@ -275,7 +300,12 @@ describe('metrics', () => {
     const d = damaged();
     const r = await purge(d.s, ['--include', 'broken', '--dry-run', '--format', 'prometheus']);
     expect(r.code).toBe(1);
-    const at = (name: string, labels: string) => r.stdout.split('\n').find((l) => l.startsWith(`${name}{data_root="${d.s.root}"${labels}} `))?.split(' ').pop();
+    const at = (name: string, labels: string) =>
+      r.stdout
+        .split('\n')
+        .find((l) => l.startsWith(`${name}{data_root="${d.s.root}"${labels}} `))
+        ?.split(' ')
+        .pop();
     expect(at('layergc_repaired', ',kind="cache-id"')).toBe('1');
     expect(at('layergc_repaired', ',kind="link"')).toBe('1');
     expect(at('layergc_repair_removed', ',kind="image-missing-layers"')).toBe('1');
@@ -304,7 +334,11 @@ describe('--quarantine and restore', () => {
       expect(exists(path.join(q, 'data', path.relative(d.s.root, p))), p).toBe(true);
     }
     expect((await scan(d.s.root)).json.findings).toEqual([]);
-    const manifest = fs.readFileSync(path.join(q, 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const manifest = fs
+      .readFileSync(path.join(q, 'manifest.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(manifest[0]).toMatchObject({ op: 'quarantine', dataRoot: d.s.root });
     expect(manifest.filter((m) => m.op === 'edit')).toHaveLength(1);
 
@@ -333,8 +367,24 @@ describe('--quarantine and restore', () => {
 });
 
 describe('a kill at any step', () => {
- // atomic writes: 1 is the cache-id, 2 is repositories.json; intents: repairs, the edit, then items
-  const POINTS = ['after-repair', 'atomic-after-temp', 'atomic-after-rename', 'atomic-after-temp:2', 'atomic-after-rename:2', 'after-intent:4', 'after-intent:6', 'after-stage:2', 'after-intent', 'after-stage', 'after-driver', 'after-metadata', 'remove-tree', 'before-rename', 'after-rename'];
+  // atomic writes: 1 is the cache-id, 2 is repositories.json; intents: repairs, the edit, then items
+  const POINTS = [
+    'after-repair',
+    'atomic-after-temp',
+    'atomic-after-rename',
+    'atomic-after-temp:2',
+    'atomic-after-rename:2',
+    'after-intent:4',
+    'after-intent:6',
+    'after-stage:2',
+    'after-intent',
+    'after-stage',
+    'after-driver',
+    'after-metadata',
+    'remove-tree',
+    'before-rename',
+    'after-rename',
+  ];
   for (const point of POINTS) {
     it.concurrent(`at ${point}: repositories.json stays whole, a rerun finishes, the scan is clean`, async () => {
       const d = damaged();

@@ -79,7 +79,12 @@ function garbageOn(driver: ReportOnly): Garbage {
 const tree = (s: SyntheticRoot) => snapshotTree(s.root, { exclude: STATE });
 const purge = (s: SyntheticRoot, args: string[]) => runCliAsync(['purge', '--data-root', s.root, '--json', ...args]);
 
-interface JsonAction { kind: string; status: string; reason?: string; paths: string[] }
+interface JsonAction {
+  kind: string;
+  status: string;
+  reason?: string;
+  paths: string[];
+}
 
 /** Every action that hands the driver something is skipped with its reason; the write-set alone (no driver data) goes its way. */
 function expectSkippedForDriver(actions: JsonAction[], driver: ReportOnly, writeSetStatus: string, g: Garbage): void {
@@ -154,7 +159,18 @@ describe('executePlan', () => {
     const g = garbageOn('zfs');
     const before = tree(g.s);
     const dir = path.join(g.s.root, 'image/zfs/layerdb/sha256', hexOf(g.dangling));
-    const f: Finding = { kind: 'unreferenced-layer', severity: 'warning', layer: g.dangling, cacheId: g.danglingCache, paths: [dir], bytes: 0, reclaimable: false, reason: 'test', affects: noAffects(), removal: { type: 'entry', dir, driverId: g.danglingCache } };
+    const f: Finding = {
+      kind: 'unreferenced-layer',
+      severity: 'warning',
+      layer: g.dangling,
+      cacheId: g.danglingCache,
+      paths: [dir],
+      bytes: 0,
+      reclaimable: false,
+      reason: 'test',
+      affects: noAffects(),
+      removal: { type: 'entry', dir, driverId: g.danglingCache },
+    };
     const actions = planPurge([f], { kinds: ['unreferenced-layer'], daemonRunning: false, minAgeMs: 0, now: Date.now(), driver: null }, () => 0);
     expect(actions.map((a) => a.status)).toEqual(['planned']);
     const rm = new Remover(g.s.root, new MountTable([]), false);

@@ -128,7 +128,16 @@ describe("the purge report's free-space line", () => {
   const o = { c: new Chalk({ level: 0 }) } as Output;
   const h = { dataRoot: '/r', driver: 'overlay2', daemonRunning: false };
   const removed = (bytes: number): Action => ({
-    finding: { kind: 'unreferenced-driver-dir', severity: 'warning', cacheId: 'a'.repeat(64), paths: ['/r/overlay2/x'], bytes, reclaimable: true, reason: 'r', affects: { images: [], containers: [] } },
+    finding: {
+      kind: 'unreferenced-driver-dir',
+      severity: 'warning',
+      cacheId: 'a'.repeat(64),
+      paths: ['/r/overlay2/x'],
+      bytes,
+      reclaimable: true,
+      reason: 'r',
+      affects: { images: [], containers: [] },
+    },
     status: 'removed',
     depth: 0,
     freedBytes: bytes,
@@ -139,7 +148,7 @@ describe("the purge report's free-space line", () => {
     expect(agree).toContain("Removed 1 item, 50.0 MB (the filesystem's free space grew by as much); 0 failed, 0 skipped.");
     expect(agree).not.toContain('Free space on');
     const other = renderPurgeHuman(o, h, [removed(50e6)], { dryRun: false, measuredFreed: -3e9 });
-    expect(other).toContain('Removed 1 item, 50.0 MB; 0 failed, 0 skipped.\nFree space on the data root\'s filesystem changed by -3.00 GB meanwhile; other writers there count too.');
+    expect(other).toContain("Removed 1 item, 50.0 MB; 0 failed, 0 skipped.\nFree space on the data root's filesystem changed by -3.00 GB meanwhile; other writers there count too.");
   });
 
   it('--quiet: only what was removed or failed; nothing at all when neither', () => {
@@ -152,7 +161,7 @@ describe("the purge report's free-space line", () => {
 });
 
 describe('purge, for people', () => {
-  it('summary first (per kind: count, bytes, outcome) and the totals, then the details with each kind\'s why once; --verbose shows each', async () => {
+  it("summary first (per kind: count, bytes, outcome) and the totals, then the details with each kind's why once; --verbose shows each", async () => {
     const s = root();
     s.populate();
     const leaks = [s.makeLeakedDriverDir(), s.makeLeakedDriverDir()];

@@ -150,7 +150,7 @@ describe('deep trees', () => {
 });
 
 describe('SAFE pins', () => {
-  it.concurrent('SAFE: an l/ link to a live dir\'s diff under a LID other than the dir\'s own is not dangling, and purge leaves it', async () => {
+  it.concurrent("SAFE: an l/ link to a live dir's diff under a LID other than the dir's own is not dangling, and purge leaves it", async () => {
     const s = root();
     const { app } = s.populate();
     const extra = s.danglingLink(`../${app.layers[1].cacheId}/diff`);
@@ -268,7 +268,6 @@ describe('BuildKit databases, partly present', () => {
     expect(exists(bk.dir), 'a dir only a lease in an unreadable containerdmeta.db may name is kept').toBe(true);
   });
 });
-
 
 describe('crash states of non-atomic mount files', () => {
   it('both mount-id and init-id empty (a crash right after docker create): the container dirs are kept, and the mount is reported', async () => {

@@ -242,10 +242,14 @@ describe('unknown is not empty: a reference source that cannot be read keeps wha
     expect(acts.length).toBeGreaterThan(0); // the others are kept already: the container's mount and the lower chains it stacks on
     for (const a of acts) {
       expect(a.status).toBe('skipped');
-      expect(a.reason).toBe(`kept: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one, so layergc cannot tell which driver dirs hold layers; it removes none of them`);
+      expect(a.reason).toBe(
+        `kept: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one, so layergc cannot tell which driver dirs hold layers; it removes none of them`,
+      );
     }
     expect(acts.some((a) => a.paths[0] === leak.dir)).toBe(true);
-    expect(r.stderr).toContain(`layergc: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one: layergc cannot tell which driver dirs hold layers, so purge removes none of the driver dirs it could claim and calls no layer unreferenced`);
+    expect(r.stderr).toContain(
+      `layergc: ${where} is a symlink (to ${path.join(s.outside, 'sha256')}); layergc never follows one: layergc cannot tell which driver dirs hold layers, so purge removes none of the driver dirs it could claim and calls no layer unreferenced`,
+    );
   });
 
   it.concurrent('layerdb/sha256 missing while the driver home holds layer dirs: nothing removed', async () => {
@@ -278,17 +282,22 @@ describe('unknown is not empty: a reference source that cannot be read keeps wha
     const byPath = new Map(acts.map((a) => [a.paths[0], a]));
     for (const d of [web.mountDriverDir, web.initDriverDir, leak.dir]) {
       expect(byPath.get(d)?.status, d).toBe('skipped');
-      expect(byPath.get(d)?.reason).toBe(`kept: ${where} is a symlink (to ${path.join(s.outside, 'mounts')}); layergc never follows one, so layergc cannot tell which driver dirs are containers' layers; it removes none of them`);
+      expect(byPath.get(d)?.reason).toBe(
+        `kept: ${where} is a symlink (to ${path.join(s.outside, 'mounts')}); layergc never follows one, so layergc cannot tell which driver dirs are containers' layers; it removes none of them`,
+      );
       expect(fs.existsSync(d)).toBe(true);
     }
     expect(fs.readFileSync(path.join(web.mountDriverDir, 'diff/written-by-container'), 'utf8')).toBe('rw data\n');
   });
 
   it.concurrent('imagedb/content/sha256 a symlink, with --include unreferenced-layer: no layer is called unreferenced, none removed', async () => {
-    const { s, before, r } = await purgeWithSource((s) => {
-      s.addDanglingLayer();
-      return symlinked((t) => path.join(t.imageDir, 'imagedb/content/sha256'))(s);
-    }, ['--include', 'unreferenced-layer']);
+    const { s, before, r } = await purgeWithSource(
+      (s) => {
+        s.addDanglingLayer();
+        return symlinked((t) => path.join(t.imageDir, 'imagedb/content/sha256'))(s);
+      },
+      ['--include', 'unreferenced-layer'],
+    );
     expect(r.code).toBe(0);
     const acts = r.json.actions as Action[];
     // only the leaked dir (its name is no layer's) is garbage; every layer stays
@@ -298,12 +307,15 @@ describe('unknown is not empty: a reference source that cannot be read keeps wha
   });
 
   it.concurrent('containers missing while layerdb/mounts holds mounts, with --include unreferenced-layer: no layer removed', async () => {
-    const { s, app, r } = await purgeWithSource((s) => {
-      s.addDanglingLayer();
-      const p = path.join(s.root, 'containers');
-      fs.rmSync(p, { recursive: true });
-      return p;
-    }, ['--include', 'unreferenced-layer']);
+    const { s, app, r } = await purgeWithSource(
+      (s) => {
+        s.addDanglingLayer();
+        const p = path.join(s.root, 'containers');
+        fs.rmSync(p, { recursive: true });
+        return p;
+      },
+      ['--include', 'unreferenced-layer'],
+    );
     expect(r.code).toBe(0);
     expect((r.json.actions as Action[]).filter((a) => a.kind === 'unreferenced-layer')).toEqual([]);
     for (const l of app.layers) expect(fs.existsSync(l.driverDir)).toBe(true);
@@ -375,14 +387,16 @@ describe('what may be an only copy is kept', () => {
     const why = (d: string) => acts.find((a) => a.paths[0] === d);
     for (const d of [leak.dir, lost.driverDir]) {
       expect(why(d)?.status).toBe('skipped');
-      expect(why(d)?.reason).toBe(`kept: layer ${lost.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`);
+      expect(why(d)?.reason).toBe(
+        `kept: layer ${lost.chainId.slice(7, 19)} has lost its cache-id (cache-id is missing), and this dir may be its only copy, so it is kept; \`layergc purge --include broken\` resolves it`,
+      );
     }
     expectSame(before, tree(s.root), 'data root');
     expect(fs.readFileSync(path.join(lost.driverDir, 'diff/built.txt'), 'utf8')).toBe('only copy\n');
     void app;
   });
 
-  it.concurrent("a lost cache-id whose parent is known: a dir whose lower chain does not stack on that parent is ruled out and purged", async () => {
+  it.concurrent('a lost cache-id whose parent is known: a dir whose lower chain does not stack on that parent is ruled out and purged', async () => {
     const s = root();
     const { app } = s.populate();
     const leak = s.makeLeakedDriverDir(); // no lower: a base layer's dir, not a child of app's top
@@ -415,7 +429,10 @@ describe('files layergc writes', () => {
     const before = tree(s.root);
     const link = path.join(s.base, 'metrics.prom');
     fs.symlinkSync(path.join(s.outside, 'precious.txt'), link);
-    for (const [target, why] of [[path.join(s.base, 'no-such-dir/layergc.prom'), 'ENOENT'], [link, 'it is a symlink']]) {
+    for (const [target, why] of [
+      [path.join(s.base, 'no-such-dir/layergc.prom'), 'ENOENT'],
+      [link, 'it is a symlink'],
+    ]) {
       const r = await purge(s, ['--yes', '--json', '--metrics-file', target]);
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
@@ -545,7 +562,9 @@ describe.skipIf(!canUnshareMount)('whose daemon: a dockerd in another mount name
     for (let i = 0; i < 500; i++) {
       try {
         if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd') break;
-      } catch { /* not yet */ }
+      } catch {
+        /* not yet */
+      }
       await sleep(10);
     }
     return { pid, stop: () => child.kill('SIGKILL') };
@@ -576,7 +595,7 @@ describe.skipIf(!canUnshareMount)('whose daemon: a dockerd in another mount name
     }
   });
 
-  it.concurrent('a dockerd whose data root has the same path as this root, but is another directory in its namespace: not this root\'s daemon', async () => {
+  it.concurrent("a dockerd whose data root has the same path as this root, but is another directory in its namespace: not this root's daemon", async () => {
     const s = root();
     s.populate();
     const leak = s.makeLeakedDriverDir();

@@ -57,7 +57,15 @@ describe('the schemas themselves', () => {
   const finding = { kind: 'dangling-link', severity: 'warning', paths: ['/r/overlay2/l/X'], bytes: 0, reclaimable: true, reason: 'r', affects: { images: [], containers: [] } };
   const scanOut = { schemaVersion: 1, dataRoot: '/r', driver: 'overlay2', daemonRunning: false, findings: [finding], summary: { findings: 1, reclaimableBytes: 0 } };
   const action = { kind: 'dangling-link', paths: ['/r/overlay2/l/X'], bytes: 0, status: 'removed' };
-  const purgeOut = { schemaVersion: 1, dataRoot: '/r', driver: 'overlay2', dryRun: false, daemonRunning: false, actions: [action], summary: { removed: 1, failed: 0, skipped: 0, planned: 0, reclaimedBytes: 0, plannedBytes: 0, measuredFreedBytes: -4096 } };
+  const purgeOut = {
+    schemaVersion: 1,
+    dataRoot: '/r',
+    driver: 'overlay2',
+    dryRun: false,
+    daemonRunning: false,
+    actions: [action],
+    summary: { removed: 1, failed: 0, skipped: 0, planned: 0, reclaimedBytes: 0, plannedBytes: 0, measuredFreedBytes: -4096 },
+  };
 
   it.each([
     ['an unknown kind', { ...scanOut, findings: [{ ...finding, kind: 'orphan' }] }],
@@ -86,9 +94,22 @@ describe('the schemas themselves', () => {
 
   it('accepts the documented examples', () => {
     expectValid('scan', scanOut);
-    expectValid('scan', { ...scanOut, findings: [{ ...finding, kind: 'content-mismatch', layer: `sha256:${'a'.repeat(64)}`, cacheId: 'c', files: [{ name: 'etc/x', problem: 'modified', detail: 'd' }] }], skipped: [{ chainId: `sha256:${'b'.repeat(64)}`, reason: 'r' }], summary: { ...scanOut.summary, layersVerified: 1, layersOk: 0, bytesVerified: 10 } });
+    expectValid('scan', {
+      ...scanOut,
+      findings: [{ ...finding, kind: 'content-mismatch', layer: `sha256:${'a'.repeat(64)}`, cacheId: 'c', files: [{ name: 'etc/x', problem: 'modified', detail: 'd' }] }],
+      skipped: [{ chainId: `sha256:${'b'.repeat(64)}`, reason: 'r' }],
+      summary: { ...scanOut.summary, layersVerified: 1, layersOk: 0, bytesVerified: 10 },
+    });
     expectValid('purge', purgeOut);
-    expectValid('purge', { ...purgeOut, dryRun: true, actions: [{ ...action, status: 'planned' }, { ...action, status: 'skipped', reason: 'r' }], summary: { removed: 0, failed: 0, skipped: 1, planned: 1, reclaimedBytes: 0, plannedBytes: 0 } });
+    expectValid('purge', {
+      ...purgeOut,
+      dryRun: true,
+      actions: [
+        { ...action, status: 'planned' },
+        { ...action, status: 'skipped', reason: 'r' },
+      ],
+      summary: { removed: 0, failed: 0, skipped: 1, planned: 1, reclaimedBytes: 0, plannedBytes: 0 },
+    });
   });
 });
 
@@ -122,7 +143,9 @@ describe('real outputs', () => {
     expect(r.code).toBe(1);
     const kinds = new Set((r.json.findings as { kind: string }[]).map((f) => f.kind));
     // the graph-driver kinds (the containerd store's are in containerd.test.ts)
-    expect([...kinds].sort()).toEqual(FINDING_KINDS.filter((k) => !k.startsWith('containerd-') && !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable'].includes(k)).sort());
+    expect([...kinds].sort()).toEqual(
+      FINDING_KINDS.filter((k) => !k.startsWith('containerd-') && !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable'].includes(k)).sort(),
+    );
     // --format json prints the same document
     const same = await runCliAsync(['scan', '--data-root', s.root, '--format', 'json']);
     expect(same.json).toEqual(r.json);

@@ -92,7 +92,10 @@ describe('SizeAccounting in a worker thread (no chdir there)', () => {
       });`;
     const dist = path.join(__dirname, '../../dist/fsx');
     const w = new Worker(src, { eval: true, workerData: { size: `${dist}/size.js`, mounts: `${dist}/mounts.js`, dir: top } });
-    const bytes = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    const bytes = await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
     await w.terminate();
     expect(bytes).toBe(new SizeAccounting(MountTable.read()).measure(top).bytes);
   });

@@ -456,9 +456,7 @@ describe('verifyLayer', () => {
     const l = richLayer();
     fs.writeFileSync(Buffer.concat([Buffer.from(l.root + '/'), RAW_NAME]), 'NOT utf-8 name\n');
     const r = await verifyLayer(l.target);
-    expect(r.files).toEqual([
-      { name: 'non-\\xff\\xfe.bin', problem: 'modified', detail: expect.stringContaining(`name_raw ${Buffer.concat([Buffer.from('./'), RAW_NAME]).toString('base64')}`) },
-    ]);
+    expect(r.files).toEqual([{ name: 'non-\\xff\\xfe.bin', problem: 'modified', detail: expect.stringContaining(`name_raw ${Buffer.concat([Buffer.from('./'), RAW_NAME]).toString('base64')}`) }]);
   });
 
   it('a tar-split gzip cut short is tar-split-corrupt, and damage in the readable part is still named', async () => {

@@ -10,9 +10,11 @@ import { metricsOf } from '../render/prometheus.js';
 export function dfCommand(): Command {
   return withStoreOptions(new Command('df'))
     .description('where the disk under the data root goes: categories that add up to du -sx, unique and shared bytes per image; read-only')
-    .action(action<CommonOptions>(async (ctx, opts) => {
-      const r = await df(opts);
-      await deliver(ctx, { json: () => dfJson(r), metrics: () => metricsOf(r), human: () => renderDfHuman(ctx.out, r, opts) });
-      return ExitCode.OK;
-    }));
+    .action(
+      action<CommonOptions>(async (ctx, opts) => {
+        const r = await df(opts);
+        await deliver(ctx, { json: () => dfJson(r), metrics: () => metricsOf(r), human: () => renderDfHuman(ctx.out, r, opts) });
+        return ExitCode.OK;
+      }),
+    );
 }

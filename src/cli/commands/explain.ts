@@ -8,16 +8,19 @@ import { action, deliver, withStoreOptions, type CommonOptions } from '../common
 import { renderExplain } from '../render/explain.js';
 import { metricsOf } from '../render/prometheus.js';
 
-export const TARGET_HELP = 'an image (tag, repo@digest, ID), a container (name, ID), a layer (chain ID), a driver dir (cache ID), IDs full or a unique prefix such as the 12 characters scan prints; or a path in the data root';
+export const TARGET_HELP =
+  'an image (tag, repo@digest, ID), a container (name, ID), a layer (chain ID), a driver dir (cache ID), IDs full or a unique prefix such as the 12 characters scan prints; or a path in the data root';
 
 export function explainCommand(): Command {
   return withStoreOptions(new Command('explain'))
     .description('say why an image, container, layer, driver dir or path is live, garbage or broken')
     .argument('<what>', TARGET_HELP)
-    .action(action<CommonOptions>(async (ctx, opts, args) => {
-      const r = await explain(opts, args[0]);
-      // the metrics are the whole scan's: explain reads the whole store to answer
-      await deliver(ctx, { json: () => explainJson(r), metrics: () => metricsOf(r), human: () => renderExplain(ctx.out, r) });
-      return r.explanation.status === 'live' ? ExitCode.OK : ExitCode.FOUND;
-    }));
+    .action(
+      action<CommonOptions>(async (ctx, opts, args) => {
+        const r = await explain(opts, args[0]);
+        // the metrics are the whole scan's: explain reads the whole store to answer
+        await deliver(ctx, { json: () => explainJson(r), metrics: () => metricsOf(r), human: () => renderExplain(ctx.out, r) });
+        return r.explanation.status === 'live' ? ExitCode.OK : ExitCode.FOUND;
+      }),
+    );
 }

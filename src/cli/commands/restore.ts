@@ -7,16 +7,22 @@ import { action, deliver, withOutputOptions, type CommonOptions } from '../commo
 import { renderRestore } from '../render/restore.js';
 import { metricsOf } from '../render/prometheus.js';
 
-interface RestoreOptions extends CommonOptions { dryRun?: boolean }
+interface RestoreOptions extends CommonOptions {
+  dryRun?: boolean;
+}
 
 export function restoreCommand(): Command {
   return withOutputOptions(new Command('restore'))
-    .description('put back everything a purge --include broken --quarantine DIR moved into DIR, or the meta.db a containerd-store purge replaced (give its backup meta.db.layergc-<run>); refuses to overwrite anything')
+    .description(
+      'put back everything a purge --include broken --quarantine DIR moved into DIR, or the meta.db a containerd-store purge replaced (give its backup meta.db.layergc-<run>); refuses to overwrite anything',
+    )
     .argument('<dir>', 'the quarantine directory, or a meta.db backup')
     .option('-n, --dry-run', 'show what would be put back; change nothing')
-    .action(action<RestoreOptions>(async (ctx, opts, args) => {
-      const r = await restore(args[0] ?? '', opts);
-      await deliver(ctx, { json: () => restoreJson(r), metrics: () => metricsOf(r), human: () => renderRestore(r, opts) });
-      return ExitCode.OK;
-    }));
+    .action(
+      action<RestoreOptions>(async (ctx, opts, args) => {
+        const r = await restore(args[0] ?? '', opts);
+        await deliver(ctx, { json: () => restoreJson(r), metrics: () => metricsOf(r), human: () => renderRestore(r, opts) });
+        return ExitCode.OK;
+      }),
+    );
 }

@@ -8,16 +8,22 @@ import { metricsOf } from '../render/prometheus.js';
 import { againWith } from '../hint.js';
 import { progressFor } from '../verified.js';
 
-interface ScanOptions extends CommonOptions { deep?: boolean; failOn: FailOn; verbose?: boolean }
+interface ScanOptions extends CommonOptions {
+  deep?: boolean;
+  failOn: FailOn;
+  verbose?: boolean;
+}
 
 export function scanCommand(): Command {
   return withFailOn(withStoreOptions(new Command('scan')))
     .description('find orphan and broken layers; read-only')
-    .option('--deep', 'also verify every layer\'s content against its DiffID (as `layergc verify`)')
+    .option('--deep', "also verify every layer's content against its DiffID (as `layergc verify`)")
     .option('-v, --verbose', 'say why for every item, not once per kind')
-    .action(action<ScanOptions>(async (ctx, opts) => {
-      const r = await scan(opts, { progress: progressFor(ctx.out, formatOf(opts), opts) });
-      await deliver(ctx, { json: () => scanJson(r), metrics: () => metricsOf(r), human: () => renderScan(ctx.out, r, { ...opts, again: againWith(opts) }) });
-      return exitFor(r.findings, opts.failOn);
-    }));
+    .action(
+      action<ScanOptions>(async (ctx, opts) => {
+        const r = await scan(opts, { progress: progressFor(ctx.out, formatOf(opts), opts) });
+        await deliver(ctx, { json: () => scanJson(r), metrics: () => metricsOf(r), human: () => renderScan(ctx.out, r, { ...opts, again: againWith(opts) }) });
+        return exitFor(r.findings, opts.failOn);
+      }),
+    );
 }

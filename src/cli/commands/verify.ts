@@ -9,7 +9,11 @@ import { metricsOf } from '../render/prometheus.js';
 import { againWith } from '../hint.js';
 import { progressFor } from '../verified.js';
 
-interface VerifyOptions extends CommonOptions { jobs?: string; failOn: FailOn; verbose?: boolean }
+interface VerifyOptions extends CommonOptions {
+  jobs?: string;
+  failOn: FailOn;
+  verbose?: boolean;
+}
 
 export function verifyCommand(): Command {
   return withFailOn(withStoreOptions(new Command('verify')))
@@ -17,13 +21,15 @@ export function verifyCommand(): Command {
     .argument('[what...]', 'images (tag, repo@digest, ID), containers (name, ID), layers (chain ID) or driver dirs, IDs full or a unique prefix; default: every layer')
     .option('-j, --jobs <n>', 'layers verified at once (default: number of CPUs)')
     .option('-v, --verbose', 'say why for every item, not once per kind')
-    .action(action<VerifyOptions>(async (ctx, opts, args) => {
-      if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
-      const format = formatOf(opts);
-      const again = againWith(opts);
-      const r = await verify({ ...opts, what: args, jobs: opts.jobs ? Number(opts.jobs) : undefined, again }, { log: ctx.log, progress: progressFor(ctx.out, format, opts) });
-      if (r.getfattr && format === 'human' && !opts.quiet) ctx.log.warn(r.getfattr);
-      await deliver(ctx, { json: () => verifyJson(r), metrics: () => metricsOf(r), human: () => renderVerify(ctx.out, r, { ...opts, again }) });
-      return exitFor(r.findings, opts.failOn);
-    }));
+    .action(
+      action<VerifyOptions>(async (ctx, opts, args) => {
+        if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
+        const format = formatOf(opts);
+        const again = againWith(opts);
+        const r = await verify({ ...opts, what: args, jobs: opts.jobs ? Number(opts.jobs) : undefined, again }, { log: ctx.log, progress: progressFor(ctx.out, format, opts) });
+        if (r.getfattr && format === 'human' && !opts.quiet) ctx.log.warn(r.getfattr);
+        await deliver(ctx, { json: () => verifyJson(r), metrics: () => metricsOf(r), human: () => renderVerify(ctx.out, r, { ...opts, again }) });
+        return exitFor(r.findings, opts.failOn);
+      }),
+    );
 }

@@ -33,7 +33,15 @@ Examples:
 /** commander's usage errors: one line naming the help to read, exit 2 (a bad argument). */
 function quietErrors(c: Command, helpOf: string): Command {
   return c
-    .configureOutput({ outputError: (msg, write) => write(`layergc: ${msg.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${helpOf} --help)\n`) })
+    .configureOutput({
+      outputError: (msg, write) =>
+        write(
+          `layergc: ${msg
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')} (see ${helpOf} --help)\n`,
+        ),
+    })
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 }
 

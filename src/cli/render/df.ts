@@ -52,11 +52,14 @@ export function renderDfHuman(o: Output, d: DfReport, opts: { quiet?: boolean } 
     if (r.images.length > list.length) lines.push(c.dim(`  … ${r.images.length - list.length} more images (--json lists them all)`));
     lines.push(c.dim('  unique: what `docker rmi` of that image alone frees; shared: layers other images, containers or BuildKit also use'));
   }
-  if (r.mountsSkipped.length) lines.push(c.dim(`${r.mountsSkipped.length} mount point${r.mountsSkipped.length === 1 ? '' : 's'} under the data root not counted (running containers' merged/ and shm/), as du -x does not`));
+  if (r.mountsSkipped.length)
+    lines.push(c.dim(`${r.mountsSkipped.length} mount point${r.mountsSkipped.length === 1 ? '' : 's'} under the data root not counted (running containers' merged/ and shm/), as du -x does not`));
   lines.push('');
   const more = unref(r) ? `; \`purge --include unreferenced-layer\` (daemon stopped) would add ${human(unref(r))}` : '';
-  lines.push(r.reclaimableBytes
-    ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.${r.daemonRunning ? ' With the daemon running, unreferenced-driver-dir and stale-write-set items wait until nothing in them was written for --min-age.' : ''}`
-    : `Nothing for a purge to free${more}.`);
+  lines.push(
+    r.reclaimableBytes
+      ? `A purge would free ${c.bold(human(r.reclaimableBytes))} now: layergc purge --dry-run shows what${more}.${r.daemonRunning ? ' With the daemon running, unreferenced-driver-dir and stale-write-set items wait until nothing in them was written for --min-age.' : ''}`
+      : `Nothing for a purge to free${more}.`,
+  );
   return lines.join('\n');
 }

@@ -29,7 +29,9 @@ export class Exposition {
   metric(name: string, help: string, type: 'gauge' | 'counter', samples: [Labels, number][]): this {
     this.lines.push(`# HELP ${name} ${escHelp(help)}`, `# TYPE ${name} ${type}`);
     for (const [own, value] of samples) {
-      const l = Object.entries({ ...this.base, ...own }).map(([k, v]) => `${k}="${escLabel(v)}"`).join(',');
+      const l = Object.entries({ ...this.base, ...own })
+        .map(([k, v]) => `${k}="${escLabel(v)}"`)
+        .join(',');
       this.lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
     }
     return this;
@@ -54,8 +56,17 @@ function common(h: ScanHeader, t: RunTimes, command: MetricsCommand): Exposition
 
 function findingMetrics(e: Exposition, findings: readonly Finding[], bytesHelp: string): void {
   const of = (k: string) => findings.filter((f) => f.kind === k);
-  e.metric('layergc_findings', 'Findings of the last run, by kind (a purge counts them before removing anything).', 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, of(k).length]))
-    .metric('layergc_finding_bytes', bytesHelp, 'gauge', FINDING_KINDS.map((k) => [{ kind: k }, sum(of(k))]));
+  e.metric(
+    'layergc_findings',
+    'Findings of the last run, by kind (a purge counts them before removing anything).',
+    'gauge',
+    FINDING_KINDS.map((k) => [{ kind: k }, of(k).length]),
+  ).metric(
+    'layergc_finding_bytes',
+    bytesHelp,
+    'gauge',
+    FINDING_KINDS.map((k) => [{ kind: k }, sum(of(k))]),
+  );
 }
 
 /** scan's metrics; explain reports the scan it ran to answer, with command="explain". */
@@ -69,7 +80,12 @@ function scanExposition(h: ScanHeader, findings: Finding[], t: RunTimes, command
   return e.metric('layergc_reclaimable_bytes', 'Bytes a purge would free now.', 'gauge', [[{}, sum(findings.filter((f) => f.reclaimable))]]);
 }
 
-export interface VerifyTotals { ok: number; failed: number; skipped: number; bytes: number }
+export interface VerifyTotals {
+  ok: number;
+  failed: number;
+  skipped: number;
+  bytes: number;
+}
 
 /** verify: its findings (content kinds), and how many layers matched, did not, or could not be read. */
 export function verifyMetrics(h: ScanHeader, findings: Finding[], v: VerifyTotals, t: RunTimes): string {
@@ -124,7 +140,12 @@ export function metricsOf(r: ScanReport | VerifyReport | ExplainReport | PurgeRe
       return dfMetrics(r);
     case 'restore':
       return new Exposition({ data_root: r.dataRoot })
-        .metric('layergc_restore_items', 'Items the last restore put back (restored), would put back (planned: a dry run) or found back already.', 'gauge', (['restored', 'planned', 'already'] as const).map((s): [Record<string, string>, number] => [{ status: s }, r.items.filter((i) => i.status === s).length]))
+        .metric(
+          'layergc_restore_items',
+          'Items the last restore put back (restored), would put back (planned: a dry run) or found back already.',
+          'gauge',
+          (['restored', 'planned', 'already'] as const).map((s): [Record<string, string>, number] => [{ status: s }, r.items.filter((i) => i.status === s).length]),
+        )
         .toString();
     case 'unlock':
       return new Exposition({ data_root: r.dataRoot })
@@ -140,7 +161,12 @@ export function dfMetrics(d: DfReport): string {
   const t = d.times;
   return new Exposition({ data_root: r.dataRoot })
     .metric('layergc_df_total_bytes', 'Bytes on disk under the data root (each inode once, no mount point crossed).', 'gauge', [[{}, r.total]])
-    .metric('layergc_df_bytes', 'Bytes on disk under the data root, by category; `other` by path.', 'gauge', r.categories.map((x): [Record<string, string>, number] => [x.category === 'other' ? { category: x.category, path: x.path ?? '' } : { category: x.category }, x.bytes]))
+    .metric(
+      'layergc_df_bytes',
+      'Bytes on disk under the data root, by category; `other` by path.',
+      'gauge',
+      r.categories.map((x): [Record<string, string>, number] => [x.category === 'other' ? { category: x.category, path: x.path ?? '' } : { category: x.category }, x.bytes]),
+    )
     .metric('layergc_df_reclaimable_bytes', 'Bytes a purge would free now (as layergc_reclaimable_bytes of a scan).', 'gauge', [[{}, r.reclaimableBytes]])
     .metric('layergc_df_last_run_timestamp_seconds', 'Unix time the last df finished.', 'gauge', [[{}, Math.round(t.finished / 1000)]])
     .metric('layergc_df_last_run_duration_seconds', 'How long the last df took.', 'gauge', [[{}, Math.max(0, t.finished - t.started) / 1000]])
@@ -160,7 +186,9 @@ export function repairMetrics(p: PurgeReport): string {
     ...['cache-id', 'link', 'link-file'].map((k) => `layergc_repaired{data_root="${dr}",kind="${k}"} ${count(k)}`),
     '# HELP layergc_repair_removed Items the last purge --include broken removed (or would), by finding kind.',
     '# TYPE layergc_repair_removed gauge',
-    ...FINDING_KINDS.filter((k) => !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable', 'unsafe-path', 'invalid-image'].includes(k)).map((k) => `layergc_repair_removed{data_root="${dr}",kind="${k}"} ${removed(k)}`),
+    ...FINDING_KINDS.filter((k) => !['content-mismatch', 'tar-split-missing', 'tar-split-corrupt', 'sparse-unverifiable', 'unsafe-path', 'invalid-image'].includes(k)).map(
+      (k) => `layergc_repair_removed{data_root="${dr}",kind="${k}"} ${removed(k)}`,
+    ),
     '# HELP layergc_repair_held_back Containers that held a broken chain back in the last repair.',
     '# TYPE layergc_repair_held_back gauge',
     `layergc_repair_held_back{data_root="${dr}"} ${r.heldBack.length}`,

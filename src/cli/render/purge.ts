@@ -36,7 +36,9 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
   const actions = opts.quiet ? all.filter((a) => a.status === 'removed' || a.status === 'failed') : all;
   if (opts.quiet && !actions.length) return '';
   const again = opts.again ?? ((x: string) => `layergc ${x}`);
-  const lines = [`${c.bold(`layergc purge${opts.asking ? ': the plan' : opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`];
+  const lines = [
+    `${c.bold(`layergc purge${opts.asking ? ': the plan' : opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`,
+  ];
   if (!opts.quiet) for (const n of opts.notes ?? []) lines.push(...wrap(`note: ${escapeText(n)}`).map((l) => c.yellow(l)));
   if (!actions.length) {
     lines.push(c.green('Nothing to remove.'));
@@ -53,16 +55,23 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
   lines.push('', c.bold(`${'kind'.padEnd(26)}${'count'.padStart(6)}${'bytes'.padStart(11)}  outcome`));
   for (const [kind, list] of byKind) {
     const bytes = list.reduce((t, a) => t + actionBytes(a), 0);
-    const outcome = order.map((s) => [s, list.filter((a) => a.status === s).length] as const).filter(([, n]) => n).map(([s, n]) => (s === 'failed' ? c.red : (x: string) => x)(`${word[s]} ${n}`)).join(', ');
+    const outcome = order
+      .map((s) => [s, list.filter((a) => a.status === s).length] as const)
+      .filter(([, n]) => n)
+      .map(([s, n]) => (s === 'failed' ? c.red : (x: string) => x)(`${word[s]} ${n}`))
+      .join(', ');
     lines.push(`${kind.padEnd(26)}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${outcome}`);
   }
   const t = purgeTotals(all, opts.dryRun);
   const skipped = opts.quiet ? '' : `, ${t.skipped} skipped`;
-  if (opts.dryRun) lines.push(`${c.bold(`Would remove ${plural(t.planned, 'item')}, ${human(t.plannedBytes)}`)}${skipped}.${opts.asking ? '' : ` Nothing was changed. To remove: ${again('purge --yes')}`}`);
+  if (opts.dryRun)
+    lines.push(`${c.bold(`Would remove ${plural(t.planned, 'item')}, ${human(t.plannedBytes)}`)}${skipped}.${opts.asking ? '' : ` Nothing was changed. To remove: ${again('purge --yes')}`}`);
   else {
     const m = opts.measuredFreed;
     const same = m !== undefined && agrees(m, t.reclaimedBytes);
-    lines.push(`${c.bold(`Removed ${plural(t.removed, 'item')}, ${human(t.reclaimedBytes)}`)}${same && t.reclaimedBytes ? " (the filesystem's free space grew by as much)" : ''}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}${skipped}.`);
+    lines.push(
+      `${c.bold(`Removed ${plural(t.removed, 'item')}, ${human(t.reclaimedBytes)}`)}${same && t.reclaimedBytes ? " (the filesystem's free space grew by as much)" : ''}; ${t.failed ? c.red(`${t.failed} failed`) : '0 failed'}${skipped}.`,
+    );
     if (m !== undefined && !same) lines.push(c.dim(`Free space on the data root's filesystem changed by ${m < 0 ? '-' : '+'}${human(Math.abs(m))} meanwhile; other writers there count too.`));
   }
 
@@ -90,7 +99,6 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
   return lines.join('\n');
 }
 
-
 /** The repair report (purge --include broken): what was repaired and on what evidence, what was removed and why, what a container held back, and what to do next for every removed image. */
 function renderRepairHuman(o: Output, h: Header, r: RepairRun, opts: PurgeHumanOptions & { quarantine?: string }): string {
   const { c } = o;
@@ -107,12 +115,18 @@ function renderRepairHuman(o: Output, h: Header, r: RepairRun, opts: PurgeHumanO
   for (const u of r.unproven) lines.push(`${c.yellow('not proven')}  layer ${short(u.layer)}: ${u.reason}; it is removed as broken`);
   if (r.edit) {
     const verb = r.edit.status === 'planned' ? 'would remove' : r.edit.status === 'done' ? 'removed' : c.red('FAILED to remove');
-    lines.push(`${r.edit.path}: ${verb} ${r.edit.removedRefs.join(', ')}; the previous version ${r.edit.status === 'planned' ? 'would be' : 'is'} kept as ${r.edit.previous}${r.edit.reason ? ` (${r.edit.reason})` : ''}`);
+    lines.push(
+      `${r.edit.path}: ${verb} ${r.edit.removedRefs.join(', ')}; the previous version ${r.edit.status === 'planned' ? 'would be' : 'is'} kept as ${r.edit.previous}${r.edit.reason ? ` (${r.edit.reason})` : ''}`,
+    );
   }
-  const body = renderPurgeHuman(o, h, r.actions, { ...opts, notes: [] }).split('\n').slice(1);
+  const body = renderPurgeHuman(o, h, r.actions, { ...opts, notes: [] })
+    .split('\n')
+    .slice(1);
   lines.push(...body.filter((l) => !(r.repairs.length && l.includes('Nothing to remove.'))));
   for (const hb of r.heldBack) {
-    lines.push(`${c.yellow('held back')}  ${hb.holder === 'buildkit' ? "BuildKit's build cache" : `container ${hb.container}`}${hb.images.length ? ` (and image ${hb.images.join(', ')})` : ''}: ${hb.reason}`);
+    lines.push(
+      `${c.yellow('held back')}  ${hb.holder === 'buildkit' ? "BuildKit's build cache" : `container ${hb.container}`}${hb.images.length ? ` (and image ${hb.images.join(', ')})` : ''}: ${hb.reason}`,
+    );
   }
   for (const n of r.notes) lines.push(c.yellow(`note: ${n}`));
   if (r.images.length) {

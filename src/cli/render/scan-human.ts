@@ -34,7 +34,8 @@ function purged(list: Finding[]): string {
 /** A remedy that gives a command to copy (layergc …, docker pull …) is never wrapped; prose is. */
 const remedyLines = (r: string) => (/\b(layergc|docker pull) /.test(r) ? [`    remedy: ${r}`] : wrap(`remedy: ${r}`, '    ', '      '));
 
-const nameOf = (f: Finding) => (f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0]);
+const nameOf = (f: Finding) =>
+  f.containerd?.lease ? `lease ${f.containerd.lease}` : f.layer ? `layer ${short(f.layer)}` : f.cacheId ? `dir ${f.cacheId.length > 25 ? short(f.cacheId) : f.cacheId}` : f.paths[0];
 
 export function renderScanHuman(o: Output, h: Header, findings: Finding[], opts: ReportOptions = {}): string {
   const { c } = o;
@@ -94,7 +95,11 @@ export function renderScanHuman(o: Output, h: Header, findings: Finding[], opts:
   return lines.join('\n');
 }
 
-export interface HumanOptions { verbose?: boolean; quiet?: boolean; again: (sub: string) => string }
+export interface HumanOptions {
+  verbose?: boolean;
+  quiet?: boolean;
+  again: (sub: string) => string;
+}
 
 /** scan for people; '' under --quiet when nothing was found. */
 export function renderScan(o: Output, r: ScanReport, opts: HumanOptions): string {

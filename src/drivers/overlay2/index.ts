@@ -13,7 +13,10 @@ export class Overlay2Driver extends DirPerLayerDriver {
   readonly removal = 'files' as const;
   readonly links: LinkDir;
 
-  constructor(readonly name: 'overlay2' | 'fuse-overlayfs', home: string) {
+  constructor(
+    readonly name: 'overlay2' | 'fuse-overlayfs',
+    home: string,
+  ) {
     super(home);
     this.links = new LinkDir(`${home}/l`);
   }

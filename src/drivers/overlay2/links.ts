@@ -7,7 +7,11 @@ import type { LinkRepair, UnsafeLink } from '../types.js';
 /** A link ID: 26 chars of base32 (moby's generateID(idLength)). */
 export const LID = /^[A-Z2-7]{26}$/;
 
-export interface LinkEntry { path: string; target?: string; id?: string }
+export interface LinkEntry {
+  path: string;
+  target?: string;
+  id?: string;
+}
 
 export class LinkDir {
   constructor(readonly dir: string) {}
@@ -49,9 +53,7 @@ export class LinkDir {
 
   /** Links that point out of the driver home: reported as unsafe, never followed. */
   async unsafe(home: string): Promise<UnsafeLink[]> {
-    return (await this.symlinks())
-      .filter((l) => !l.id)
-      .map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${home}; it is never followed` }));
+    return (await this.symlinks()).filter((l) => !l.id).map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${home}; it is never followed` }));
   }
 }
 
@@ -85,7 +87,14 @@ export async function linkRepairs(links: string, dirOf: (id: string) => string, 
     } else if (link.state === 'missing' || (link.state === 'ok' && !lid)) {
       const named = byTarget.get(`../${id}/diff`) ?? [];
       if (named.length === 1) {
-        out.push({ kind: 'link-file', cacheId: id, path: `${dir}/link`, value: named[0], evidence: `l/${named[0]} is the one link to ../${id}/diff`, previous: link.state === 'missing' ? 'missing' : 'empty' });
+        out.push({
+          kind: 'link-file',
+          cacheId: id,
+          path: `${dir}/link`,
+          value: named[0],
+          evidence: `l/${named[0]} is the one link to ../${id}/diff`,
+          previous: link.state === 'missing' ? 'missing' : 'empty',
+        });
       }
     }
   }

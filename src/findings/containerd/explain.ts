@@ -90,7 +90,13 @@ export function explainContainerd(s: ContainerdStore, scan: ContainerdScan, targ
     const res = [...l.snapshots.map((x) => `snapshot ${x.key}`), ...l.content.map((d) => `blob ${short(d)}`), ...l.ingests.map((r) => `ingest ${r}`), ...l.images.map((m) => `image ${m}`)];
     because.push(res.length ? `it lists ${res.join(', ')}` : 'it lists nothing');
     const only = [...graph.reach(graph.leaseResources(l))].filter((n) => !graph.mark(new Set([key])).has(n));
-    if (only.length) because.push(`only it holds ${only.length} record${only.length === 1 ? '' : 's'}: ${only.map((n) => parseNode(n).key).slice(0, 5).join(', ')}${only.length > 5 ? ', …' : ''}`);
+    if (only.length)
+      because.push(
+        `only it holds ${only.length} record${only.length === 1 ? '' : 's'}: ${only
+          .map((n) => parseNode(n).key)
+          .slice(0, 5)
+          .join(', ')}${only.length > 5 ? ', …' : ''}`,
+      );
     const fs = touching((f) => f.containerd?.lease === l.id && f.containerd?.namespace === l.namespace);
     return { target, type: 'lease', subject: `lease ${key}`, status: statusOf(fs, !dead), because, findings: fs };
   };
@@ -102,7 +108,17 @@ export function explainContainerd(s: ContainerdStore, scan: ContainerdScan, targ
     const nodes = rec ? [ingestNode(rec.namespace, rec.ref)] : [];
     for (const h of holders(nodes)) because.push(`held by ${h}`);
     const fs = touching((f) => f.paths.includes(dir));
-    return { target, type: 'path', subject: `ingest dir ${dir}`, status: statusOf(fs, nodes.some((n) => scan.marked.has(n))), because, findings: fs };
+    return {
+      target,
+      type: 'path',
+      subject: `ingest dir ${dir}`,
+      status: statusOf(
+        fs,
+        nodes.some((n) => scan.marked.has(n)),
+      ),
+      because,
+      findings: fs,
+    };
   };
 
   const abs = target.startsWith('/') ? target.replace(/\/+$/, '') : undefined;

@@ -124,15 +124,28 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
   const problems: { why: string; paths: string[]; snapshots?: boolean; content?: boolean }[] = [];
   const metaLost = metaSnapCount === 0 && s.backend.records.size > 0;
   if (metaLost) {
-    problems.push({ why: `meta.db has no snapshot record in any namespace, but the snapshotter has ${s.backend.records.size} records and snapshots/ has ${numericDirs.length} dirs (a truncated or replaced meta.db: containerd's next GC would remove them all)`, paths: [s.loc.metaDb], snapshots: true });
+    problems.push({
+      why: `meta.db has no snapshot record in any namespace, but the snapshotter has ${s.backend.records.size} records and snapshots/ has ${numericDirs.length} dirs (a truncated or replaced meta.db: containerd's next GC would remove them all)`,
+      paths: [s.loc.metaDb],
+      snapshots: true,
+    });
   }
   // no blob record at all is only suspicious with the snapshot side's evidence: after `docker rmi` of everything it is normal
   if (metaLost && blobRecords.size === 0 && s.disk.blobs.size > 0) {
-    problems.push({ why: `meta.db has no blob record in any namespace, but blobs/sha256 holds ${s.disk.blobs.size} blobs (a truncated or replaced meta.db: containerd's next content GC would delete them all)`, paths: [s.loc.metaDb], content: true });
+    problems.push({
+      why: `meta.db has no blob record in any namespace, but blobs/sha256 holds ${s.disk.blobs.size} blobs (a truncated or replaced meta.db: containerd's next content GC would delete them all)`,
+      paths: [s.loc.metaDb],
+      content: true,
+    });
   }
   // containerd re-creates a lost meta.db with no namespace at all: it names nothing, so nothing on disk is provably garbage
   if (!metaLost && s.meta.namespaces.length === 0 && (numericDirs.length > 0 || s.disk.blobs.size > 0)) {
-    problems.push({ why: `meta.db has no namespace at all, but snapshots/ has ${numericDirs.length} dirs and blobs/sha256 ${s.disk.blobs.size} blobs (a lost meta.db re-created empty)`, paths: [s.loc.metaDb], snapshots: true, content: true });
+    problems.push({
+      why: `meta.db has no namespace at all, but snapshots/ has ${numericDirs.length} dirs and blobs/sha256 ${s.disk.blobs.size} blobs (a lost meta.db re-created empty)`,
+      paths: [s.loc.metaDb],
+      snapshots: true,
+      content: true,
+    });
   }
   const unnamed = [...snapsByName.keys()].filter((name) => !s.backend.records.has(name));
   if (unnamed.length) {
@@ -148,7 +161,15 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
   const snapshotsUntrusted = problems.some((p) => p.snapshots);
   const contentUntrusted = problems.some((p) => p.content);
   for (const p of problems) {
-    findings.push({ kind: 'containerd-db-mismatch', severity: 'error', paths: p.paths, bytes: 0, reclaimable: false, reason: `${p.why}; layergc removes nothing of this store until it is repaired`, affects: noAffects() });
+    findings.push({
+      kind: 'containerd-db-mismatch',
+      severity: 'error',
+      paths: p.paths,
+      bytes: 0,
+      reclaimable: false,
+      reason: `${p.why}; layergc removes nothing of this store until it is repaired`,
+      affects: noAffects(),
+    });
   }
 
   const affectsOf = usersOf(s, graph);
@@ -166,13 +187,26 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
         : 'a snapshot being created when containerd stopped (its temp dir was never renamed)';
       const pinned = pinnedFiles(d.path);
       if (pinned.length) {
-        const first = pinned.slice(0, 3).map((p) => `${p.path} (${p.attr === 'i' ? 'immutable' : 'append-only'})`).join(', ');
-        const cmd = pinned.slice(0, 3).map((p) => `chattr -${p.attr} ${quote(p.path)}`).join('; ');
+        const first = pinned
+          .slice(0, 3)
+          .map((p) => `${p.path} (${p.attr === 'i' ? 'immutable' : 'append-only'})`)
+          .join(', ');
+        const cmd = pinned
+          .slice(0, 3)
+          .map((p) => `chattr -${p.attr} ${quote(p.path)}`)
+          .join('; ');
         reason += `; containerd cannot remove it: ${pinned.length} file${pinned.length === 1 ? '' : 's'} with an attribute, ${first}${pinned.length > 3 ? ', …' : ''}; clear with: ${cmd}${pinned.length > 3 ? ' (and the rest)' : ''}`;
       }
       findings.push({
-        kind: 'containerd-orphan-snapshot', severity: 'warning', paths: [d.path], bytes: m.bytes, reclaimable: true, reason, affects: noAffects(),
-        newestMs: m.newestMs, mountsInside: m.mountsInside,
+        kind: 'containerd-orphan-snapshot',
+        severity: 'warning',
+        paths: [d.path],
+        bytes: m.bytes,
+        reclaimable: true,
+        reason,
+        affects: noAffects(),
+        newestMs: m.newestMs,
+        mountsInside: m.mountsInside,
       });
     }
     // ---- backend records no meta.db snapshot names ----
@@ -180,9 +214,14 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
       if (snapsByName.has(rec.key)) continue;
       const m = sizes.measure(snapDir(rec.id));
       findings.push({
-        kind: 'containerd-orphan-record', severity: 'warning', paths: [snapDir(rec.id)], bytes: m.bytes, reclaimable: false,
+        kind: 'containerd-orphan-record',
+        severity: 'warning',
+        paths: [snapDir(rec.id)],
+        bytes: m.bytes,
+        reclaimable: false,
         reason: `the snapshotter record ${JSON.stringify(rec.key)} (id ${rec.id}) is named by no meta.db snapshot: a crash between containerd's two databases; containerd's next snapshot GC removes it (layergc does not write metadata.db)`,
-        affects: noAffects(), containerd: { snapshot: rec.key },
+        affects: noAffects(),
+        containerd: { snapshot: rec.key },
       });
     }
   }
@@ -193,9 +232,14 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
     if (dir?.isDir) continue;
     const nodes = (snapsByName.get(rec.key) ?? []).map((sn) => snapshotNode(sn.namespace, sn.snapshotter, sn.key));
     findings.push({
-      kind: 'containerd-missing-snapshot', severity: 'error', paths: [snapDir(rec.id)], bytes: 0, reclaimable: false,
+      kind: 'containerd-missing-snapshot',
+      severity: 'error',
+      paths: [snapDir(rec.id)],
+      bytes: 0,
+      reclaimable: false,
       reason: `snapshot ${JSON.stringify(rec.key)} (id ${rec.id}) has a record but no dir: containers on it fail with "no such file or directory"; containerd's GC must not run until it is repaired (remove and re-pull or re-load its images)`,
-      affects: affectsOf(nodes), containerd: { snapshot: rec.key },
+      affects: affectsOf(nodes),
+      containerd: { snapshot: rec.key },
     });
   }
 
@@ -205,9 +249,15 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
       if (blobRecords.has(digest)) continue;
       const m = sizes.measure(b.path);
       findings.push({
-        kind: 'containerd-orphan-blob', severity: 'warning', paths: [b.path], bytes: m.bytes, reclaimable: true,
+        kind: 'containerd-orphan-blob',
+        severity: 'warning',
+        paths: [b.path],
+        bytes: m.bytes,
+        reclaimable: true,
         reason: `no namespace of meta.db has a record of blob ${short(digest)}: a crash between its commit and its record, or a removal containerd's content GC has not run${s.disk.strayBlobNames.length ? ' (it cannot while a stray name is in blobs/)' : ''}`,
-        affects: noAffects(), containerd: { digest }, newestMs: m.newestMs,
+        affects: noAffects(),
+        containerd: { digest },
+        newestMs: m.newestMs,
       });
     }
     // ---- ingest dirs with a missing, empty or unknown ref (F8) ----
@@ -218,19 +268,46 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
       else if (ingestDirOf(i.ref.text) !== i.path) why = `its ref ${JSON.stringify(i.ref.text)} does not hash to its dir name`;
       if (!why) continue;
       const m = sizes.measure(i.path);
-      findings.push({ kind: 'containerd-orphan-ingest', severity: 'warning', paths: [i.path], bytes: m.bytes, reclaimable: true, reason: `an interrupted content write whose ${why.replace(/^its /, '')}`, affects: noAffects(), newestMs: m.newestMs });
+      findings.push({
+        kind: 'containerd-orphan-ingest',
+        severity: 'warning',
+        paths: [i.path],
+        bytes: m.bytes,
+        reclaimable: true,
+        reason: `an interrupted content write whose ${why.replace(/^its /, '')}`,
+        affects: noAffects(),
+        newestMs: m.newestMs,
+      });
     }
   }
   for (const p of s.disk.strayBlobNames) {
     const m = sizes.measure(p);
-    findings.push({ kind: 'containerd-stray-blob-name', severity: 'warning', paths: [p], bytes: m.bytes, reclaimable: true, reason: "not a digest: containerd's content GC stops at it (\"invalid digest for blob path\"), so no blob or ingest is collected while it is there; containerd never writes such a name (its writes land in ingest/ and are renamed to their digest)", affects: noAffects(), newestMs: m.newestMs });
+    findings.push({
+      kind: 'containerd-stray-blob-name',
+      severity: 'warning',
+      paths: [p],
+      bytes: m.bytes,
+      reclaimable: true,
+      reason:
+        'not a digest: containerd\'s content GC stops at it ("invalid digest for blob path"), so no blob or ingest is collected while it is there; containerd never writes such a name (its writes land in ingest/ and are renamed to their digest)',
+      affects: noAffects(),
+      newestMs: m.newestMs,
+    });
   }
 
   // ---- containers/<id> without config.v2.json (F6) ----
   for (const c of s.disk.containerDirs) {
     if (c.hasConfig) continue;
     const m = sizes.measure(c.path);
-    findings.push({ kind: 'containerd-configless-container', severity: 'warning', paths: [c.path], bytes: m.bytes, reclaimable: true, reason: 'a container dir without config.v2.json (a create killed half way): dockerd logs "failed to load container" for it at every start and no docker command removes it', affects: noAffects() });
+    findings.push({
+      kind: 'containerd-configless-container',
+      severity: 'warning',
+      paths: [c.path],
+      bytes: m.bytes,
+      reclaimable: true,
+      reason: 'a container dir without config.v2.json (a create killed half way): dockerd logs "failed to load container" for it at every start and no docker command removes it',
+      affects: noAffects(),
+    });
   }
 
   // ---- dead leases (F4, F5) and container leases with no loadable container (F6, F7) ----
@@ -242,7 +319,10 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
       if (why) deadLeases.set(leaseKey(l), { lease: l, why });
       else if (HEX64.test(l.id) && !containerByID.get(l.id)?.hasConfig) {
         const c = containerByID.get(l.id);
-        deadLeases.set(leaseKey(l), { lease: l, why: `a container lease that never expires, named by a container dockerd cannot load (${c ? 'its dir has no config.v2.json' : 'no containers/<id> dir'}): a create or run that died or failed half way; containerd never collects it` });
+        deadLeases.set(leaseKey(l), {
+          lease: l,
+          why: `a container lease that never expires, named by a container dockerd cannot load (${c ? 'its dir has no config.v2.json' : 'no containers/<id> dir'}): a create or run that died or failed half way; containerd never collects it`,
+        });
       }
     }
   }
@@ -275,7 +355,9 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
     paths.sort();
     let bytes = 0;
     for (const p of paths) bytes += sizes.measure(p).bytes;
-    const held = paths.length ? `; it alone holds the ${paths.length} dir${paths.length === 1 ? '' : 's'} and file${paths.length === 1 ? '' : 's'} listed, which containerd's GC collects once the lease is gone` : '; it holds nothing else';
+    const held = paths.length
+      ? `; it alone holds the ${paths.length} dir${paths.length === 1 ? '' : 's'} and file${paths.length === 1 ? '' : 's'} listed, which containerd's GC collects once the lease is gone`
+      : '; it holds nothing else';
     findings.push({
       kind: HEX64.test(lease.id) && !deadLeaseWhy(lease, s) ? 'containerd-orphan-lease' : 'containerd-dead-lease',
       severity: 'warning',
@@ -289,7 +371,8 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
   }
 
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);
-  for (const u of s.disk.unsafe) findings.push({ kind: 'unsafe-path', severity: 'error', paths: [u.path], bytes: 0, reclaimable: false, reason: `is ${u.reason}; it is never followed`, affects: noAffects() });
+  for (const u of s.disk.unsafe)
+    findings.push({ kind: 'unsafe-path', severity: 'error', paths: [u.path], bytes: 0, reclaimable: false, reason: `is ${u.reason}; it is never followed`, affects: noAffects() });
   findings.sort((a, b) => order(a.kind) - order(b.kind) || a.paths[0].localeCompare(b.paths[0]));
   return { findings, graph, marked, markedWithoutDead, deadLeases, snapshotsUntrusted, contentUntrusted };
 }

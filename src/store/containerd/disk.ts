@@ -53,7 +53,9 @@ export async function readContainerdDisk(loc: ContainerdLocation): Promise<Conta
       try {
         const n = (JSON.parse(cfg.text) as { Name?: unknown }).Name;
         if (typeof n === 'string') name = n.replace(/^\//, '');
-      } catch { /* a config dockerd cannot parse still names a container it knows of */ }
+      } catch {
+        /* a config dockerd cannot parse still names a container it knows of */
+      }
     }
     // only a missing config is a create killed half way; one layergc cannot read (too big, a symlink) may still load
     disk.containerDirs.push({ id: e.name, path: e.path, hasConfig: cfg.state !== 'missing', ...(name ? { name } : {}) });

@@ -81,7 +81,10 @@ export class GcGraph {
   readonly roots: { node: GcNode; lease?: string }[] = [];
   readonly leases: MetaLease[] = [];
 
-  constructor(readonly meta: MetaDb, readonly now: number) {
+  constructor(
+    readonly meta: MetaDb,
+    readonly now: number,
+  ) {
     const v4 = meta.version >= 4;
     const brefs: [GcNode, GcNode][] = []; // [target, resource]
     const edge = (from: GcNode, to: GcNode) => {

@@ -79,7 +79,9 @@ export async function locateContainerd(opts: LocateOptions): Promise<ContainerdL
   try {
     root = realpathSync(root);
   } catch (err) {
-    throw new LayergcError(`${dataRoot} uses the containerd image store but containerd's root ${root} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass --containerd-root`);
+    throw new LayergcError(
+      `${dataRoot} uses the containerd image store but containerd's root ${root} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass --containerd-root`,
+    );
   }
   const metaDb = `${root}/${META_DB}`;
   if (!(await lstatOrNull(metaDb))?.isFile()) {
@@ -150,13 +152,17 @@ export function findHolders(loc: ContainerdLocation, procDir = '/proc'): Holder[
   let pids: string[] = [];
   try {
     pids = readdirSync(procDir).filter((n) => /^\d+$/.test(n));
-  } catch { /* no /proc */ }
+  } catch {
+    /* no /proc */
+  }
   for (const p of pids) {
     try {
       if (trimSpace(readFileSync(`${procDir}/${p}/comm`, 'utf8')) !== 'containerd') continue;
       const args = readFileSync(`${procDir}/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
       if (containerdProcessRoot(args.slice(1)) === loc.root) holders.push({ what: `containerd (pid ${p}) with root ${loc.root}`, pid: Number(p) });
-    } catch { /* ended while we looked */ }
+    } catch {
+      /* ended while we looked */
+    }
   }
   for (const f of loc.pidFiles) {
     const pid = Number(trimSpace(readText(f) ?? ''));

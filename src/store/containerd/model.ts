@@ -4,8 +4,20 @@
 
 export type Labels = Map<string, string>;
 
-export interface MetaImage { namespace: string; name: string; target?: string; labels: Labels }
-export interface MetaContainer { namespace: string; id: string; image: string; snapshotter: string; snapshotKey: string; labels: Labels }
+export interface MetaImage {
+  namespace: string;
+  name: string;
+  target?: string;
+  labels: Labels;
+}
+export interface MetaContainer {
+  namespace: string;
+  id: string;
+  image: string;
+  snapshotter: string;
+  snapshotKey: string;
+  labels: Labels;
+}
 export interface MetaSnapshot {
   namespace: string;
   snapshotter: string;
@@ -15,7 +27,12 @@ export interface MetaSnapshot {
   parent?: string;
   labels: Labels;
 }
-export interface MetaBlob { namespace: string; digest: string; size?: number; labels: Labels }
+export interface MetaBlob {
+  namespace: string;
+  digest: string;
+  size?: number;
+  labels: Labels;
+}
 export interface MetaIngest {
   namespace: string;
   ref: string;
@@ -36,7 +53,11 @@ export interface MetaLease {
   images: string[];
 }
 /** containerd 2.x sandboxes: roots, with their label references. */
-export interface MetaSandbox { namespace: string; id: string; labels: Labels }
+export interface MetaSandbox {
+  namespace: string;
+  id: string;
+  labels: Labels;
+}
 
 export interface MetaNamespace {
   name: string;
@@ -49,18 +70,38 @@ export interface MetaNamespace {
   sandboxes: MetaSandbox[];
 }
 
-export interface MetaDb { version: number; namespaces: MetaNamespace[] }
+export interface MetaDb {
+  version: number;
+  namespaces: MetaNamespace[];
+}
 
 /** snapshots.Kind as the snapshotter stores it. */
 export const SNAPSHOT_KIND: Record<number, string> = { 1: 'view', 2: 'active', 3: 'committed' };
 
-export interface BackendSnapshot { key: string; id: number; kind: number; parent?: string }
+export interface BackendSnapshot {
+  key: string;
+  id: number;
+  kind: number;
+  parent?: string;
+}
 
 /** The overlayfs snapshotter's metadata.db: backend key -> record. */
-export interface SnapshotterDb { records: Map<string, BackendSnapshot>; byId: Map<number, BackendSnapshot> }
+export interface SnapshotterDb {
+  records: Map<string, BackendSnapshot>;
+  byId: Map<number, BackendSnapshot>;
+}
 
-export interface IngestDir { name: string; path: string; ref: { state: 'ok'; text: string } | { state: 'missing' | 'empty' | 'unreadable'; why: string } }
-export interface ContainerDir { id: string; path: string; hasConfig: boolean; /** docker's name, without the leading / */ name?: string }
+export interface IngestDir {
+  name: string;
+  path: string;
+  ref: { state: 'ok'; text: string } | { state: 'missing' | 'empty' | 'unreadable'; why: string };
+}
+export interface ContainerDir {
+  id: string;
+  path: string;
+  hasConfig: boolean /** docker's name, without the leading / */;
+  name?: string;
+}
 
 export interface ContainerdDisk {
   /** snapshots/<entry>: numeric ids, new-* temp dirs, anything else */
@@ -93,7 +134,10 @@ export interface ContainerdLocation {
   notes: string[];
 }
 
-export interface Holder { what: string; pid?: number }
+export interface Holder {
+  what: string;
+  pid?: number;
+}
 
 export interface ContainerdStore {
   loc: ContainerdLocation;

@@ -140,11 +140,22 @@ export async function removeLeases(loc: ContainerdLocation, leases: MetaLease[],
   const report: LeaseRewrite = { metaDb: loc.metaDb, backup, record, removed: [...removed].sort(), bytesBefore: old.bytes.length, bytesAfter: data.length, dryRun: o.dryRun };
   if (o.dryRun) return report;
   const rec: RewriteRecord = {
-    layergc: 'meta.db lease removal', run: o.run, time: new Date().toISOString(), dataRoot: loc.dataRoot, containerdRoot: loc.root,
-    metaDb: loc.metaDb, backup, previousSha256: sha256(old.bytes), writtenSha256: sha256(data), removedLeases: report.removed,
+    layergc: 'meta.db lease removal',
+    run: o.run,
+    time: new Date().toISOString(),
+    dataRoot: loc.dataRoot,
+    containerdRoot: loc.root,
+    metaDb: loc.metaDb,
+    backup,
+    previousSha256: sha256(old.bytes),
+    writtenSha256: sha256(data),
+    removedLeases: report.removed,
   };
   await replaceVerified(loc.root, loc.metaDb, data, {
-    keepAs: backup, mode: old.mode, uid: old.uid, gid: old.gid,
+    keepAs: backup,
+    mode: old.mode,
+    uid: old.uid,
+    gid: old.gid,
     check: async (temp) => {
       // the file as written, read back and compared with the old file as it is now
       const now = readWhole(loc.metaDb);
@@ -163,7 +174,13 @@ export async function removeLeases(loc: ContainerdLocation, leases: MetaLease[],
   return report;
 }
 
-export interface MetaDbRestore { dataRoot: string; metaDb: string; backup: string; status: 'planned' | 'restored' | 'already'; removedLeases: string[] }
+export interface MetaDbRestore {
+  dataRoot: string;
+  metaDb: string;
+  backup: string;
+  status: 'planned' | 'restored' | 'already';
+  removedLeases: string[];
+}
 
 /** Whether `path` names a meta.db backup layergc made (restore's argument). */
 export const isMetaDbBackup = (path: string) => BACKUP_RE.test(path.slice(path.lastIndexOf('/') + 1));
@@ -177,7 +194,8 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
   const name = backup.slice(backup.lastIndexOf('/') + 1);
   const dir = backup.slice(0, backup.lastIndexOf('/'));
   const run = BACKUP_RE.exec(name)?.[1];
-  if (!run || !dir.endsWith('/io.containerd.metadata.v1.bolt')) throw new LayergcError(`restore ${backup}: not a meta.db backup layergc made (<containerd root>/io.containerd.metadata.v1.bolt/meta.db.layergc-<run>)`);
+  if (!run || !dir.endsWith('/io.containerd.metadata.v1.bolt'))
+    throw new LayergcError(`restore ${backup}: not a meta.db backup layergc made (<containerd root>/io.containerd.metadata.v1.bolt/meta.db.layergc-<run>)`);
   const recFile = readFileCapped(`${backup}.json`);
   if (recFile.state !== 'ok') throw new LayergcError(`restore ${backup}: its record ${backup}.json cannot be read (${recFile.state}); nothing was restored`);
   let rec: RewriteRecord;
@@ -192,7 +210,11 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
   }
   const loc = await locateContainerd({ dataRoot: rec.dataRoot, containerdRoot: rec.containerdRoot });
   const holders = findHolders(loc);
-  if (holders.length) throw new LayergcError(`the containerd image store ${loc.root} is in use (${holders.map((h) => h.what).join('; ')}); restoring meta.db needs containerd and dockerd stopped`, ExitCode.DAEMON_RUNNING);
+  if (holders.length)
+    throw new LayergcError(
+      `the containerd image store ${loc.root} is in use (${holders.map((h) => h.what).join('; ')}); restoring meta.db needs containerd and dockerd stopped`,
+      ExitCode.DAEMON_RUNNING,
+    );
   const current = sha256(readWhole(metaDb).bytes);
   const out: MetaDbRestore = { dataRoot: loc.dataRoot, metaDb, backup, status: 'planned', removedLeases: rec.removedLeases };
   // the old file in place already: restored before, or a purge that stopped before its rename
@@ -201,7 +223,9 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
   if (haveBackup.state !== 'ok') throw new LayergcError(`restore ${backup}: the backup is gone and meta.db is not the old file; nothing was restored`);
   if (sha256(haveBackup.bytes) !== rec.previousSha256) throw new LayergcError(`restore ${backup}: the backup changed since layergc kept it; nothing was restored`);
   if (current !== rec.writtenSha256) {
-    throw new LayergcError(`restore ${backup}: refusing: ${metaDb} changed since layergc wrote it (containerd has used it); putting the old file back would lose what containerd recorded since and name content its GC removed`);
+    throw new LayergcError(
+      `restore ${backup}: refusing: ${metaDb} changed since layergc wrote it (containerd has used it); putting the old file back would lose what containerd recorded since and name content its GC removed`,
+    );
   }
   // the backup must still be a database containerd can open (the reader refuses what it cannot read)
   await (await openBbolt(backup)).close();
