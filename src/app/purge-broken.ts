@@ -10,7 +10,7 @@ import { liveMounts, Remover } from '../fsx/remove.js';
 import { runRepair } from '../repair/run.js';
 import { quietLog } from './hooks.js';
 import { interruptedBy, openJournal, type PurgeHooks, type PurgeOptions } from './purge-run.js';
-import { purgeTotals, type PurgeReport } from './report.js';
+import { purgeReport, type PurgeReport } from './report.js';
 
 export async function purgeBroken(opts: PurgeOptions, broken: { containers: boolean; quarantine?: string }, loc: StoreLocation, hooks: PurgeHooks, started: number): Promise<PurgeReport> {
   const daemon = findDaemons(loc.dataRoot);
@@ -30,18 +30,16 @@ export async function purgeBroken(opts: PurgeOptions, broken: { containers: bool
   const run = await runRepair({ locate: opts, loc, dryRun, containers: broken.containers, kinds: opts.kinds, journal, quarantine, signal: hooks.signal });
   const measuredFreed = dryRun ? undefined : freeBytes(loc.dataRoot) - freeBefore;
   const header = { dataRoot: loc.dataRoot, driver: loc.driver, daemonRunning: false };
-  return {
-    command: 'purge',
+  return purgeReport({
     header,
     dryRun,
     actions: run.actions,
     findings: run.findings,
-    totals: purgeTotals(run.actions, dryRun),
     measuredFreed,
     notes: [],
     repair: run,
     quarantine: quarantine?.dir,
     interrupted: interruptedBy(hooks.signal),
-    times: { started, finished: Date.now() },
-  };
+    started,
+  });
 }

@@ -20,7 +20,7 @@ import type { FindingKind } from '../findings/types.js';
 import { human } from '../units.js';
 import { quietLog } from './hooks.js';
 import { interruptedBy, logTakeover, type PurgeHooks, type PurgeOptions } from './purge-run.js';
-import { purgeTotals, type LeaseReport, type PurgeReport } from './report.js';
+import { purgeReport, type LeaseReport, type PurgeReport } from './report.js';
 
 export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, started: number): Promise<PurgeReport> {
   const store = await openContainerdStore(opts);
@@ -59,19 +59,17 @@ export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, sta
     // an interrupted run stops before meta.db: the next purge does it
     const containerdLeases = interruptedBy(hooks.signal) ? undefined : await dropLeases(store, scan, journal, dryRun);
     const notes = containerdLeases ? [leaseLines(containerdLeases)] : [];
-    return {
-      command: 'purge',
+    return purgeReport({
       header,
       dryRun,
       actions,
       findings: scan.findings,
-      totals: purgeTotals(actions, dryRun),
       measuredFreed,
       notes,
       interrupted: interruptedBy(hooks.signal),
       ...(containerdLeases ? { containerdLeases } : {}),
-      times: { started, finished: Date.now() },
-    };
+      started,
+    });
   } finally {
     await lock?.release();
   }

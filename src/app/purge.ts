@@ -26,7 +26,7 @@ import { purgeBroken } from './purge-broken.js';
 import { purgeContainerd } from './purge-containerd.js';
 
 export type { PurgeHooks, PurgeOptions };
-import { purgeTotals, type Header, type PurgeReport } from './report.js';
+import { purgeReport, type Header, type PurgeReport } from './report.js';
 
 /** Words --include takes besides finding kinds. */
 export const REPAIR_WORDS = ['broken', 'containers'];
@@ -108,18 +108,8 @@ async function purgeGarbage(opts: PurgeOptions, hooks: PurgeHooks, loc: Awaited<
       actions.filter((a) => a.status === 'skipped').map((a) => a.finding),
       scan.mounts,
     );
-  const report = (dryRun: boolean, measuredFreed?: number): PurgeReport => ({
-    command: 'purge',
-    header,
-    dryRun,
-    actions,
-    findings: scan.findings,
-    totals: purgeTotals(actions, dryRun),
-    measuredFreed,
-    notes,
-    interrupted: interruptedBy(hooks.signal),
-    times: { started, finished: Date.now() },
-  });
+  const report = (dryRun: boolean, measuredFreed?: number): PurgeReport =>
+    purgeReport({ header, dryRun, actions, findings: scan.findings, measuredFreed, notes, interrupted: interruptedBy(hooks.signal), started });
 
   if (opts.ask) {
     const answer = hooks.confirm ? await hooks.confirm(report(true)) : 'no';

@@ -136,6 +136,12 @@ export interface UnlockReport {
 /** What an action's line reports: bytes freed when it ran, else the scan's estimate. */
 export const actionBytes = (a: Action) => a.freedBytes ?? a.finding.bytes;
 
+/** A purge's report (all three purges): its totals derived from its actions, its end time now. */
+export function purgeReport(r: Omit<PurgeReport, 'command' | 'totals' | 'times'> & { started: number }): PurgeReport {
+  const { started, ...rest } = r;
+  return { command: 'purge', ...rest, totals: purgeTotals(r.actions, r.dryRun), times: { started, finished: Date.now() } };
+}
+
 export function purgeTotals(actions: Action[], dryRun: boolean): PurgeTotals {
   const n = (s: Action['status']) => actions.filter((a) => a.status === s).length;
   const planned = actions.filter((a) => a.status === 'planned').reduce((t, a) => t + a.finding.bytes, 0);
