@@ -62,7 +62,7 @@ export async function scanStore(store: Store, opts: ScanOptions = {}): Promise<S
   const findings: Finding[] = [];
   for (const m of MODULES) findings.push(...(await m(ctx)));
   const order = (k: Finding['kind']) => FINDING_KINDS.indexOf(k);
-  findings.sort((a, b) => order(a.kind) - order(b.kind) || a.paths[0].localeCompare(b.paths[0]));
+  findings.sort((a, b) => order(a.kind) - order(b.kind) || (a.paths[0] ?? '').localeCompare(b.paths[0] ?? ''));
   return { findings, refs, mounts, kept, sizes };
 }
 

@@ -20,6 +20,7 @@ export const unreferencedDriverDirs: FindingModule = async (ctx) => {
     if (ctx.refs.claims.has(e.id) || (ctx.kept.has(e.id) && !held)) continue; // owned, kept, or part of another finding
     if (ctx.refs.claims.has(`${e.id}${STAGED_SUFFIX}`)) continue; // a claimed dir of our staging name is never our leftover
     const paths = e.staged ? [e.path] : await driver.pathsOf(e.id);
+    if (paths.length === 0) continue; // gone since the listing: a running daemon removed it
     const m = measure(ctx, paths);
     const reason = e.staged
       ? 'an earlier layergc purge that did not finish (interrupted, or stopped by a file it could not remove) renamed this dir for removal; the next purge finishes it'

@@ -20,3 +20,24 @@ export async function signalledAt(args: string[], at: string, sig: 'SIGINT' | 'S
   fs.writeFileSync(path.join(pause, 'resume'), '');
   return { code: await closed, stdout, stderr };
 }
+
+/** Spawn the CLI with a pause point; resolves with the child's pid once it is paused there. */
+export function pausedCli(
+  args: string[],
+  step: string,
+  dir: string,
+): { pid: () => number; paused: Promise<void>; resume: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: step, LAYERGC_TEST_PAUSE_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+  const paused = (async () => {
+    for (let i = 0; !fs.existsSync(path.join(dir, 'paused')); i++) {
+      if (i > 3000) throw new Error(`never reached ${step}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return { pid: () => child.pid!, paused, resume: () => fs.writeFileSync(path.join(dir, 'resume'), ''), done };
+}

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FINDING_KINDS } from '../../src/findings/types.js';
+import { pausedCli } from '../helpers/signal.js';
 import { randomBuildkitId, randomId, rootMaker, runCliAsync, scan, SyntheticRoot, type CliResult } from '../helpers/synthetic.js';
 
 const root = rootMaker();
@@ -224,6 +225,26 @@ describe('garbage', () => {
       reason: ['no image, container or BuildKit snapshot uses this layer', 'keeps it forever'],
     });
     expectFindings(await scan(s.root), [want(p), want(c)]);
+  });
+});
+
+describe('a daemon at work while the scan runs', () => {
+  it.concurrent('regression: a layer dir and its link removed the way moby does (link first) after the scan listed l/: no dangling-link; a link left behind is one', async () => {
+    const s = root();
+    s.populate();
+    const removed = s.makeLeakedDriverDir({ init: true }); // a container's init layer, removed with its container
+    const left = s.makeLeakedDriverDir({ init: true });
+    const pause = fs.mkdtempSync(path.join(s.base, 'pause-'));
+    const run = pausedCli(['scan', '--data-root', s.root, '--json'], 'links-listed', pause);
+    await run.paused;
+    fs.unlinkSync(removed.linkPath);
+    fs.rmSync(removed.dir, { recursive: true });
+    fs.rmSync(left.dir, { recursive: true }); // its link stays: a real dangling link
+    run.resume();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(1);
+    const found = JSON.parse(r.stdout).findings as { kind: string; paths: string[] }[];
+    expect(found.map((f) => [f.kind, f.paths])).toEqual([['dangling-link', [left.linkPath]]]);
   });
 });
 

@@ -4,13 +4,14 @@
  * the promise (sha256 listings of the live tree and of a canary tree outside the root, before and
  * after). Tests named "regression: ..." broke before their fix; the others pin a promise that held.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, diffSnapshots, randomId, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
 import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
+import { pausedCli } from '../helpers/signal.js';
 
 const root = rootMaker();
 const STATE = ['layergc'];
@@ -44,27 +45,6 @@ describe('the reference model: an image the daemon loads keeps its layers', () =
     });
   }
 });
-
-/** Spawn the CLI with a pause point; resolves with the child's pid once it is paused there. */
-function pausedCli(
-  args: string[],
-  step: string,
-  dir: string,
-): { pid: () => number; paused: Promise<void>; resume: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', LAYERGC_TEST_PAUSE_AT: step, LAYERGC_TEST_PAUSE_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
-  const paused = (async () => {
-    for (let i = 0; !fs.existsSync(path.join(dir, 'paused')); i++) {
-      if (i > 3000) throw new Error(`never reached ${step}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-  return { pid: () => child.pid!, paused, resume: () => fs.writeFileSync(path.join(dir, 'resume'), ''), done };
-}
 
 describe('files layergc writes', () => {
   it.concurrent('regression: --metrics-file whose temporary name is a planted symlink to a file outside: the file is not written through', async () => {

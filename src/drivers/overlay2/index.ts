@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
+import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../layout.js';
@@ -91,6 +91,9 @@ export class Overlay2Driver extends DirPerLayerDriver {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
       // a layer dir that lost diff/ still owns its link: moby never recreates one, and a restored diff/ needs it
       if ((await lstatOrNull(`${this.home}/${l.id}`))?.isDirectory()) continue;
+      // moby removes a layer's link before its dir: a link listed before such a removal and gone now
+      // was never dangling (a container removed while the scan ran)
+      if (readlinkOrNull(l.path) !== l.target) continue;
       out.push({ path: l.path, target: l.target!, reason: `points to ${l.target}, which does not exist` });
     }
     return out;

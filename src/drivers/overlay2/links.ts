@@ -2,6 +2,7 @@
 // deep chain fit in a page; each layer dir's `link` file names its LID, its `lower` file the LIDs below.
 import { listDir, lstatOrNull, readlinkOrNull, readSmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
+import { faultPoint } from '../../fsx/fault.js';
 import type { LinkRepair, UnsafeLink } from '../types.js';
 
 /** A link ID: 26 chars of base32 (moby's generateID(idLength)). */
@@ -41,6 +42,7 @@ export class LinkDir {
         const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
         out.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
       }
+      faultPoint('links-listed');
       return out;
     })();
     return this.map;
