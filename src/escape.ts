@@ -75,10 +75,11 @@ export function shellWord(s: string): string {
 }
 
 /** The flags that located a data root, for a command printed to be copied: it acts on the same root. */
-export function locatingFlags(opts: { dataRoot?: string; driver?: string; daemonConfig?: string }): string[] {
+export function locatingFlags(opts: { dataRoot?: string; driver?: string; daemonConfig?: string; containerdRoot?: string }): string[] {
   const flags: string[] = [];
   if (opts.dataRoot !== undefined) flags.push('--data-root', shellWord(opts.dataRoot));
   if (opts.driver !== undefined) flags.push('--driver', shellWord(opts.driver));
   if (opts.daemonConfig !== undefined) flags.push('--daemon-config', shellWord(opts.daemonConfig));
+  if (opts.containerdRoot !== undefined) flags.push('--containerd-root', shellWord(opts.containerdRoot));
   return flags;
 }

@@ -3,8 +3,8 @@
 import type { CommonOptions } from './common.js';
 import { locatingFlags } from '../escape.js';
 
-/** `layergc <sub> [--data-root …] [--driver …] [--daemon-config …]`, as the user located the root. */
-export function againWith(opts: Pick<CommonOptions, 'dataRoot' | 'driver' | 'daemonConfig'>): (sub: string) => string {
+/** `layergc <sub> [--data-root …] [--driver …] [--daemon-config …] [--containerd-root …]`, as the user located the root. */
+export function againWith(opts: Pick<CommonOptions, 'dataRoot' | 'driver' | 'daemonConfig' | 'containerdRoot'>): (sub: string) => string {
   const flags = locatingFlags(opts);
   return (sub) => ['layergc', sub, ...flags].join(' ');
 }

@@ -26,6 +26,9 @@ export const CONTAINERD_GARBAGE: readonly ContainerdKind[] = [
   'containerd-stray-blob-name',
 ];
 
+/** What `layergc purge` drops from meta.db by its offline rewrite (containerd's GC frees what they held). */
+export const CONTAINERD_LEASE_KINDS: readonly ContainerdKind[] = ['containerd-dead-lease', 'containerd-orphan-lease'];
+
 export const CONTAINERD_KIND_INFO: Record<ContainerdKind, string> = {
   'containerd-orphan-snapshot': 'a snapshots/<id> dir (or new-* temp dir) the overlayfs snapshotter has no record of: a failed or interrupted removal',
   'containerd-orphan-blob': 'a blobs/sha256 file no namespace of meta.db has a record of',

@@ -532,8 +532,8 @@ describe('stray names in blobs/ (F9)', () => {
 
 describe('purge drops dead and orphan leases by rewriting meta.db; restore puts the old one back', () => {
   /** A healthy store (no error finding) with a dead load lease, an orphan container lease, a live container lease and another client's leases. */
-  function leasedStore() {
-    const b = base();
+  function leasedStore(dir?: string) {
+    const b = dir ? path.join(base(), dir) : base();
     const layer = 'layer bytes';
     const loaded = 'a blob only the dead load lease holds';
     const dLayer = digestOf(layer);
@@ -626,6 +626,29 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
     expect(again.filter((f) => f.kind.endsWith('-lease'))).toEqual([]);
     const human = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot]);
     expect(human.stdout).not.toContain('meta.db');
+  });
+
+  it('the human hints are the exact commands, shell-quoted: purge with the flags that located the store (--data-root, --containerd-root), restore of the backup on one unwrapped line', async () => {
+    const { s } = leasedStore("a root's dir");
+    const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+    const flags = `--data-root ${q(s.dataRoot)} --containerd-root ${q(s.root)}`;
+    const scan = await runCliAsync(['scan', '--data-root', s.dataRoot, '--containerd-root', s.root]);
+    expect(scan.stdout).toContain(`See what a purge would do:\n  layergc purge --dry-run ${flags}\n`);
+    const dry = await runCliAsync(['purge', '--dry-run', '--data-root', s.dataRoot, '--containerd-root', s.root]);
+    expect(dry.stdout).toContain(`Nothing to remove.\nNothing was changed. To drop the leases: layergc purge --yes ${flags}`);
+    s.snapshotDir(77); // and with a file to remove too
+    expect((await runCliAsync(['purge', '--dry-run', '--data-root', s.dataRoot, '--containerd-root', s.root])).stdout).toContain(`To remove: layergc purge --yes ${flags}\n`);
+    const r = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--containerd-root', s.root]);
+    expect(r.code).toBe(0);
+    const backup = fs.readdirSync(path.dirname(path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db'))).find((n) => /^meta\.db\.layergc-[0-9a-f]{12}$/.test(n))!;
+    const full = path.join(s.root, 'io.containerd.metadata.v1.bolt', backup);
+    expect(r.stdout.split('\n')).toContain(`  Put it back (before containerd starts): layergc restore ${q(full)}`);
+    expect(r.stdout).not.toContain('\\x0a');
+    // the command as printed, run by a shell, puts the old file back
+    const line = r.stdout.split('\n').find((l) => l.includes('layergc restore'))!;
+    const cmd = line.slice(line.indexOf('layergc restore')).replace(/^layergc/, `node ${q(path.resolve('bin/layergc.js'))}`);
+    const back = execFileSync('sh', ['-c', `${cmd} --json`], { encoding: 'utf8' });
+    expect(JSON.parse(back).items[0].status).toBe('restored');
   });
 
   it('restore --dry-run changes nothing; restore puts the old file back (an edit in restore --json); a second one says it is back already', async () => {

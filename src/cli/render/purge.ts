@@ -23,6 +23,8 @@ export interface PurgeHumanOptions {
   verbose?: boolean;
   notes?: string[];
   again?: (sub: string) => string;
+  /** a dry run that would write meta.db again without leases (the containerd store) */
+  leasesPlanned?: boolean;
 }
 
 const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
@@ -39,9 +41,15 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
   const lines = [
     `${c.bold(`layergc purge${opts.asking ? ': the plan' : opts.dryRun ? ' --dry-run' : ''}`)} ${h.dataRoot} (${h.containerdRoot ? `containerd ${h.containerdRoot}, ` : ''}${h.driver})${h.daemonRunning ? c.yellow('  a dockerd is running on this data root') : ''}`,
   ];
-  if (!opts.quiet) for (const n of opts.notes ?? []) lines.push(...wrap(`note: ${escapeText(n)}`).map((l) => c.yellow(l)));
+  // a note's first line is prose, wrapped; the lines after it hold a path or a command to copy: never wrapped
+  if (!opts.quiet)
+    for (const n of opts.notes ?? []) {
+      const [first, ...rest] = n.split('\n');
+      lines.push(...[...wrap(`note: ${escapeText(first)}`), ...rest.map(escapeText)].map((l) => c.yellow(l)));
+    }
   if (!actions.length) {
     lines.push(c.green('Nothing to remove.'));
+    if (opts.leasesPlanned && !opts.quiet) lines.push(`Nothing was changed. To drop the leases: ${again('purge --yes')}`);
     return lines.join('\n');
   }
 
@@ -138,7 +146,7 @@ function renderRepairHuman(o: Output, h: Header, r: RepairRun, opts: PurgeHumanO
 
 /** Any purge's report: the repair's (--include broken) or the garbage purge's; '' under --quiet with nothing done. */
 export function renderPurge(o: Output, r: PurgeReport, opts: { asking?: boolean; quiet?: boolean; verbose?: boolean; again: (sub: string) => string }): string {
-  const base = { dryRun: r.dryRun, asking: opts.asking, measuredFreed: r.measuredFreed, quiet: opts.quiet, verbose: opts.verbose, notes: r.notes, again: opts.again };
+  const base = { dryRun: r.dryRun, asking: opts.asking, measuredFreed: r.measuredFreed, quiet: opts.quiet, verbose: opts.verbose, notes: r.notes, again: opts.again, leasesPlanned: r.containerdLeases?.status === 'planned' };
   if (r.repair) {
     const x = r.repair;
     if (opts.quiet && !x.actions.length && !x.repairs.length && !x.heldBack.length) return '';

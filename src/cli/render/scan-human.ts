@@ -2,6 +2,7 @@
 // removes it), errors before garbage; then the details, each kind's meaning and `why` once (all
 // of them with --verbose); then the next command to run. It reads at 80 columns.
 import { KIND_INFO } from '../../findings/kinds.js';
+import { CONTAINERD_LEASE_KINDS } from '../../findings/containerd-kinds.js';
 import { short } from '../../store/digest.js';
 import { FINDING_KINDS, GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
@@ -27,6 +28,7 @@ function purged(list: Finding[]): string {
   const k = list[0].kind;
   const n = list.filter((f) => f.reclaimable).length;
   if (k === 'unreferenced-layer') return 'with --include';
+  if (CONTAINERD_LEASE_KINDS.includes(k as never)) return 'from meta.db';
   if (!GARBAGE_KINDS.includes(k) || n === 0) return 'no';
   return n === list.length ? 'yes' : `${n} of ${list.length}`;
 }
@@ -88,7 +90,9 @@ export function renderScanHuman(o: Output, h: Header, findings: Finding[], opts:
     }
   }
   const next: [string, string][] = [];
-  if (reclaim && opts.again) next.push(['See what a purge would do', opts.again('purge --dry-run')]);
+  // a lease is no file to remove, yet purge drops it from meta.db
+  const leases = findings.some((f) => CONTAINERD_LEASE_KINDS.includes(f.kind as never));
+  if ((reclaim || leases) && opts.again) next.push(['See what a purge would do', opts.again('purge --dry-run')]);
   if (errors && opts.again) next.push(['Ask why about one (a name or ID above)', opts.again('explain <name or ID>')]);
   // a command is never wrapped: it must copy whole
   if (next.length) lines.push('', ...next.flatMap(([what, cmd]) => [`${what}:`, `  ${cmd}`]));
