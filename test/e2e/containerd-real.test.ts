@@ -359,3 +359,175 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     LONG,
   );
 });
+
+/**
+ * The kill -9 classes of containerd-store-format.md §7 made for real on one daemon: F5 (`docker load`
+ * killed while it unpacks a layer), F6 (a storm of `docker create` killed half way) and F3 (`docker
+ * rmi` of a 30,000-file layer killed while containerd removes its dir). dockerd and its containerd
+ * are killed together (containerd first: it is the one doing the work), each at the moment the disk
+ * shows the operation under way. Then scan, purge, restart: the images run, the containers that were
+ * created start, the same tar loads again, and a rescan is clean.
+ */
+describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpack, docker create and docker rmi (F3, F5, F6), on a real dockerd 28.5', () => {
+  let d: TestDaemon;
+  let root: string;
+  let snaps: string;
+  let bigTar = '';
+  let unpackDir = ''; // F5: the extract snapshot the load was writing
+  let rmiDir = ''; // F3: the 30,000-file layer dir containerd was removing
+  let rmiLeft = 0;
+  const created: string[] = []; // F6: containers whose create finished
+  let findings: F[] = [];
+  const cli = (args: string[]) => runCli([...args, '--data-root', d.dataRoot]);
+  const numericDirs = () => new Set(fs.readdirSync(snaps).filter((n) => /^\d+$/.test(n)));
+  /** SIGKILL containerd (it does the work) and dockerd at once, as a power cut would stop them */
+  const killBoth = async () => {
+    const pid = Number(fs.readFileSync(path.join(d.execRoot, 'containerd', 'containerd.pid'), 'utf8').trim());
+    process.kill(pid, 'SIGKILL');
+    await d.kill();
+  };
+  const until = async (what: string, ms: number, test: () => boolean) => {
+    const deadline = Date.now() + ms;
+    while (!test()) {
+      if (Date.now() > deadline) throw new Error(`never saw ${what} within ${ms} ms`);
+      await sleep(1);
+    }
+  };
+
+  beforeAll(async () => {
+    d = await TestDaemon.start({ version: '28.5', containerdStore: true });
+    root = path.join(d.dataRoot, 'containerd', 'daemon');
+    snaps = path.join(root, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots');
+    await d.importBusybox('busybox:base');
+    await d.build('big:1', 'FROM busybox:base\nRUN dd if=/dev/urandom of=/big bs=1M count=64\n');
+    await d.build('many:1', 'FROM busybox:base\nRUN for i in $(seq 150); do mkdir -p /m/$i && cd /m/$i && seq 200 | xargs touch; done\n');
+    bigTar = path.join(d.workDir, 'big.tar');
+    await d.docker(['save', '-o', bigTar, 'big:1']);
+    await d.docker(['rmi', 'big:1']);
+
+    // F5: kill while the load unpacks the 64 MiB layer into a new snapshot dir
+    const before = numericDirs();
+    const load = d.docker(['load', '-i', bigTar], { allowFail: true, timeoutMs: 60_000 });
+    await until('the unpack of big:1', 60_000, () => {
+      for (const n of numericDirs()) if (!before.has(n) && (fs.statSync(path.join(snaps, n, 'fs', 'big'), { throwIfNoEntry: false })?.size ?? 0) > 4 << 20) return !!(unpackDir = path.join(snaps, n));
+      return false;
+    });
+    await killBoth();
+    await load;
+    await d.restart();
+
+    // F6: eight loops of docker create, killed when a create is between its snapshots and its config.v2.json
+    const containers = path.join(d.dataRoot, 'containers');
+    let storm = true;
+    const loops = Array.from({ length: 8 }, async () => {
+      while (storm) {
+        const r = await d.docker(['create', '--network', 'none', 'busybox:base', 'echo', 'created'], { allowFail: true });
+        if (r.code === 0 && storm) created.push(r.stdout.trim());
+      }
+    });
+    await until('four finished creates', 60_000, () => created.length >= 4);
+    const seen = numericDirs();
+    await until('a create half way', 60_000, () => [...numericDirs()].some((n) => !seen.has(n)) || fs.readdirSync(containers).some((c) => !fs.existsSync(path.join(containers, c, 'config.v2.json'))));
+    await killBoth();
+    storm = false;
+    await Promise.all(loops);
+    await d.restart();
+
+    // F3: kill while containerd removes the 30,000-file layer dir of many:1 (its record already gone)
+    const m = (dir: string) => fs.readdirSync(path.join(dir, 'fs', 'm'), { withFileTypes: false } as never).length;
+    rmiDir = [...numericDirs()].map((n) => path.join(snaps, n)).find((p) => fs.existsSync(path.join(p, 'fs', 'm', '150')))!;
+    expect(m(rmiDir)).toBe(150);
+    const rmi = d.docker(['rmi', 'many:1'], { allowFail: true });
+    await until('the removal of the 30,000-file dir', 60_000, () => {
+      try {
+        return m(rmiDir) < 150;
+      } catch {
+        return true;
+      }
+    });
+    await killBoth();
+    await rmi;
+    rmiLeft = fs.existsSync(path.join(rmiDir, 'fs', 'm')) ? m(rmiDir) : 0;
+
+    const r = cli(['scan', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    findings = r.json.findings as F[];
+    const tree = (p: string) => execFileSync('sh', ['-c', 'find "$1" -mindepth 2 -maxdepth 3 | head -4', 'sh', p], { encoding: 'utf8' }).replaceAll(`${p}/`, '').split('\n').join(' ');
+    console.log(`[containerd-kill] F5 killed at ${du([unpackDir])} B of the unpack; F6 after ${created.length} creates; F3 left ${rmiLeft} of 150 dirs; found ${findings.map((f) => `${f.kind} ${f.paths.map((p) => path.basename(p)).join(',')} ${f.bytes} B${f.kind === 'containerd-orphan-snapshot' ? ` [${tree(f.paths[0])}]` : ''}`).join('; ')}`);
+  }, LONG);
+
+  afterAll(async () => {
+    await d?.destroy();
+  }, LONG);
+
+  const of = (kind: string) => findings.filter((f) => f.kind === kind);
+
+  it('scan finds each for what it is, with its bytes (= du), and nothing healthy', () => {
+    const kinds = new Set(findings.map((f) => f.kind));
+    expect([...kinds].filter((k) => !['containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-lease'].includes(k))).toEqual([]);
+    for (const f of findings) expect([f.kind, f.bytes]).toEqual([f.kind, f.kind.endsWith('-lease') && f.paths[0].endsWith('meta.db') ? 0 : du(f.paths)]);
+    // F3: the half-removed dir, with no record (and maybe a second one whose removal in the same GC had not begun)
+    expect(of('containerd-orphan-snapshot').map((f) => f.paths[0])).toContain(rmiDir);
+    for (const f of of('containerd-orphan-snapshot')) expect(f.reason).toContain('the overlayfs snapshotter has no record of this dir: a removal that failed or was interrupted');
+    expect(rmiLeft).toBeLessThan(150);
+    // F5: the extract snapshot, held only by the load's expiring lease
+    const f5 = of('containerd-dead-lease').filter((f) => f.paths.includes(unpackDir));
+    expect(f5).toHaveLength(1);
+    expect(f5[0].reason).toContain('an expiring client lease (docker load, import, push)');
+    expect(f5[0].containerd?.lease).toMatch(/^\d+-[A-Za-z0-9_-]{4}$/);
+    // F6: leases named by containers dockerd cannot load, and maybe their config-less dirs; never a finished create's
+    const f6 = of('containerd-orphan-lease');
+    expect(f6.length).toBeGreaterThanOrEqual(1);
+    for (const f of f6) {
+      expect(f.containerd?.lease).toMatch(/^[a-f0-9]{64}$/);
+      expect(created).not.toContain(f.containerd!.lease);
+      expect(f.reason).toContain('a container lease that never expires, named by a container dockerd cannot load');
+      expect(fs.existsSync(path.join(d.dataRoot, 'containers', f.containerd!.lease!, 'config.v2.json'))).toBe(false);
+    }
+    for (const f of of('containerd-configless-container')) expect(created).not.toContain(path.basename(f.paths[0]));
+    for (const f of findings) for (const c of created) expect(f.paths.join(' ')).not.toContain(c);
+  });
+
+  it(
+    'purge, restart: what the leases held is collected, the images run, every finished create starts, the same tar loads again, and a rescan is clean',
+    async () => {
+      const metaDb = path.join(root, 'io.containerd.metadata.v1.bolt', 'meta.db');
+      const leased = findings.filter((f) => f.kind.endsWith('-lease')).flatMap((f) => f.paths.filter((p) => p !== metaDb));
+      const rootBefore = du([d.dataRoot]);
+      const r = cli(['purge', '--yes', '--json']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(r.json.summary).toMatchObject({ removed: findings.filter((f) => f.reclaimable).length, failed: 0 });
+      expect(r.json.containerdLeases.status).toBe('rewritten');
+      expect(r.json.containerdLeases.leases.map((l: { id: string }) => l.id).sort()).toEqual(findings.filter((f) => f.kind.endsWith('-lease')).map((f) => f.containerd!.lease).sort());
+      for (const f of findings.filter((x) => x.reclaimable)) for (const p of f.paths) expect(fs.existsSync(p)).toBe(false);
+
+      await d.restart();
+      const deadline = Date.now() + 60_000;
+      while (leased.some((p) => fs.existsSync(p)) && Date.now() < deadline) await sleep(200);
+      expect(leased.filter((p) => fs.existsSync(p))).toEqual([]);
+      const planned = r.json.summary.reclaimedBytes + r.json.containerdLeases.bytesAtNextStart;
+      const freed = rootBefore - du([d.dataRoot]);
+      expect(freed).toBeGreaterThanOrEqual(planned - (2 << 20)); // the journal and the meta.db backup add a little
+      expect(await d.run('busybox:base', ['cat', '/etc/passwd'])).toContain('root:x:0:0');
+      // F5 leaves big:1's record when the kill comes after it (the unpack runs after the import); it runs, unpacked anew
+      const images = (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
+      console.log(`[containerd-kill] purge: ${r.json.summary.reclaimedBytes} B removed + ${r.json.containerdLeases.bytesAtNextStart} B for containerd's GC; du of the data root shrank by ${freed} B; big:1 ${images.includes('big:1') ? 'listed' : 'not listed'} after the kill`);
+      if (images.includes('big:1')) expect(await d.run('big:1', ['wc', '-c', '/big'])).toContain('67108864');
+      expect((await d.docker(['load', '-i', bigTar])).stdout).toContain('big:1');
+      expect(await d.run('big:1', ['wc', '-c', '/big'])).toContain('67108864');
+      for (const c of created) expect((await d.docker(['start', '-a', c])).stdout).toBe('created\n');
+      await d.stop();
+
+      const left = cli(['scan', '--json']).json.findings as F[];
+      expect(
+        left.filter((f) => f.kind !== 'containerd-dead-lease'),
+        JSON.stringify(left, null, 2),
+      ).toEqual([]);
+      if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
+      const again = cli(['scan', '--json']);
+      expect([again.code, again.json.findings], JSON.stringify(again.json.findings, null, 2)).toEqual([0, []]);
+    },
+    LONG,
+  );
+});
