@@ -454,7 +454,9 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
     expect(r.code).toBe(1);
     findings = r.json.findings as F[];
     const tree = (p: string) => execFileSync('sh', ['-c', 'find "$1" -mindepth 2 -maxdepth 3 | head -4', 'sh', p], { encoding: 'utf8' }).replaceAll(`${p}/`, '').split('\n').join(' ');
-    console.log(`[containerd-kill] F5 killed at ${du([unpackDir])} B of the unpack; F6 after ${created.length} creates; F3 left ${rmiLeft} of 150 dirs; found ${findings.map((f) => `${f.kind} ${f.paths.map((p) => path.basename(p)).join(',')} ${f.bytes} B${f.kind === 'containerd-orphan-snapshot' ? ` [${tree(f.paths[0])}]` : ''}`).join('; ')}`);
+    console.log(
+      `[containerd-kill] F5 killed at ${du([unpackDir])} B of the unpack; F6 after ${created.length} creates; F3 left ${rmiLeft} of 150 dirs; found ${findings.map((f) => `${f.kind} ${f.paths.map((p) => path.basename(p)).join(',')} ${f.bytes} B${f.kind === 'containerd-orphan-snapshot' ? ` [${tree(f.paths[0])}]` : ''}`).join('; ')}`,
+    );
   }, LONG);
 
   afterAll(async () => {
@@ -465,7 +467,9 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
 
   it('scan finds each for what it is, with its bytes (= du), and nothing healthy', () => {
     const kinds = new Set(findings.map((f) => f.kind));
-    expect([...kinds].filter((k) => !['containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-lease'].includes(k))).toEqual([]);
+    expect(
+      [...kinds].filter((k) => !['containerd-orphan-snapshot', 'containerd-orphan-blob', 'containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-lease'].includes(k)),
+    ).toEqual([]);
     for (const f of findings) expect([f.kind, f.bytes]).toEqual([f.kind, f.kind.endsWith('-lease') && f.paths[0].endsWith('meta.db') ? 0 : du(f.paths)]);
     // F3: the half-removed dir, with no record (and maybe a second one whose removal in the same GC had not begun)
     expect(of('containerd-orphan-snapshot').map((f) => f.paths[0])).toContain(rmiDir);
@@ -499,7 +503,12 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
       expect([r.code, r.stderr]).toEqual([0, '']);
       expect(r.json.summary).toMatchObject({ removed: findings.filter((f) => f.reclaimable).length, failed: 0 });
       expect(r.json.containerdLeases.status).toBe('rewritten');
-      expect(r.json.containerdLeases.leases.map((l: { id: string }) => l.id).sort()).toEqual(findings.filter((f) => f.kind.endsWith('-lease')).map((f) => f.containerd!.lease).sort());
+      expect(r.json.containerdLeases.leases.map((l: { id: string }) => l.id).sort()).toEqual(
+        findings
+          .filter((f) => f.kind.endsWith('-lease'))
+          .map((f) => f.containerd!.lease)
+          .sort(),
+      );
       for (const f of findings.filter((x) => x.reclaimable)) for (const p of f.paths) expect(fs.existsSync(p)).toBe(false);
 
       await d.restart();
@@ -512,7 +521,9 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
       expect(await d.run('busybox:base', ['cat', '/etc/passwd'])).toContain('root:x:0:0');
       // F5 leaves big:1's record when the kill comes after it (the unpack runs after the import); it runs, unpacked anew
       const images = (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
-      console.log(`[containerd-kill] purge: ${r.json.summary.reclaimedBytes} B removed + ${r.json.containerdLeases.bytesAtNextStart} B for containerd's GC; du of the data root shrank by ${freed} B; big:1 ${images.includes('big:1') ? 'listed' : 'not listed'} after the kill`);
+      console.log(
+        `[containerd-kill] purge: ${r.json.summary.reclaimedBytes} B removed + ${r.json.containerdLeases.bytesAtNextStart} B for containerd's GC; du of the data root shrank by ${freed} B; big:1 ${images.includes('big:1') ? 'listed' : 'not listed'} after the kill`,
+      );
       if (images.includes('big:1')) expect(await d.run('big:1', ['wc', '-c', '/big'])).toContain('67108864');
       expect((await d.docker(['load', '-i', bigTar])).stdout).toContain('big:1');
       expect(await d.run('big:1', ['wc', '-c', '/big'])).toContain('67108864');

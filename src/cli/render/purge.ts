@@ -146,7 +146,16 @@ function renderRepairHuman(o: Output, h: Header, r: RepairRun, opts: PurgeHumanO
 
 /** Any purge's report: the repair's (--include broken) or the garbage purge's; '' under --quiet with nothing done. */
 export function renderPurge(o: Output, r: PurgeReport, opts: { asking?: boolean; quiet?: boolean; verbose?: boolean; again: (sub: string) => string }): string {
-  const base = { dryRun: r.dryRun, asking: opts.asking, measuredFreed: r.measuredFreed, quiet: opts.quiet, verbose: opts.verbose, notes: r.notes, again: opts.again, leasesPlanned: r.containerdLeases?.status === 'planned' };
+  const base = {
+    dryRun: r.dryRun,
+    asking: opts.asking,
+    measuredFreed: r.measuredFreed,
+    quiet: opts.quiet,
+    verbose: opts.verbose,
+    notes: r.notes,
+    again: opts.again,
+    leasesPlanned: r.containerdLeases?.status === 'planned',
+  };
   if (r.repair) {
     const x = r.repair;
     if (opts.quiet && !x.actions.length && !x.repairs.length && !x.heldBack.length) return '';
