@@ -3,6 +3,8 @@
 import { openStore } from '../store/index.js';
 import { LayergcError } from '../errors.js';
 import { verifyStore } from '../verify/findings.js';
+import { prestartHasher } from '../verify/index.js';
+import { onPath } from '../fsx/tools.js';
 import { resolveReference } from '../store/resolve.js';
 import { ancestors } from '../store/references.js';
 import { short } from '../store/digest.js';
@@ -54,14 +56,14 @@ function chainIdsFor(store: Store, what: string, log: Log, again: (sub: string) 
 /** verify reads overlay redirects with getfattr (Debian's attr); without it, say so instead of guessing. */
 async function getfattrNote(store: Store): Promise<string | undefined> {
   if (!['overlay2', 'fuse-overlayfs'].includes(store.loc.driver)) return undefined;
-  const { spawnSync } = await import('node:child_process'); // only here: the CLI loads fast
-  if (spawnSync('getfattr', ['--version'], { stdio: 'ignore' }).error === undefined) return undefined;
+  if (onPath('getfattr')) return undefined; // as spawning it would find it, without a child process
   return "getfattr was not found (install Debian's or Alpine's `attr` package): directories renamed in an upper layer (overlay redirect_dir) cannot be followed, and their files would be reported missing";
 }
 
 export async function verify(opts: VerifyOptions, hooks: Hooks = {}): Promise<VerifyReport> {
   const started = Date.now();
   if ((await storeKind(opts)) === 'containerd') return verifyContainerdStore(opts, started);
+  prestartHasher(); // its thread boots while the store loads
   const store = await openStore(opts);
   const what = opts.what ?? [];
   const again = opts.again ?? ((sub: string) => `layergc ${sub}`);

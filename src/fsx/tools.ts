@@ -1,6 +1,7 @@
 // External tools (btrfs, zfs): found once on PATH or in the usual sbin dirs, run with a time limit,
 // their failure told in one line (stderr, without the tool's "ERROR: " prefix).
 import { execFile } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fs } from './fs.js';
 
@@ -20,6 +21,20 @@ export async function findTool(name: string): Promise<string | null> {
     }
   }
   return null;
+}
+
+/** Whether an executable `name` is on PATH, where spawning `name` looks for it. */
+export function onPath(name: string): boolean {
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    if (!d.startsWith('/')) continue;
+    try {
+      accessSync(`${d}/${name}`, constants.X_OK);
+      if (statSync(`${d}/${name}`).isFile()) return true;
+    } catch {
+      /* not here */
+    }
+  }
+  return false;
 }
 
 export type ToolResult = { ok: true; stdout: string } | { ok: false; error: string };

@@ -107,6 +107,18 @@ class RingHasher implements StreamHasher {
   private result: Promise<WorkerReply> | undefined;
   private answer: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void } | undefined;
 
+  /** A worker booting now (tens of ms) while the caller loads the store, for the first acquire() to take. */
+  static prestart(): void {
+    if (!waitAsync || RingHasher.idle.length) return;
+    try {
+      const h = new RingHasher();
+      h.worker.unref(); // idle until acquired: it must not keep the process alive
+      RingHasher.idle.push(h);
+    } catch {
+      /* acquire() falls back to hashing inline */
+    }
+  }
+
   static acquire(): StreamHasher {
     if (!waitAsync) return new InlineHasher();
     let h = RingHasher.idle.pop();
@@ -239,6 +251,11 @@ class RingHasher implements StreamHasher {
       () => void this.worker.terminate(),
     );
   }
+}
+
+/** Starts a hashing worker ahead of the first acquireHasher() (a process that will verify on this thread). */
+export function prestartHasher(): void {
+  RingHasher.prestart();
 }
 
 export function acquireHasher(): StreamHasher {

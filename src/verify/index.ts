@@ -8,4 +8,5 @@ export type { FileProblem } from './tar-names.js';
 export { Crc64, crc64 } from './crc64.js';
 export { readTarSplit, TarSplitError, type TarSplitEntry, type TarSplitErrorKind } from './tarsplit.js';
 export { verifyLayer, type VerifyKind, type VerifyLayerOptions, type VerifyResult, type VerifyTarget } from './layer.js';
+export { prestartHasher } from './hasher.js';
 export { verifyLayers, type VerifyLayersOptions, type VerifyProgress } from './pool.js';

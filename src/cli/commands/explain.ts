@@ -1,7 +1,6 @@
 // layergc explain <what>: why a thing is live (the chain of ownership from an image tag or
 // container down to the dir) or why it is garbage or broken.
 import { Command } from 'commander';
-import { explain } from '../../app/explain.js';
 import { explainJson } from '../../app/report.js';
 import { ExitCode } from '../../errors.js';
 import { action, deliver, withStoreOptions, type CommonOptions } from '../common.js';
@@ -17,6 +16,7 @@ export function explainCommand(): Command {
     .argument('<what>', TARGET_HELP)
     .action(
       action<CommonOptions>(async (ctx, opts, args) => {
+        const { explain } = await import('../../app/explain.js'); // loaded only for this command: the CLI starts fast
         const r = await explain(opts, args[0]);
         // the metrics are the whole scan's: explain reads the whole store to answer
         await deliver(ctx, { json: () => explainJson(r), metrics: () => metricsOf(r), human: () => renderExplain(ctx.out, r) });

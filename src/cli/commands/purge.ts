@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import { GARBAGE_KINDS } from '../../findings/types.js';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { INCLUDABLE_KINDS, type Action } from '../../purge/plan.js';
-import { includedKinds, purge } from '../../app/purge.js';
 import { purgeJson, type PurgeReport } from '../../app/report.js';
 import { DURATION_UNITS, parseDuration } from '../duration.js';
 import { action, deliver, formatOf, withStoreOptions, type CommonOptions, type RunContext } from '../common.js';
@@ -64,6 +63,7 @@ export function purgeCommand(): Command {
         const minAgeMs = parseDuration(opts.minAge);
         if (minAgeMs === null) throw new LayergcError(`--min-age ${JSON.stringify(opts.minAge)} is not a duration: a number with a unit (${DURATION_UNITS}), like 24h, 1h30m or 90m; or 0`);
         if (opts.dryRun && opts.yes) throw new LayergcError(`--dry-run and ${opts.force ? '--force' : '--yes'} contradict each other: pick one`);
+        const { includedKinds, purge } = await import('../../app/purge.js'); // loaded only for this command: the CLI starts fast
         const { kinds, repair } = includedKinds(opts.include);
         if (repair.has('containers') && !repair.has('broken')) throw new LayergcError('--include containers goes with broken: --include broken,containers');
         if (opts.quarantine !== undefined && !repair.has('broken')) throw new LayergcError('--quarantine goes with --include broken');

@@ -1,6 +1,5 @@
 // layergc restore DIR: put back what purge --include broken --quarantine DIR moved, as it was.
 import { Command } from 'commander';
-import { restore } from '../../app/restore.js';
 import { restoreJson } from '../../app/report.js';
 import { ExitCode } from '../../errors.js';
 import { action, deliver, withOutputOptions, type CommonOptions } from '../common.js';
@@ -20,6 +19,7 @@ export function restoreCommand(): Command {
     .option('-n, --dry-run', 'show what would be put back; change nothing')
     .action(
       action<RestoreOptions>(async (ctx, opts, args) => {
+        const { restore } = await import('../../app/restore.js'); // loaded only for this command: the CLI starts fast
         const r = await restore(args[0] ?? '', opts);
         await deliver(ctx, { json: () => restoreJson(r), metrics: () => metricsOf(r), human: () => renderRestore(r, opts) });
         return ExitCode.OK;

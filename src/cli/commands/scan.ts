@@ -1,6 +1,5 @@
 // layergc scan: find every orphan and broken layer, say why, what it costs and what it breaks.
 import { Command } from 'commander';
-import { scan } from '../../app/scan.js';
 import { scanJson } from '../../app/report.js';
 import { action, deliver, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
 import { renderScan } from '../render/scan-human.js';
@@ -21,6 +20,7 @@ export function scanCommand(): Command {
     .option('-v, --verbose', 'say why for every item, not once per kind')
     .action(
       action<ScanOptions>(async (ctx, opts) => {
+        const { scan } = await import('../../app/scan.js'); // loaded only for this command: the CLI starts fast
         const r = await scan(opts, { progress: progressFor(ctx.out, formatOf(opts), opts) });
         await deliver(ctx, { json: () => scanJson(r), metrics: () => metricsOf(r), human: () => renderScan(ctx.out, r, { ...opts, again: againWith(opts) }) });
         return exitFor(r.findings, opts.failOn);

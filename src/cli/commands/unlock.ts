@@ -1,6 +1,5 @@
 // layergc unlock: clear the lock of a layergc that no longer runs; refused while its holder is alive.
 import { Command } from 'commander';
-import { unlock } from '../../app/unlock.js';
 import { unlockJson } from '../../app/report.js';
 import { ExitCode } from '../../errors.js';
 import { action, deliver, withStoreOptions, type CommonOptions } from '../common.js';
@@ -11,6 +10,7 @@ export function unlockCommand(): Command {
     .description('remove the lock of a layergc that no longer runs (one killed in a container, on another machine); refused while its holder is provably alive')
     .action(
       action<CommonOptions>(async (ctx, opts) => {
+        const { unlock } = await import('../../app/unlock.js'); // loaded only for this command: the CLI starts fast
         const r = await unlock(opts);
         // what it removed is logged (stderr, or a JSON event with --log-format json) whatever the format
         if (!r.removed) {

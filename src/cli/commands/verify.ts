@@ -1,6 +1,5 @@
 // layergc verify: prove each layer's content against its DiffID, offline.
 import { Command } from 'commander';
-import { verify } from '../../app/verify.js';
 import { verifyJson } from '../../app/report.js';
 import { LayergcError } from '../../errors.js';
 import { action, deliver, exitFor, formatOf, withFailOn, withStoreOptions, type CommonOptions, type FailOn } from '../common.js';
@@ -26,6 +25,7 @@ export function verifyCommand(): Command {
         if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
         const format = formatOf(opts);
         const again = againWith(opts);
+        const { verify } = await import('../../app/verify.js'); // loaded only for this command: the CLI starts fast
         const r = await verify({ ...opts, what: args, jobs: opts.jobs ? Number(opts.jobs) : undefined, again }, { log: ctx.log, progress: progressFor(ctx.out, format, opts) });
         if (r.getfattr && format === 'human' && !opts.quiet) ctx.log.warn(r.getfattr);
         await deliver(ctx, { json: () => verifyJson(r), metrics: () => metricsOf(r), human: () => renderVerify(ctx.out, r, { ...opts, again }) });
