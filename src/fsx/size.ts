@@ -1,6 +1,12 @@
 // What deleting a tree frees: an lstat walk that counts disk blocks, each inode once, and never
 // crosses into another filesystem or a mount point (moby#38848: du over overlay mounts lies).
+// A big tree is walked by two threads (this one and a helper worker) sharing its directories: in
+// Node each lstat also builds a Stats object with four Dates, which costs a core what the kernel
+// costs it, so one thread cannot keep pace with du and two can.
 import type { Stats } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
 import { fs } from './fs.js';
 import type { MountTable } from './mounts.js';
 
@@ -13,21 +19,201 @@ export interface TreeSize {
   mountsInside: string[];
 }
 
+/** What one thread counted: hard-linked files (dev:ino, bytes, links) are left to the accounting. */
+interface Tally {
+  files: number;
+  bytes: number;
+  newestMs: number;
+  mounts: string[];
+  linked: (string | number)[];
+}
+
+/** The tree being walked, as both threads see it: dirs are named by their path from `root`. */
+interface Walk {
+  root: string;
+  dev: number;
+  /** Mount points below the root (absolute), or null when the mount table has none there. */
+  mounts: Set<string> | null;
+}
+
+const newTally = (): Tally => ({ files: 0, bytes: 0, newestMs: 0, mounts: [], linked: [] });
+
+function tally(st: Stats, t: Tally): void {
+  t.files++;
+  t.newestMs = Math.max(t.newestMs, st.mtimeMs, st.ctimeMs);
+  const blocks = st.blocks * 512;
+  if (!st.isDirectory() && st.nlink > 1) t.linked.push(`${st.dev}:${st.ino}`, blocks, st.nlink);
+  else t.bytes += blocks;
+}
+
+/**
+ * Lists the directory `rel` of the tree ('' for the root), found at `dir` ('.' when it is the cwd), and
+ * lstat's each entry by `dir/name`; subdirs go on `stack` (and their inodes on `inos`, when given).
+ */
+function walkDir(w: Walk, rel: string, dir: string, stack: string[], t: Tally, inos?: number[]): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir) as string[];
+  } catch {
+    return;
+  }
+  const at = dir === '.' ? '' : `${dir}/`;
+  const base = rel ? `${rel}/` : '';
+  for (const n of names) {
+    let st: Stats | undefined;
+    try {
+      st = fs.lstatSync(at + n, { throwIfNoEntry: false });
+    } catch {
+      continue;
+    }
+    if (!st) continue;
+    if (st.dev !== w.dev || (w.mounts !== null && w.mounts.has(`${w.root}/${base}${n}`))) {
+      t.mounts.push(`${w.root}/${base}${n}`);
+      continue;
+    }
+    tally(st, t);
+    if (st.isDirectory()) {
+      stack.push(base + n);
+      inos?.push(st.ino);
+    }
+  }
+}
+
+// The helper's protocol. Each side posts on its MessagePort and bumps its counter in `ctl`; the other
+// side, never returning to its event loop mid-walk, reads with receiveMessageOnPort and sleeps with
+// Atomics.wait on that counter. This thread hands over half of its pending directories when the helper
+// is idle; the helper hands back half of its own when this thread runs out (WANT) and it has some.
+const TO_HELPER = 0;
+const TO_MAIN = 1;
+const WANT = 2;
+const WORKER_MARK = 'layergc-size-worker';
+/** How long this thread waits on a helper that shows no progress at all before giving up with an error. */
+const STALL_MS = 120_000;
+
+type ToHelper = { walk: Omit<Walk, 'mounts'> & { mounts: string[] }; dirs: string[] };
+// The helper reads `rel` paths relative to the process's cwd, which this thread has made the root.
+type FromHelper = { dirs: string[] } | { done: Tally };
+
+function bump(ctl: Int32Array, i: number): void {
+  Atomics.add(ctl, i, 1);
+  Atomics.notify(ctl, i);
+}
+
+if (!isMainThread && (workerData as Record<string, unknown> | null)?.[WORKER_MARK]) {
+  const { port, ctl } = workerData as { port: MessagePort; ctl: Int32Array };
+  for (;;) {
+    const seq = Atomics.load(ctl, TO_HELPER);
+    const m = receiveMessageOnPort(port)?.message as ToHelper | undefined;
+    if (!m) {
+      Atomics.wait(ctl, TO_HELPER, seq);
+      continue;
+    }
+    const w: Walk = { ...m.walk, mounts: m.walk.mounts.length ? new Set(m.walk.mounts) : null };
+    const t = newTally();
+    const stack = m.dirs;
+    while (stack.length) {
+      const rel = stack.pop()!;
+      walkDir(w, rel, rel, stack, t);
+      if (stack.length >= 2 && Atomics.load(ctl, WANT) === 1) {
+        Atomics.store(ctl, WANT, 0);
+        port.postMessage({ dirs: stack.splice(0, stack.length >> 1) } satisfies FromHelper);
+        bump(ctl, TO_MAIN);
+      }
+    }
+    port.postMessage({ done: t } satisfies FromHelper);
+    bump(ctl, TO_MAIN);
+  }
+}
+
+/** The module's own file, which a worker can load (not when running from TypeScript sources). */
+function workerEntry(): string | null {
+  const self = fileURLToPath(import.meta.url);
+  return self.endsWith('.js') ? self : null;
+}
+
+/** A second thread walking part of the tree; started once per accounting, idle (and unref'd) between trees. */
+class Helper {
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+  private readonly port: MessagePort;
+  private readonly worker: Worker;
+  /** Batches handed over and not yet answered with `done`. */
+  private busy = 0;
+  /** The helper's post counter when its port was last read. */
+  private seen = 0;
+
+  constructor(entry: string) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(entry, { execArgv: [], workerData: { [WORKER_MARK]: true, port: port2, ctl: this.ctl }, transferList: [port2] });
+    this.worker.unref(); // it sleeps between trees: it must not keep the process alive
+    this.worker.on('error', () => {}); // a failure shows as a stall (below), not as an unhandled event
+    this.port.unref();
+  }
+
+  /** Half of `stack` (the oldest dirs, nearest the root: the bigger subtrees) when the helper is idle. */
+  share(w: Walk, stack: string[], done: (t: Tally) => void): void {
+    if (this.busy > 0 && Atomics.load(this.ctl, TO_MAIN) !== this.seen) this.receive(stack, done);
+    if (this.busy > 0 || stack.length < 2) return;
+    const walk = { root: w.root, dev: w.dev, mounts: w.mounts ? [...w.mounts] : [] };
+    this.port.postMessage({ walk, dirs: stack.splice(0, stack.length >> 1) } satisfies ToHelper);
+    this.busy++;
+    bump(this.ctl, TO_HELPER);
+  }
+
+  /** With `stack` empty: waits until the helper hands dirs back or finishes; its tallies go to `done`. */
+  take(stack: string[], done: (t: Tally) => void): void {
+    Atomics.store(this.ctl, WANT, 1);
+    let last = Date.now();
+    for (;;) {
+      const seq = Atomics.load(this.ctl, TO_MAIN);
+      if (seq !== this.seen) last = Date.now();
+      this.receive(stack, done);
+      if (stack.length > 0 || this.busy === 0) break;
+      if (Atomics.wait(this.ctl, TO_MAIN, seq, 1000) === 'timed-out' && Date.now() - last > STALL_MS) {
+        throw new Error(`the sizing worker made no progress for ${STALL_MS / 1000} s`);
+      }
+    }
+    Atomics.store(this.ctl, WANT, 0);
+  }
+
+  /** Everything the helper has posted: dirs handed back go on `stack`, finished batches' tallies to `done`. */
+  private receive(stack: string[], done: (t: Tally) => void): void {
+    this.seen = Atomics.load(this.ctl, TO_MAIN); // read before the port: a later post bumps it again
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      const msg = m.message as FromHelper;
+      if ('dirs' in msg) stack.push(...msg.dirs);
+      else {
+        this.busy--;
+        done(msg.done);
+      }
+    }
+  }
+
+  get idle(): boolean {
+    return this.busy === 0;
+  }
+}
+
 /**
  * Counts blocks shared through hard links only when every link to the inode lies in what was
  * measured: deleting one name of a file still linked elsewhere frees nothing.
  */
 export class SizeAccounting {
   private readonly shared = new Map<string, { blocks: number; nlink: number; seen: number }>();
-  /** The walk changed the cwd, to be put back. */
-  private moved = false;
+  private helper: Helper | null | undefined;
   /** Every root measured so far: `layergc df` walks the rest of the data root around them. */
   readonly measured = new Set<string>();
+  /** How many trees a helper thread shared the walk of. */
+  sharedWalks = 0;
 
-  /** With `enabled` false nothing is walked: only mount points are found, from the mount table. */
+  /**
+   * With `enabled` false nothing is walked: only mount points are found, from the mount table.
+   * `parallelAfter`: entries counted in one tree before a helper thread joins the walk.
+   */
   constructor(
     private readonly mounts: MountTable,
     private readonly enabled = true,
+    private readonly parallelAfter = 20_000,
   ) {}
 
   measure(root: string): TreeSize {
@@ -43,88 +229,114 @@ export class SizeAccounting {
     } catch {
       return out;
     }
-    const dev = rootSt.dev;
-    // looked up per entry only when the table has mount points below root (hashing every path costs)
-    const mountsBelow = this.mounts.under(root).length > 0;
     if (this.mounts.isMountPoint(root)) out.mountsInside.push(root);
-    this.count(rootSt, out);
-    if (!rootSt.isDirectory()) return out;
-    // Each dir's entries are lstat'ed by name from inside it, as du's fstatat(dirfd, name) does: a
-    // one-component lookup instead of the whole path each time (a third less system time). The cwd
-    // is put back after; without one to put back, the same walk uses whole paths.
+    const t = newTally();
+    tally(rootSt, t);
+    if (rootSt.isDirectory()) this.walk(root, rootSt, t);
+    out.files = t.files;
+    out.newestMs = t.newestMs;
+    out.mountsInside.push(...t.mounts);
+    out.bytes = t.bytes + this.linked(t.linked);
+    return out;
+  }
+
+  /**
+   * Walks below `root` (lstat'ed as `st`) into `t`, as du does: each dir is made the cwd and its entries
+   * lstat'ed by name (fstatat(dirfd, name) in du: a one-component lookup instead of the whole path, a
+   * third less system time). Once a helper thread shares the walk, the root stays the cwd of both (it is
+   * the process's) and entries are lstat'ed by their path from it. A dir that cannot be made the cwd, or
+   * is not the dir lstat'ed when it is (swapped for a symlink since: the walk never measures what a link
+   * leads to), is read by its whole path; so is everything when there is no cwd to put back after.
+   */
+  private walk(root: string, st: Stats, t: Tally): void {
+    const mountsBelow = this.mounts.under(root).filter((p) => p !== root);
+    const w: Walk = { root, dev: st.dev, mounts: mountsBelow.length ? new Set(mountsBelow) : null };
     let cwd: string | null = null;
     try {
       cwd = process.cwd();
     } catch {
       /* the cwd was deleted: whole paths */
     }
-    const stack: { path: string; st: Stats }[] = [{ path: root, st: rootSt }];
+    let moved = false;
+    /** chdir into the tree's dir `rel`, whose inode is `ino`; false when not there (see above). */
+    const enter = (rel: string, ino: number): boolean => {
+      if (cwd === null) return false;
+      try {
+        process.chdir(rel ? `${root}/${rel}` : root); // in a worker thread chdir throws: whole paths there
+        moved = true;
+        const here = fs.lstatSync('.');
+        return here.dev === w.dev && here.ino === ino;
+      } catch {
+        return false;
+      }
+    };
+    const done = (h: Tally) => {
+      t.files += h.files;
+      t.bytes += h.bytes;
+      t.newestMs = Math.max(t.newestMs, h.newestMs);
+      t.mounts.push(...h.mounts);
+      for (let i = 0; i < h.linked.length; i++) t.linked.push(h.linked[i]);
+    };
+    const stack: string[] = [''];
+    const inos: number[] = [st.ino]; // beside `stack` until a helper joins (it has no use for them)
+    const whole = (rel: string) => (rel ? `${root}/${rel}` : root);
     try {
-      while (stack.length) {
-        const d = stack.pop()!;
-        const base = cwd !== null && this.enter(d.path, d.st) ? '' : `${d.path}/`;
-        let names: string[];
-        try {
-          names = fs.readdirSync(base ? d.path : '.') as string[];
-        } catch {
-          continue;
-        }
-        for (const n of names) {
-          let st: Stats | undefined;
-          try {
-            st = fs.lstatSync(`${base}${n}`, { throwIfNoEntry: false });
-          } catch {
+      let helper: Helper | null = null;
+      let shared = false; // whether this tree has been offered to a helper (once: it is big enough)
+      for (;;) {
+        while (stack.length) {
+          const rel = stack.pop()!;
+          const ino = inos.pop()!;
+          if (helper) {
+            walkDir(w, rel, rel || '.', stack, t);
+            helper.share(w, stack, done);
             continue;
           }
-          if (!st) continue;
-          const p = `${d.path}/${n}`;
-          if (st.dev !== dev || (mountsBelow && this.mounts.isMountPoint(p))) {
-            out.mountsInside.push(p);
-            continue;
+          walkDir(w, rel, enter(rel, ino) ? '.' : whole(rel), stack, t, inos);
+          if (!shared && t.files >= this.parallelAfter && stack.length >= 2) {
+            shared = true;
+            if (this.helper === undefined) this.helper = this.startHelper();
+            if (this.helper && enter('', st.ino)) {
+              helper = this.helper;
+              this.sharedWalks++;
+            }
           }
-          this.count(st, out);
-          if (st.isDirectory()) stack.push({ path: p, st });
         }
+        if (!helper || helper.idle) break;
+        helper.take(stack, done);
       }
     } finally {
-      if (cwd !== null && this.moved) {
-        this.moved = false;
+      if (moved) {
         try {
-          process.chdir(cwd);
+          process.chdir(cwd!);
         } catch {
           process.chdir('/');
         }
       }
     }
-    return out;
   }
 
-  private count(st: Stats, out: TreeSize): void {
-    out.files++;
-    out.newestMs = Math.max(out.newestMs, st.mtimeMs, st.ctimeMs);
-    const blocks = st.blocks * 512;
-    if (!st.isDirectory() && st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      let e = this.shared.get(key);
-      if (!e) this.shared.set(key, (e = { blocks, nlink: st.nlink, seen: 0 }));
-      if (++e.seen === e.nlink) out.bytes += e.blocks;
-    } else out.bytes += blocks;
-  }
-
-  /**
-   * chdir into the directory `path` lstat'ed as `st`; false (and the walk uses whole paths) when it
-   * cannot, or when what chdir reached is not that directory (swapped for a symlink since: the walk
-   * never measures what a link leads to).
-   */
-  private enter(path: string, st: Stats): boolean {
+  /** A helper thread, or null (for good) where there is no second core or no worker can load this module. */
+  private startHelper(): Helper | null {
+    const entry = workerEntry();
+    if (entry === null || !isMainThread || availableParallelism() < 2) return null;
     try {
-      process.chdir(path); // in a worker thread chdir throws: whole paths there
-      this.moved = true;
-      const here = fs.lstatSync('.');
-      return here.dev === st.dev && here.ino === st.ino;
+      return new Helper(entry);
     } catch {
-      return false;
+      return null;
     }
+  }
+
+  /** Bytes of the hard-linked files in `linked` (dev:ino, bytes, links triples) whose every link has now been measured. */
+  private linked(linked: (string | number)[]): number {
+    let bytes = 0;
+    for (let i = 0; i < linked.length; i += 3) {
+      const key = linked[i] as string;
+      let e = this.shared.get(key);
+      if (!e) this.shared.set(key, (e = { blocks: linked[i + 1] as number, nlink: linked[i + 2] as number, seen: 0 }));
+      if (++e.seen === e.nlink) bytes += e.blocks;
+    }
+    return bytes;
   }
 
   /** Blocks of hard-linked files some of whose links were never measured (outside, or behind a mount). */

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { isMetacopyCandidate } from '../drivers/overlay2/content.js';
 import { closeQuietly } from '../fsx/read.js';
-import { ContentRoots, type Opened, type OpenedFile } from './content-roots.js';
+import type { ContentRoots, Opened, OpenedFile } from './content-roots.js';
 import { Crc64 } from './crc64.js';
 import { acquireHasher, CHUNK, type StreamHasher } from './hasher.js';
 import { SparseSniffer } from './sparse.js';

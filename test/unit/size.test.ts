@@ -100,3 +100,61 @@ describe('SizeAccounting in a worker thread (no chdir there)', () => {
     expect(bytes).toBe(new SizeAccounting(MountTable.read()).measure(top).bytes);
   });
 });
+
+describe('SizeAccounting with a helper thread (the built module: a worker loads its own file)', () => {
+  const dist = path.join(__dirname, '../../dist/fsx');
+  const tree = path.join(top, 'wide');
+  for (let d = 0; d < 40; d++) {
+    fs.mkdirSync(path.join(tree, `d${d}`, 'sub'), { recursive: true });
+    for (let f = 0; f < 25; f++) fs.writeFileSync(path.join(tree, `d${d}`, f % 3 ? `f${f}` : `sub/f${f}`), Buffer.alloc(f * 700, 1));
+  }
+  // links between dirs the two threads may split, one to outside, and a symlink never followed
+  fs.writeFileSync(path.join(tree, 'd0', 'linked'), Buffer.alloc(40_000, 2));
+  for (const d of ['d13', 'd27', 'd39/sub']) fs.linkSync(path.join(tree, 'd0', 'linked'), path.join(tree, d, 'linked-too'));
+  const wideOut = path.join(top, 'wide-outside');
+  fs.mkdirSync(wideOut);
+  fs.writeFileSync(path.join(wideOut, 'linked-out'), Buffer.alloc(90_000, 3));
+  fs.linkSync(path.join(wideOut, 'linked-out'), path.join(tree, 'd20', 'linked-out'));
+  fs.symlinkSync(wideOut, path.join(tree, 'd5', 'link-out'));
+
+  it('shares the walk and counts exactly what one thread counts, the cwd put back', async () => {
+    const { SizeAccounting: Built } = (await import(`${dist}/size.js`)) as typeof import('../../src/fsx/size.js');
+    const one = new SizeAccounting(MountTable.read());
+    const expected = one.measure(tree);
+    const before = process.cwd();
+    const two = new Built(MountTable.read(), true, 0);
+    expect(two.measure(tree)).toEqual(expected);
+    expect(process.cwd()).toBe(before);
+    expect(two.sharedWalks).toBe(1);
+    expect(two.unfinishedBytes()).toBe(one.unfinishedBytes());
+    expect(expected.bytes).toBe(du(tree) - fs.lstatSync(path.join(wideOut, 'linked-out')).blocks * 512);
+    // the hard link to outside completes when outside is measured (too small a tree to share)
+    expect(two.measure(wideOut).bytes).toBe(du(wideOut));
+    expect(two.unfinishedBytes()).toBe(0);
+    expect(two.sharedWalks).toBe(1);
+    // the same helper shares the next big tree (its hard links, all seen already, count no more)
+    const again = two.measure(tree);
+    expect({ ...again, bytes: 0 }).toEqual({ ...expected, bytes: 0 });
+    expect(two.sharedWalks).toBe(2);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a mount point inside is named and not entered by either thread (root only: a bind mount)', async () => {
+    const { SizeAccounting: Built } = (await import(`${dist}/size.js`)) as typeof import('../../src/fsx/size.js');
+    const mnts = [path.join(tree, 'd2', 'mnt'), path.join(tree, 'd31', 'sub', 'mnt')];
+    for (const m of mnts) {
+      fs.mkdirSync(m);
+      execFileSync('mount', ['--bind', wideOut, m]);
+    }
+    try {
+      const two = new Built(MountTable.read(), true, 0);
+      const m = two.measure(tree);
+      expect(m.mountsInside.sort()).toEqual(mnts.sort());
+      expect(two.sharedWalks).toBe(1);
+    } finally {
+      for (const m of mnts) {
+        execFileSync('umount', [m]);
+        fs.rmdirSync(m);
+      }
+    }
+  });
+});
