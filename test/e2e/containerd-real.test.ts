@@ -174,7 +174,9 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     const leased = of('containerd-dead-lease').flatMap((f) => f.paths);
     const held = fs.readdirSync(snaps).filter((n) => path.join(snaps, n) !== lockedDir && !leased.includes(path.join(snaps, n)));
     const explained = held.map((n) => cli(['explain', path.join(snaps, n), '--json']));
-    const status = explained.map((e) => (e.json.status === 'unknown' && e.json.because.includes("nothing holds it: containerd's next GC removes it") ? 'gc' : e.json.status));
+    const status = explained.map((e) =>
+      e.json.status === 'garbage' && !e.json.findings.length && e.json.because.some((b: string) => /^nothing holds it: .*containerd's next GC removes it/.test(b)) ? 'gc' : e.json.status,
+    );
     expect(
       status,
       JSON.stringify(
@@ -253,7 +255,19 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
       expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
       const rebuilt = await d.docker(['build', '--progress=plain', '--network=none', '-t', 'bk:1', '-'], { input: 'FROM busybox:base\nRUN echo bk > /bk.txt\n', env: { DOCKER_BUILDKIT: '1' } });
       expect(rebuilt.stderr + rebuilt.stdout).toContain('CACHED');
+      await d.build('bk:2', 'FROM busybox:base\nRUN echo v > /v.txt\n', { buildkit: true }); // a step run anew reads its refs through views
       await d.stop();
+      // the views BuildKit read its cache through: explained as such, with who holds them and their parents
+      const views = (await readMetaDb(metaDb)).namespaces.flatMap((n) => n.snapshots).filter((sn) => sn.key.endsWith('-view'));
+      expect(views.length).toBeGreaterThanOrEqual(1);
+      console.log(`[containerd-real] ${views.length} BuildKit -view snapshots explained`);
+      for (const v of views) {
+        const e = cli(['explain', v.key, '--json']);
+        expect([e.code, e.json.type, e.json.status]).toEqual([1, 'snapshot', 'garbage']);
+        expect(e.json.because).toContain(`it is BuildKit's read-only view of its cache snapshot ${v.parent}, made while a build reads it, under a temporary lease moby/${v.key}`);
+        expect(e.json.because.some((b: string) => b.startsWith(`its parent ${v.parent} is held by `))).toBe(true);
+        expect(e.json.because.some((b: string) => b.startsWith('held by lease') || b.startsWith('nothing holds it: BuildKit released the view'))).toBe(true);
+      }
 
       // what that run left (moby's and BuildKit's expiring leases outlive the daemon that made them) is purged the same way
       const left = cli(['scan', '--json']).json.findings as F[];

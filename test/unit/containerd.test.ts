@@ -473,6 +473,55 @@ describe('immutable files, verify and explain', () => {
   });
 });
 
+describe("explain of BuildKit's -view snapshots", () => {
+  it("names a view as BuildKit's read-only view of its cache ref, who holds the ref, and that containerd's GC removes a released one (garbage, exit 1); a view under a dead temporary lease is that lease's", async () => {
+    const [ref, ref2] = ['82qo3r953azx6bmoqmgrx6scg', 'ovg1qdf1xu7zkj5v8vn1sbca6'];
+    const flat = { 'containerd.io/gc.flat': '2026-11-30T12:27:15Z' };
+    const s = containerdRoot(base(), {
+      namespaces: {
+        moby: {
+          snapshots: {
+            [ref]: { name: `moby/1/${ref}` },
+            [`${ref}-view`]: { name: `moby/2/${ref}-view`, parent: ref },
+            [ref2]: { name: `moby/3/${ref2}` },
+            [`${ref2}-view`]: { name: `moby/4/${ref2}-view`, parent: ref2 },
+          },
+          leases: {
+            [ref]: { labels: flat, snapshots: [ref] },
+            [ref2]: { labels: flat, snapshots: [ref2] },
+            [`${ref2}-view`]: { labels: { ...flat, 'buildkit/lease.temporary': '2026-11-30T12:27:15Z' }, snapshots: [`${ref2}-view`] },
+          },
+        },
+      },
+      backend: {
+        [`moby/1/${ref}`]: { id: 1 },
+        [`moby/2/${ref}-view`]: { id: 2, kind: 1, parent: `moby/1/${ref}` },
+        [`moby/3/${ref2}`]: { id: 3 },
+        [`moby/4/${ref2}-view`]: { id: 4, kind: 1, parent: `moby/3/${ref2}` },
+      },
+    });
+    for (const id of [1, 2, 3, 4]) s.snapshotDir(id);
+    for (const target of [path.join(s.snapshots, '2'), `${ref}-view`]) {
+      const e = await runCliAsync(['explain', '--data-root', s.dataRoot, target, '--json']);
+      expect([e.code, e.json.type, e.json.status, e.json.findings]).toEqual([1, 'snapshot', 'garbage', []]);
+      expect(e.json.because).toEqual([
+        `it is snapshot "moby/2/${ref}-view" (id 2) of the overlayfs snapshotter`,
+        `it is BuildKit's read-only view of its cache snapshot ${ref}, made while a build reads it, under a temporary lease moby/${ref}-view`,
+        `its parent ${ref} is held by lease moby/${ref}`,
+        "nothing holds it: BuildKit released the view (its temporary lease is gone); containerd's next GC removes it, which layergc leaves to containerd",
+      ]);
+    }
+    const held = await runCliAsync(['explain', '--data-root', s.dataRoot, path.join(s.snapshots, '4'), '--json']);
+    expect([held.code, held.json.status, held.json.findings.map((f: { kind: string }) => f.kind)]).toEqual([1, 'garbage', ['containerd-dead-lease']]);
+    expect(held.json.because).toContain(`held by lease moby/${ref2}-view (a BuildKit temporary lease (BuildKit drops these at its start; this one outlived its build))`);
+    expect(held.json.because.find((b: string) => b.startsWith('its parent'))).toMatch(new RegExp(`^its parent ${ref2} is held by lease moby/${ref2}, lease moby/${ref2}-view `));
+    const parent = await runCliAsync(['explain', '--data-root', s.dataRoot, path.join(s.snapshots, '1')]);
+    expect([parent.code, parent.stdout.includes(`held by lease moby/${ref}`)]).toEqual([0, true]);
+    // the scan leaves the released view to containerd: only the dead temporary lease is reported
+    expect((await scanJson(s.dataRoot)).out!.findings.map((f) => f.kind)).toEqual(['containerd-dead-lease']);
+  });
+});
+
 describe('the bundled sample (fixtures/sample-containerd-root.tar.gz, made by a real dockerd 28.5)', () => {
   it('scans to exactly its five leftovers; purge --dry-run plans the four removable ones', async () => {
     const b = base();

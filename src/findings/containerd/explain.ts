@@ -56,6 +56,7 @@ export function explainContainerd(s: ContainerdStore, scan: ContainerdScan, targ
     const fs = touching((f) => f.paths.includes(dir));
     const because: string[] = [];
     let nodes: GcNode[] = [];
+    let views: string[] = [];
     if (!rec) because.push(`the overlayfs snapshotter has no record with id ${name}`);
     else {
       const metas = s.meta.namespaces.flatMap((ns) => ns.snapshots.filter((sn) => sn.name === rec.key));
@@ -63,8 +64,24 @@ export function explainContainerd(s: ContainerdStore, scan: ContainerdScan, targ
       if (!metas.length) because.push('no meta.db snapshot names it');
       nodes = metas.map((sn) => snapshotNode(sn.namespace, sn.snapshotter, sn.key));
       for (const h of holders(nodes)) because.push(`held by ${h}`);
+      // BuildKit reads a cache ref through a view "<ref>-view" of it, under a temporary lease of that name
+      views = metas.filter((sn) => sn.parent !== undefined && sn.key === `${sn.parent}-view`).map((sn) => sn.key);
+      for (const sn of metas.filter((x) => views.includes(x.key))) {
+        because.push(`it is BuildKit's read-only view of its cache snapshot ${sn.parent}, made while a build reads it, under a temporary lease ${sn.namespace}/${sn.key}`);
+        const parents = holders([snapshotNode(sn.namespace, sn.snapshotter, sn.parent!)]);
+        because.push(`its parent ${sn.parent} is ${parents.length ? `held by ${parents.join(', ')}` : 'held by nothing'}`);
+      }
     }
     const held = nodes.some((n) => scan.marked.has(n));
+    // a record nothing marks is containerd's own garbage: its next GC removes it (layergc leaves that to containerd)
+    if (rec && !held && nodes.length) {
+      because.push(
+        views.length
+          ? "nothing holds it: BuildKit released the view (its temporary lease is gone); containerd's next GC removes it, which layergc leaves to containerd"
+          : "nothing holds it: containerd's next GC removes it, which layergc leaves to containerd",
+      );
+      return { target, type: 'snapshot', subject: `snapshot dir ${dir}`, status: fs.some((f) => f.severity === 'error') ? 'broken' : 'garbage', because, findings: fs };
+    }
     if (rec && !held) because.push("nothing holds it: containerd's next GC removes it");
     return { target, type: 'snapshot', subject: `snapshot dir ${dir}`, status: statusOf(fs, held), because, findings: fs };
   };
