@@ -82,14 +82,13 @@ async function verifyContainerdStore(opts: VerifyOptions, started: number): Prom
   const { openContainerdStore } = await import('../store/containerd/index.js');
   const { verifyBlobs } = await import('../verify/containerd.js');
   const store = await openContainerdStore(opts);
-  const { verifyUnpackedLayers } = await import('../verify/containerd-layers.js');
+  const { verifyUnpackedLayers, unpackedLayersNote } = await import('../verify/containerd-layers.js');
   const stats = { blobs: 0, ok: 0, bytes: 0 };
   const layers = { layers: 0, ok: 0, unverifiable: 0, bytes: 0 };
   const findings = await verifyBlobs(store, stats);
   // a layer whose blob is damaged is blob verify's finding, not checked again
   findings.push(...(await verifyUnpackedLayers(store, layers, new Set(findings.map((f) => f.containerd?.digest ?? '')))));
-  const bad = layers.layers - layers.ok - layers.unverifiable;
-  const note = `${layers.layers} unpacked layers against their blobs' tars and diff IDs: ${layers.ok} match${bad ? `, ${bad} do not` : ''}${layers.unverifiable ? `, ${layers.unverifiable} could not be checked (blob gone, damaged or zstd)` : ''}.`;
+  const note = unpackedLayersNote(layers);
   const header = { dataRoot: store.loc.dataRoot, driver: store.loc.snapshotter, daemonRunning: store.holders.length > 0, containerdRoot: store.loc.root };
   const finished = Date.now();
   return {

@@ -1,12 +1,14 @@
 // verify of the containerd image store's unpacked layers (overlayfs): for each image layer whose blob
-// is there, the blob is decompressed as a stream; its bytes must hash to the layer's diff ID from
-// the image config (the uncompressed digest), and every entry of that tar must be in the layer's
-// snapshot dir (snapshots/<id>/fs, found through the chain ID) as the tar says: regular files with
-// the same size and sha256, directories, symlinks with the same target, hard links to the same
-// inode, whiteouts as overlay's 0/0 character devices. So the snapshot is proven to hold the bytes
-// whose digest the image names. A layer whose blob is gone or zstd-compressed cannot be checked
-// this way and is counted as such (as is one whose blob verify found damaged: that one is named). Nothing is written; files are opened O_NOFOLLOW, and a tar path
-// through a symlink or with `..` is itself a mismatch (never followed).
+// is there, the blob is decompressed as a stream (gzip by zlib, zstd by the zstd command: Node 20's
+// zlib has none); its bytes must hash to the layer's diff ID from the image config (the
+// uncompressed digest), and the layer's snapshot dir (snapshots/<id>/fs, found through the chain ID)
+// must hold exactly that tar's entries: regular files with the same size and sha256, directories,
+// symlinks with the same target, hard links to the same inode, whiteouts as overlay's 0/0 character
+// devices, opaque markers as the overlay opaque xattr (read with getfattr), and nothing the tar does
+// not have. A layer whose blob is gone, damaged (blob verify names it) or zstd without a zstd
+// command is counted as not verified, with why. Nothing is written; files are opened O_NOFOLLOW,
+// and a tar path through a symlink or with `..` is itself a mismatch (never followed).
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { createGunzip } from 'node:zlib';
@@ -22,6 +24,78 @@ export interface LayerVerifyStats {
   ok: number;
   unverifiable: number;
   bytes: number;
+  /** why each layer not verified was not, counted: "its blob is gone", "zstd: no zstd command", … */
+  notVerified?: Record<string, number>;
+  /** opaque markers whose xattr could not be read (no getfattr) */
+  opaqueUnchecked?: number;
+}
+
+/** The line verify prints about the unpacked layers. */
+export function unpackedLayersNote(l: LayerVerifyStats): string {
+  const bad = l.layers - l.ok - l.unverifiable;
+  const why = Object.entries(l.notVerified ?? {})
+    .map(([w, n]) => `${n} ${w}`)
+    .join('; ');
+  const opaque = l.opaqueUnchecked ? `; ${l.opaqueUnchecked} opaque-dir marker${l.opaqueUnchecked === 1 ? '' : 's'} not checked (no getfattr: install attr)` : '';
+  return `${l.layers} unpacked layers against their blobs' tars and diff IDs: ${l.ok} match${bad ? `, ${bad} do not` : ''}${l.unverifiable ? `, ${l.unverifiable} not verified (${why})` : ''}${opaque}.`;
+}
+
+const notVerified = (stats: LayerVerifyStats | undefined, why: string) => {
+  if (!stats) return;
+  stats.unverifiable++;
+  stats.notVerified ??= {};
+  stats.notVerified[why] = (stats.notVerified[why] ?? 0) + 1;
+};
+
+/** whether a command runs here at all (once per process) */
+const present = new Map<string, boolean>();
+function hasCommand(cmd: string): boolean {
+  let ok = present.get(cmd);
+  if (ok === undefined) present.set(cmd, (ok = spawnSync(cmd, ['--version'], { stdio: 'ignore' }).error === undefined));
+  return ok;
+}
+
+const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+
+/** overlay's opaque xattr of a directory is "y"; null when getfattr is missing */
+function isOpaque(dir: string): boolean | null {
+  if (!hasCommand('getfattr')) return null;
+  return OPAQUE_XATTRS.some((name) => {
+    const r = spawnSync('getfattr', ['--absolute-names', '--no-dereference', '--only-values', '-n', name, '--', dir], { encoding: 'latin1' });
+    return r.status === 0 && r.stdout === 'y';
+  });
+}
+
+/** A blob decompressed by `zstd -dc` reading the open file: Node 20's zlib has no zstd. */
+async function* zstdStream(fd: number): AsyncIterable<Buffer> {
+  const child = spawn('zstd', ['-dcq'], { stdio: [fd, 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (err.length < 500) err += d.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  try {
+    for await (const c of child.stdout ?? []) yield c as Buffer;
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
+  const code = await exited;
+  if (code !== 0) throw new Error(`zstd -d: ${err.trim() || `exit ${code}`}`);
+}
+
+/** Every entry below `dir` (relative paths), never through a symlink; a directory that cannot be read stops nothing. */
+async function listTree(dir: string, rel = '', out: string[] = []): Promise<string[]> {
+  const names = await fs.readdir(rel ? `${dir}/${rel}` : dir).catch(() => [] as string[]);
+  for (const n of names.sort()) {
+    const r = rel ? `${rel}/${n}` : n;
+    out.push(r);
+    const st = await fs.lstat(`${dir}/${r}`).catch(() => null);
+    if (st?.isDirectory()) await listTree(dir, r, out);
+  }
+  return out;
 }
 
 const MAX_JSON = 4 << 20;
@@ -170,8 +244,9 @@ async function sha256Of(path: string): Promise<string> {
 }
 
 /** Compare one unpacked layer (its fs dir) with its blob; the problems found, at most a few. */
-async function checkLayer(fsDir: string, blob: string, mediaType: string, diffId: string): Promise<{ problems: string[]; bytes: number } | { unverifiable: string }> {
-  if (/zstd/.test(mediaType)) return { unverifiable: 'zstd-compressed blob' };
+async function checkLayer(fsDir: string, blob: string, mediaType: string, diffId: string, stats?: LayerVerifyStats): Promise<{ problems: string[]; bytes: number } | { unverifiable: string }> {
+  const zstd = /zstd/.test(mediaType);
+  if (zstd && !hasCommand('zstd')) return { unverifiable: 'zstd-compressed, no zstd command here: install zstd' };
   const problems: string[] = [];
   const add = (p: string) => {
     if (problems.length < 5) problems.push(p);
@@ -194,16 +269,54 @@ async function checkLayer(fsDir: string, blob: string, mediaType: string, diffId
     }
     return parts.length ? `${fsDir}/${parts.join('/')}` : fsDir;
   };
-  const src = (await openRead(blob)).createReadStream();
-  const gz = /gzip/.test(mediaType);
-  const stream = gz ? src.pipe(createGunzip()) : src;
-  src.on('error', (err) => stream.destroy(err));
-  const { sha256, bytes } = await walkTar(stream as AsyncIterable<Buffer>, async (e, contentSha) => {
-    e.path = e.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
-    const base = e.path.replace(/\/+$/, '').split('/').pop() ?? '';
-    if (base === '.wh..wh..opq') return; // an opaque dir: an xattr of its dir
-    const whiteout = base.startsWith('.wh.');
-    const rel = whiteout ? e.path.replace(/\.wh\.([^/]*)$/, '$1') : e.path;
+  /** every path the tar names, and their parent dirs (an applier makes those it lacks) */
+  const named = new Set<string>();
+  const name = (rel: string) => {
+    const parts = rel.split('/').filter((x) => x && x !== '.');
+    for (let i = 1; i <= parts.length; i++) named.add(parts.slice(0, i).join('/'));
+  };
+  const fh = await openRead(blob);
+  let stream: AsyncIterable<Buffer>;
+  if (zstd) stream = zstdStream(fh.fd);
+  else {
+    const src = fh.createReadStream();
+    const gz = /gzip/.test(mediaType);
+    const s = gz ? src.pipe(createGunzip()) : src;
+    src.on('error', (err) => s.destroy(err));
+    stream = s as AsyncIterable<Buffer>;
+  }
+  let walked: { sha256: string; bytes: number };
+  try {
+    walked = await walkTar(stream, async (e, contentSha) => {
+      e.path = e.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+      const base = e.path.replace(/\/+$/, '').split('/').pop() ?? '';
+      if (base === '.wh..wh..opq') {
+        // an opaque dir: overlay's opaque xattr on the dir, which hides everything below it
+        const rel = e.path.replace(/\/?\.wh\.\.wh\.\.opq\/*$/, '');
+        name(rel);
+        const p = await resolve(rel);
+        const st = p === undefined ? null : await lst(p);
+        if (!st?.isDirectory()) return add(`${rel || '/'} should be an opaque directory`);
+        const o = isOpaque(p!);
+        if (o === null && stats) stats.opaqueUnchecked = (stats.opaqueUnchecked ?? 0) + 1;
+        else if (o === false) add(`${rel || '/'} should be opaque (the overlay opaque xattr "y"): the layers below show through it`);
+        return;
+      }
+      const whiteout = base.startsWith('.wh.');
+      const rel = whiteout ? e.path.replace(/\.wh\.([^/]*)$/, '$1') : e.path;
+      name(rel);
+      return check(e, rel, whiteout, contentSha);
+    });
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  const { sha256, bytes } = walked;
+  const extra = (await listTree(fsDir)).filter((r) => !named.has(r));
+  if (extra.length) add(`${extra.length} entr${extra.length === 1 ? 'y' : 'ies'} the layer's tar does not have: ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', …' : ''}`);
+  if (`sha256:${sha256}` !== diffId) problems.unshift(`its blob's uncompressed bytes hash to sha256:${sha256}, not the diff ID ${diffId} the image config names`);
+  return { problems, bytes };
+
+  async function check(e: TarEntry, rel: string, whiteout: boolean, contentSha: string | undefined): Promise<void> {
     const p = await resolve(rel);
     if (p === undefined) return add(`${e.path}: its path leaves the layer or goes through something that is not a directory`);
     const st = await lst(p);
@@ -225,9 +338,7 @@ async function checkLayer(fsDir: string, blob: string, mediaType: string, diffId
     } else if (e.type === '3' && !st.isCharacterDevice()) add(`${rel} should be a character device`);
     else if (e.type === '4' && !st.isBlockDevice()) add(`${rel} should be a block device`);
     else if (e.type === '6' && !st.isFIFO()) add(`${rel} should be a FIFO`);
-  });
-  if (`sha256:${sha256}` !== diffId) problems.unshift(`its blob's uncompressed bytes hash to sha256:${sha256}, not the diff ID ${diffId} the image config names`);
-  return { problems, bytes };
+  }
 }
 
 /** Each unpacked image layer of moby's namespaces, checked once. */
@@ -278,17 +389,17 @@ export async function verifyUnpackedLayers(s: ContainerdStore, stats?: LayerVeri
           // a blob that is gone, or damaged (blob verify names it), cannot vouch for the layer
           const bp = layer.digest && !damagedBlobs.has(layer.digest) ? blobPath(layer.digest) : undefined;
           if (!bp) {
-            if (stats) stats.unverifiable++;
+            notVerified(stats, layer.digest && damagedBlobs.has(layer.digest) ? 'whose blob is damaged, see its finding' : 'whose blob is gone');
             continue;
           }
           let r: Awaited<ReturnType<typeof checkLayer>>;
           try {
-            r = await checkLayer(`${dir}/fs`, bp, layer.mediaType ?? '', diffIds[i]);
+            r = await checkLayer(`${dir}/fs`, bp, layer.mediaType ?? '', diffIds[i], stats);
           } catch (err) {
             r = { problems: [`its blob cannot be read as a tar: ${(err as Error).message}`], bytes: 0 };
           }
           if ('unverifiable' in r) {
-            if (stats) stats.unverifiable++;
+            notVerified(stats, r.unverifiable);
             continue;
           }
           if (stats) stats.bytes += r.bytes;

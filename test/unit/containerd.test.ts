@@ -811,7 +811,7 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
 
 describe('verify of unpacked layers (overlayfs)', () => {
   /** An image of two layers (the first an uncompressed tar, the second gzip with a whiteout), unpacked into snapshots 1 and 2. */
-  function imageStore(opts: { wrongDiffId?: boolean } = {}) {
+  function imageStore(opts: { wrongDiffId?: boolean; zstd?: boolean; opaque?: boolean } = {}) {
     const b = base();
     const stage = (name: string, files: Record<string, string | { link: string } | { hard: string } | null>) => {
       const d = path.join(b, name);
@@ -834,9 +834,9 @@ describe('verify of unpacked layers (overlayfs)', () => {
       tmp: null,
       'old.txt': 'to be deleted',
     });
-    const l2 = stage('l2', { 'app/data.bin': 'y'.repeat(70000), '.wh.old.txt': '' });
+    const l2 = stage('l2', { 'app/data.bin': 'y'.repeat(70000), '.wh.old.txt': '', ...(opts.opaque ? { 'tmp/.wh..wh..opq': '', 'tmp/new': 'n' } : {}) });
     const blob1 = l1.tar;
-    const blob2 = gzipSync(l2.tar);
+    const blob2 = opts.zstd ? execFileSync('zstd', ['-c', '-q'], { input: l2.tar }) : gzipSync(l2.tar);
     const diffIds = [digestOf(l1.tar), opts.wrongDiffId ? digestOf('not this layer') : digestOf(l2.tar)];
     const chains = chainIds(diffIds);
     const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } });
@@ -846,7 +846,7 @@ describe('verify of unpacked layers (overlayfs)', () => {
       config: { digest: digestOf(config), size: config.length },
       layers: [
         { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(blob1), size: blob1.length },
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(blob2), size: blob2.length },
+        { mediaType: `application/vnd.oci.image.layer.v1.tar+${opts.zstd ? 'zstd' : 'gzip'}`, digest: digestOf(blob2), size: blob2.length },
       ],
     });
     const s = containerdRoot(b, {
@@ -872,8 +872,10 @@ describe('verify of unpacked layers (overlayfs)', () => {
     const fs2 = path.join(s.snapshots, '2', 'fs');
     for (const d of [fs1, fs2]) fs.mkdirSync(d, { recursive: true });
     execFileSync('tar', ['-xf', '-', '-C', fs1], { input: l1.tar });
-    execFileSync('tar', ['-xf', '-', '-C', fs2, '--exclude=./.wh.old.txt'], { input: l2.tar });
+    execFileSync('tar', ['-xf', '-', '-C', fs2, '--exclude=./.wh.old.txt', '--exclude=./tmp/.wh..wh..opq'], { input: l2.tar });
     execFileSync('mknod', [path.join(fs2, 'old.txt'), 'c', '0', '0']);
+    // an opaque marker becomes overlay's opaque xattr on its dir
+    if (opts.opaque) execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', path.join(fs2, 'tmp')]);
     return { s, fs1, fs2, layer2: digestOf(blob2) };
   }
   const verify = (s: { dataRoot: string }) => runCliAsync(['verify', '--data-root', s.dataRoot, '--json']);
@@ -906,6 +908,35 @@ describe('verify of unpacked layers (overlayfs)', () => {
     expect(f[1].reason).toContain('old.txt is missing');
   });
 
+  it('an opaque dir and a zstd blob (decompressed by the zstd command) verify clean; a lost opaque xattr and a file the tar does not have are mismatches', async () => {
+    const { s, fs2 } = imageStore({ opaque: true, zstd: true });
+    const r = await verify(s);
+    expect([r.code, r.json.findings]).toEqual([0, []]);
+    expect(r.json.notes).toContain("2 unpacked layers against their blobs' tars and diff IDs: 2 match.");
+    execFileSync('setfattr', ['-x', 'trusted.overlay.opaque', path.join(fs2, 'tmp')]);
+    fs.writeFileSync(path.join(fs2, 'app', 'extra'), 'not in the tar');
+    fs.mkdirSync(path.join(fs2, 'more', 'deep'), { recursive: true });
+    const bad = await verify(s);
+    expect(bad.code).toBe(1);
+    const f = bad.json.findings as Record<string, any>[];
+    expect(f.map((x) => [x.kind, x.paths])).toEqual([['containerd-layer-mismatch', [path.join(s.snapshots, '2')]]]);
+    expect(f[0].reason).toContain('tmp should be opaque (the overlay opaque xattr "y"): the layers below show through it');
+    expect(f[0].reason).toContain("3 entries the layer's tar does not have: app/extra, more, more/deep");
+  });
+
+  it('without a zstd command a zstd layer is "not verified (zstd)", never passed; without getfattr the opaque markers are said to be unchecked', async () => {
+    const { s } = imageStore({ opaque: true, zstd: true });
+    const bin = path.join(base(), 'bin'); // a PATH with what verify may run, but zstd and getfattr
+    fs.mkdirSync(bin);
+    for (const c of ['find', 'lsattr', 'chattr', 'stat']) fs.symlinkSync(execFileSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim(), path.join(bin, c));
+    const r = await runCliAsync(['verify', '--data-root', s.dataRoot, '--json'], { env: { PATH: bin } });
+    expect([r.code, r.json.findings]).toEqual([0, []]);
+    expect(r.json.notes).toContain("2 unpacked layers against their blobs' tars and diff IDs: 1 match, 1 not verified (1 zstd-compressed, no zstd command here: install zstd).");
+    const g = imageStore({ opaque: true });
+    const n = await runCliAsync(['verify', '--data-root', g.s.dataRoot, '--json'], { env: { PATH: bin } });
+    expect(n.json.notes).toContain("2 unpacked layers against their blobs' tars and diff IDs: 2 match; 1 opaque-dir marker not checked (no getfattr: install attr).");
+  });
+
   it("a blob whose uncompressed bytes are not the config's diff ID; a layer whose blob is damaged is left to blob verify", async () => {
     const wrong = imageStore({ wrongDiffId: true });
     const r = await verify(wrong.s);
@@ -918,6 +949,6 @@ describe('verify of unpacked layers (overlayfs)', () => {
     const t = await verify(s);
     expect((t.json.findings as Record<string, any>[]).map((x) => x.kind)).toEqual(['containerd-blob-mismatch']);
     const h = await runCliAsync(['verify', '--data-root', s.dataRoot]);
-    expect(h.stdout.replace(/\s+/g, ' ')).toContain("2 unpacked layers against their blobs' tars and diff IDs: 1 match, 1 could not be checked");
+    expect(h.stdout.replace(/\s+/g, ' ')).toContain("2 unpacked layers against their blobs' tars and diff IDs: 1 match, 1 not verified (1 whose blob is damaged, see its finding).");
   });
 });
