@@ -1,7 +1,7 @@
 // What most adapters answer alike, written once: DriverBase for every driver, DirPerLayerDriver for
 // the drivers whose layer is one directory <layersDir>/<id> (vfs, overlay2, btrfs, windowsfilter).
 import { ExitCode, LayergcError } from '../errors.js';
-import { listDir, lstatOrNull } from '../fsx/read.js';
+import { listTyped, lstatOrNull, lstatOrNullSync, type EntryType } from '../fsx/read.js';
 import type { Remover } from '../fsx/remove.js';
 import { stageAndDelete } from './stage.js';
 import { STAGED_SUFFIX } from '../layout.js';
@@ -20,6 +20,11 @@ export abstract class DriverBase implements DriverAdapter {
 
   abstract listEntries(): Promise<DriverEntry[]>;
   abstract dirOf(id: string): string;
+
+  typeOf(id: string): EntryType | null {
+    return lstatOrNullSync(this.dirOf(id));
+  }
+
   abstract pathsOf(id: string): Promise<string[]>;
   abstract checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]>;
   abstract remove(id: string, rm: Remover): Promise<void>;
@@ -77,13 +82,19 @@ export abstract class DirPerLayerDriver extends DriverBase {
     return false;
   }
 
+  /** layersDir's listing, name -> type, kept when layersDir is a real directory: typeOf answers from it. */
+  private listed?: Map<string, EntryType>;
+
   /** Each dir (or symlink: unsafe-path reports it) in layersDir; staged ones by their id. */
   async listEntries(): Promise<DriverEntry[]> {
     const out: DriverEntry[] = [];
-    for (const e of await listDir(this.layersDir)) {
-      if (this.isBookkeeping(e.name) || (!e.stat.isDirectory() && !e.stat.isSymbolicLink())) continue;
+    const listing = listTyped(this.layersDir);
+    // an empty listing may be a missing, symlinked or unlistable dir: then typeOf looks each path up
+    this.listed = listing.length ? new Map(listing.map((e) => [e.name, e.type])) : undefined;
+    for (const e of listing) {
+      if (this.isBookkeeping(e.name) || (!e.type.isDirectory() && !e.type.isSymbolicLink())) continue;
       const staged = e.name.endsWith(this.stagedSuffix);
-      out.push({ id: staged ? e.name.slice(0, -this.stagedSuffix.length) : e.name, path: e.path, stat: e.stat, staged });
+      out.push({ id: staged ? e.name.slice(0, -this.stagedSuffix.length) : e.name, path: e.path, stat: e.type, staged });
     }
     return out;
   }
@@ -92,13 +103,23 @@ export abstract class DirPerLayerDriver extends DriverBase {
     return `${this.layersDir}/${id}`;
   }
 
+  /**
+   * From the listing a scan made anyway (asking each of 10,000 layers' dirs again was 10,000 lstats
+   * per question) for what it lists; what it does not list is looked up now, since a running daemon
+   * may have made it since (it makes a layer's dir before anything names it).
+   */
+  override typeOf(id: string): EntryType | null {
+    const listed = this.listed && !id.includes('/') ? this.listed.get(id) : undefined;
+    return listed ?? super.typeOf(id);
+  }
+
   async pathsOf(id: string): Promise<string[]> {
     return (await lstatOrNull(this.dirOf(id))) ? [this.dirOf(id)] : [];
   }
 
   /** Whether the layer dir is there and is a directory. */
   async checkLayer(id: string, _opts?: { hasParent: boolean }): Promise<string[]> {
-    const st = await lstatOrNull(this.dirOf(id));
+    const st = this.typeOf(id);
     const name = `${this.label}${id}`;
     if (!st) return [`${name} is missing`];
     if (st.isSymbolicLink()) return [`${name} is a symlink, not ${this.noun}`];

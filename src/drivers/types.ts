@@ -1,12 +1,13 @@
 // The storage-driver adapter interface: everything layergc knows about one graph driver's home
 // (<data-root>/<driver>) sits behind it, one file per driver.
-import type { Stats } from 'node:fs';
 import type { Remover } from '../fsx/remove.js';
+import type { EntryType } from '../fsx/read.js';
 
 export interface DriverEntry {
   id: string; // the driver layer ID (a cache-id, mount-id or <mount-id>-init)
   path: string;
-  stat: Stats;
+  /** What the listing of the home says it is (a dirent type, or an lstat). */
+  stat: EntryType;
   /** Left renamed by an interrupted layergc purge: its removal is to be finished. */
   staged?: boolean;
 }
@@ -58,6 +59,8 @@ export interface DriverAdapter {
   listEntries(): Promise<DriverEntry[]>;
   /** Where a layer ID's data lives, whether or not it exists. */
   dirOf(id: string): string;
+  /** What dirOf(id) is (null: nothing): as the home's one listing saw it when it lists it, else by an lstat now. */
+  typeOf(id: string): EntryType | null;
   /** Every existing path that belongs to `id`: its directory, and links or files naming it. */
   pathsOf(id: string): Promise<string[]>;
   /** Why the data of a layer the store uses is unusable; [] when it looks whole. */

@@ -1,6 +1,6 @@
 // driver-data-damaged: the driver dir of a layer or mount exists but is unusable (overlay2: diff/
 // missing, link missing or empty, l/<link> missing or elsewhere, lower naming missing links).
-import { lstatOrNull } from '../fsx/read.js';
+import { lstatOrNullSync } from '../fsx/read.js';
 import { affectedBy } from './affects.js';
 import type { Affects, Finding, FindingModule } from './types.js';
 
@@ -8,10 +8,11 @@ export const driverDataDamaged: FindingModule = async (ctx) => {
   const out: Finding[] = [];
   const { driver } = ctx.store;
   const check = async (id: string, hasParent: boolean, base: Omit<Finding, 'kind' | 'severity' | 'paths' | 'bytes' | 'reclaimable' | 'reason' | 'affects'>, affects: () => Affects) => {
-    const st = await lstatOrNull(driver.dirOf(id));
-    if (!st?.isDirectory()) return;
+    if (!driver.typeOf(id)?.isDirectory()) return;
     const problems = await driver.checkLayer(id, { hasParent });
     if (!problems.length) return;
+    // the listing may be older than the check: a dir a running daemon removed since is no damage
+    if (!lstatOrNullSync(driver.dirOf(id))?.isDirectory()) return;
     out.push({
       ...base,
       kind: 'driver-data-damaged',

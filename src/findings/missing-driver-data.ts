@@ -1,6 +1,5 @@
 // missing-driver-data: a layer whose cache-id dir is gone (deleted by hand, a partial removal
 // before Docker 20.10). Pulls say "Already exists" and then fail to mount.
-import { lstatOrNull } from '../fsx/read.js';
 import { affectedBy } from './affects.js';
 import type { Finding, FindingModule } from './types.js';
 
@@ -9,7 +8,7 @@ export const missingDriverData: FindingModule = async (ctx) => {
   const { driver } = ctx.store;
   if (!driver.dataVisibleOffline) return out; // a missing path says nothing
   for (const l of ctx.store.layerdb.layers.values()) {
-    if (!l.cacheId || (await lstatOrNull(driver.dirOf(l.cacheId)))) continue;
+    if (!l.cacheId || driver.typeOf(l.cacheId)) continue;
     out.push({
       kind: 'missing-driver-data',
       severity: 'error',

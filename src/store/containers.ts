@@ -1,18 +1,18 @@
 // Containers (containers/<id>/config.v2.json): only what names them and ties them to a driver.
-import { listDir, readSmallFile, smallFileProblem } from '../fsx/read.js';
+import { listTyped, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
 import type { ContainerRecord, Unsafe } from './model.js';
 import { CONTAINER_CONFIG, containersDir } from '../layout.js';
 
 export async function readContainers(dataRoot: string, unsafe: Unsafe[]): Promise<ContainerRecord[]> {
   const out: ContainerRecord[] = [];
-  for (const e of await listDir(containersDir(dataRoot), (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps containers; it is never followed` }))) {
-    if (e.stat.isSymbolicLink()) {
+  for (const e of listTyped(containersDir(dataRoot), (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps containers; it is never followed` }))) {
+    if (e.type.isSymbolicLink()) {
       unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a container directory; it is never followed' });
       continue;
     }
-    if (!e.stat.isDirectory()) continue;
+    if (!e.type.isDirectory()) continue;
     const rec: ContainerRecord = { id: e.name, name: e.name.slice(0, 12) };
-    const f = await readSmallFile(`${e.path}/${CONTAINER_CONFIG}`);
+    const f = readSmallFileSync(`${e.path}/${CONTAINER_CONFIG}`);
     if (f.state !== 'ok') rec.problem = `config.v2.json ${smallFileProblem(f)}`;
     else {
       let j: unknown;

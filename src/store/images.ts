@@ -2,13 +2,13 @@
 // image/fs.go and reference/store.go do.
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
 import { HEX64, imagedbPaths, repositoriesJson } from '../layout.js';
-import { listDir, listNames, readFileCapped, readSmallFile, readSmallFilesIn, smallFileProblem } from '../fsx/read.js';
+import { listNames, listTyped, readFileCapped, readSmallFileIfThere, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
 import type { ImageDb, ImageRecord, Unsafe } from './model.js';
 
 export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<ImageDb> {
   const tags = new Map<string, string[]>();
   let repositoriesProblem: string | undefined;
-  const repo = await readSmallFile(repositoriesJson(imageDir));
+  const repo = readSmallFileSync(repositoriesJson(imageDir));
   if (repo.state === 'ok') {
     let j: unknown;
     try {
@@ -42,10 +42,10 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
   const seen = new Set<string>();
   // most images have no metadata dir, or one without a parent: a file is opened only where it is listed
   const withMetadata = listNames(imagedbPaths(imageDir).metadata);
-  for (const e of await listDir(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
+  for (const e of listTyped(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
     const id = `sha256:${e.name}`;
-    if (e.stat.isSymbolicLink()) {
+    if (e.type.isSymbolicLink()) {
       unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps an image config; it is never followed' });
       // a tag naming it has a config layergc cannot read: its layers are unknown
       if (tags.has(id)) {
@@ -62,11 +62,11 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
       }
       continue;
     }
-    if (!e.stat.isFile() && !tags.has(id)) continue; // an untagged non-file is nothing the daemon loads
+    if (!e.type.isFile() && !tags.has(id)) continue; // an untagged non-file is nothing the daemon loads
     seen.add(id);
     const rec = readImage(id, e.path, (tags.get(id) ?? []).sort());
     // docker rmi deletes an untagged parent with its last child (layergc df's unique bytes)
-    const parent = withMetadata?.has(e.name) === false ? null : readSmallFilesIn(`${imagedbPaths(imageDir).metadata}/${e.name}`, ['parent']).get('parent');
+    const parent = withMetadata?.has(e.name) === false ? null : readSmallFileIfThere(`${imagedbPaths(imageDir).metadata}/${e.name}/parent`);
     if (parent?.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
     images.push(rec);
   }

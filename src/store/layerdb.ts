@@ -3,7 +3,7 @@
 // layerdb/mounts/<name>/ and layerdb/tmp/write-set-*/.
 import { parseDigest, trimSpace } from './digest.js';
 import { cacheIdPath, HEX64, isRemovingName, layerdbPaths, MOUNT_ID, namesOneEntry, removingChainHex, unsafeDriverId, WRITE_SET_PREFIX } from '../layout.js';
-import { listDir, readSmallFile, readSmallFilesIn, smallFileProblem, type SmallFile } from '../fsx/read.js';
+import { listTyped, readSmallFileSync, readSmallFilesIn, smallFileProblem, type SmallFile } from '../fsx/read.js';
 import type { LayerDb, LayerRecord, MountRecord, RemovingRecord, Unsafe } from './model.js';
 
 export async function readLayerDb(layerdb: string): Promise<LayerDb> {
@@ -11,19 +11,20 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
   const db: LayerDb = { root: layerdb, layers: new Map(), removing: [], writeSets: [], mounts: [], unsafe: [] };
   const linked = (path: string, target: string) => db.unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps a directory; it is never followed` });
 
-  for (const e of await listDir(p.sha256, linked)) {
+  // the listing's dirent types say which entries are dirs: no lstat per layer
+  for (const e of listTyped(p.sha256, linked)) {
     const isRemoving = isRemovingName(e.name);
     if (!isRemoving && !HEX64.test(e.name)) continue; // moby's List() ignores every other name
-    if (e.stat.isSymbolicLink()) {
+    if (e.type.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: `is a symlink where moby keeps a layer directory; it is never followed` });
       continue;
     }
-    if (!e.stat.isDirectory()) continue;
+    if (!e.type.isDirectory()) continue;
     if (isRemoving) {
       const hex = removingChainHex(e.name);
       if (!hex) continue; // getOrphan skips names whose first part is not a digest
-      const rec: RemovingRecord = { name: e.name, dir: e.path, chainId: `sha256:${hex}`, mtimeMs: e.stat.mtimeMs };
-      const cid = await readSmallFile(cacheIdPath(e.path));
+      const rec: RemovingRecord = { name: e.name, dir: e.path, chainId: `sha256:${hex}` };
+      const cid = readSmallFileSync(cacheIdPath(e.path));
       const v = cacheIdValue(cid);
       if (v.value !== undefined) {
         const bad = unsafeDriverId(v.value);
@@ -34,27 +35,27 @@ export async function readLayerDb(layerdb: string): Promise<LayerDb> {
       } else rec.cacheIdProblem = v.problem;
       db.removing.push(rec);
     } else {
-      db.layers.set(`sha256:${e.name}`, readLayer(e.name, e.path, e.stat.mtimeMs, db.unsafe));
+      db.layers.set(`sha256:${e.name}`, readLayer(e.name, e.path, db.unsafe));
     }
   }
 
-  for (const e of await listDir(p.mounts, linked)) {
-    if (e.stat.isSymbolicLink()) {
+  for (const e of listTyped(p.mounts, linked)) {
+    if (e.type.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a mount directory; it is never followed' });
       continue;
     }
-    if (e.stat.isDirectory()) db.mounts.push(await readMount(e.name, e.path, e.stat.mtimeMs, db.unsafe));
+    if (e.type.isDirectory()) db.mounts.push(readMount(e.name, e.path, db.unsafe));
   }
 
-  for (const e of await listDir(p.tmp, linked)) {
+  for (const e of listTyped(p.tmp, linked)) {
     if (!e.name.startsWith(WRITE_SET_PREFIX)) continue;
-    if (e.stat.isSymbolicLink()) {
+    if (e.type.isSymbolicLink()) {
       db.unsafe.push({ path: e.path, reason: 'is a symlink where moby keeps a write-set directory; it is never followed' });
       continue;
     }
-    if (!e.stat.isDirectory()) continue;
-    const v = cacheIdValue(await readSmallFile(cacheIdPath(e.path)));
-    db.writeSets.push({ name: e.name, dir: e.path, mtimeMs: e.stat.mtimeMs, cacheId: v.value && !unsafeDriverId(v.value) ? v.value : undefined });
+    if (!e.type.isDirectory()) continue;
+    const v = cacheIdValue(readSmallFileSync(cacheIdPath(e.path)));
+    db.writeSets.push({ name: e.name, dir: e.path, cacheId: v.value && !unsafeDriverId(v.value) ? v.value : undefined });
   }
   return db;
 }
@@ -73,8 +74,8 @@ function fileText(f: SmallFile, name: string): { text?: string; problem?: string
 
 const LAYER_FILES = ['diff', 'size', 'cache-id', 'parent', 'descriptor.json'];
 
-function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): LayerRecord {
-  const rec: LayerRecord = { chainId: `sha256:${hex}`, dir, hasTarSplit: false, problems: [], mtimeMs };
+function readLayer(hex: string, dir: string, unsafe: Unsafe[]): LayerRecord {
+  const rec: LayerRecord = { chainId: `sha256:${hex}`, dir, hasTarSplit: false, problems: [] };
   // one listing of the dir, then only the files it holds are opened; tar-split.json.gz can be large: only its presence matters
   const files = readSmallFilesIn(dir, LAYER_FILES, ['tar-split.json.gz']);
   const [diff, size, cacheId, parent, descriptor] = LAYER_FILES.map((n) => files.get(n) as SmallFile);
@@ -136,9 +137,12 @@ function readLayer(hex: string, dir: string, mtimeMs: number, unsafe: Unsafe[]):
   return rec;
 }
 
-async function readMount(name: string, dir: string, mtimeMs: number, unsafe: Unsafe[]): Promise<MountRecord> {
-  const rec: MountRecord = { name, dir, problems: [], mtimeMs };
-  const [mountId, initId, parent] = await Promise.all(['mount-id', 'init-id', 'parent'].map((n) => readSmallFile(`${dir}/${n}`)));
+const MOUNT_FILES = ['mount-id', 'init-id', 'parent'];
+
+function readMount(name: string, dir: string, unsafe: Unsafe[]): MountRecord {
+  const rec: MountRecord = { name, dir, problems: [] };
+  const files = readSmallFilesIn(dir, MOUNT_FILES);
+  const [mountId, initId, parent] = MOUNT_FILES.map((n) => files.get(n) as SmallFile);
   for (const [f, n] of [
     [mountId, 'mount-id'],
     [initId, 'init-id'],

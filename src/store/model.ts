@@ -47,7 +47,6 @@ export interface LayerRecord {
   hasTarSplit: boolean;
   /** Why the daemon's loadLayer fails on this entry's own files; empty when it loads. */
   problems: string[];
-  mtimeMs: number;
 }
 
 export interface RemovingRecord {
@@ -56,14 +55,12 @@ export interface RemovingRecord {
   chainId: string; // from the part before the first '-'
   cacheId?: string; // undefined: missing or empty, so moby skips it forever
   cacheIdProblem?: string;
-  mtimeMs: number;
 }
 
 export interface WriteSetRecord {
   name: string;
   dir: string;
   cacheId?: string;
-  mtimeMs: number;
 }
 
 export interface MountRecord {
@@ -73,7 +70,6 @@ export interface MountRecord {
   initId?: string;
   parent?: string;
   problems: string[];
-  mtimeMs: number;
 }
 
 export interface LayerDb {

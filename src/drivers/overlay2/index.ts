@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listDir, lstatOrNull, readlinkOrNull, readSmallFile, type SmallFile } from '../../fsx/read.js';
+import { listTyped, lstatOrNull, lstatOrNullSync, readlinkOrNull, readSmallFileSync, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../layout.js';
@@ -31,18 +31,26 @@ export class Overlay2Driver extends DirPerLayerDriver {
   }
 
   /** l/<LID> when it is a symlink to ../<id>/diff. */
-  private async ownLink(id: string, dir: string): Promise<string | undefined> {
-    const lid = await this.links.lidOf(dir);
-    const l = lid ? (await this.links.index()).get(lid) : undefined;
+  private ownLink(id: string, dir: string): string | undefined {
+    const lid = this.links.lidOf(dir);
+    const l = lid ? this.links.index().get(lid) : undefined;
     return l?.target === `../${id}/diff` ? l.path : undefined;
   }
 
   /** A dir's `lower` file, read once per adapter: the damage check and the lower chain both need it. */
-  private readonly lowers = new Map<string, Promise<SmallFile>>();
-  private lowerOf(id: string): Promise<SmallFile> {
+  private readonly lowers = new Map<string, SmallFile>();
+  private lowerOf(id: string): SmallFile {
     let f = this.lowers.get(id);
-    if (!f) this.lowers.set(id, (f = readSmallFile(`${this.dirOf(id)}/lower`)));
+    if (!f) this.lowers.set(id, (f = readSmallFileSync(`${this.dirOf(id)}/lower`)));
     return f;
+  }
+
+  /** The parts of a `lower` file ("l/A:l/B"), split once per dir. */
+  private readonly lowerParts = new Map<string, string[]>();
+  private partsOf(id: string, text: string): string[] {
+    let parts = this.lowerParts.get(id);
+    if (!parts) this.lowerParts.set(id, (parts = text.trim().split(':')));
+    return parts;
   }
 
   override async pathsOf(id: string): Promise<string[]> {
@@ -50,18 +58,18 @@ export class Overlay2Driver extends DirPerLayerDriver {
     const dir = this.dirOf(id);
     const st = await lstatOrNull(dir);
     if (!st || st.isSymbolicLink()) return []; // a symlink here is unsafe-path, never data
-    const link = st.isDirectory() ? await this.ownLink(id, dir) : undefined;
+    const link = st.isDirectory() ? this.ownLink(id, dir) : undefined;
     return link ? [dir, link] : [dir];
   }
 
   override async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
     const dir = this.dirOf(id);
     const problems: string[] = [];
-    const links = await this.links.index();
-    const diff = await lstatOrNull(`${dir}/diff`);
+    const links = this.links.index();
+    const diff = lstatOrNullSync(`${dir}/diff`);
     if (!diff) problems.push('diff/ is missing');
     else if (!diff.isDirectory()) problems.push('diff is not a directory');
-    const link = await readSmallFile(`${dir}/link`);
+    const link = readSmallFileSync(`${dir}/link`);
     if (link.state !== 'ok') problems.push(`link file is ${link.state === 'missing' ? 'missing' : `not readable (${link.state})`}`);
     else if (!link.text.trim()) problems.push('link file is empty (a crash before Docker 25 wrote it non-atomically)');
     else if (!LID.test(link.text.trim())) problems.push(`link file holds ${JSON.stringify(link.text.slice(0, 40))}, not a link ID`);
@@ -72,10 +80,11 @@ export class Overlay2Driver extends DirPerLayerDriver {
       else if (l.target === undefined) problems.push(`l/${lid} is not a symlink`);
       else if (l.target !== `../${id}/diff`) problems.push(`l/${lid} points to ${l.target}, not ../${id}/diff`);
     }
-    const lower = await this.lowerOf(id);
+    const lower = this.lowerOf(id);
     if (lower.state === 'ok') {
       if (!lower.text.trim()) problems.push('lower file is empty (a crash before Docker 25 wrote it non-atomically)');
-      for (const part of lower.text.trim().split(':').filter(Boolean)) {
+      for (const part of this.partsOf(id, lower.text)) {
+        if (!part) continue;
         const m = /^l\/([A-Z2-7]{26})$/.exec(part);
         if (!m) problems.push(`lower names ${JSON.stringify(part)}, not l/<link ID>`);
         else if (!links.has(m[1])) problems.push(`lower names ${part}, which does not exist`);
@@ -87,10 +96,10 @@ export class Overlay2Driver extends DirPerLayerDriver {
 
   override async danglingLinks(): Promise<DanglingLink[]> {
     const out: DanglingLink[] = [];
-    for (const l of await this.links.symlinks()) {
+    for (const l of this.links.symlinks()) {
       if (!l.id) continue; // links elsewhere are unsafe, reported by the scan
       // a layer dir that lost diff/ still owns its link: moby never recreates one, and a restored diff/ needs it
-      if ((await lstatOrNull(`${this.home}/${l.id}`))?.isDirectory()) continue;
+      if (this.typeOf(l.id)?.isDirectory()) continue;
       // moby removes a layer's link before its dir: a link listed before such a removal and gone now
       // was never dangling (a container removed while the scan ran)
       if (readlinkOrNull(l.path) !== l.target) continue;
@@ -104,45 +113,40 @@ export class Overlay2Driver extends DirPerLayerDriver {
   }
 
   async parentsOf(id: string): Promise<string[]> {
-    const lower = await this.lowerOf(id);
+    const lower = this.lowerOf(id);
     if (lower.state !== 'ok') return [];
     const out: string[] = [];
-    for (const part of lower.text.trim().split(':').filter(Boolean)) {
-      const parent = await this.lowerId(part);
+    const links = this.links.index();
+    for (const part of this.partsOf(id, lower.text)) {
+      // the dir a `lower` entry names: by its l/ link, or, when that link is lost, by the dir's own `link` file
+      const lid = part.startsWith('l/') ? part.slice(2) : '';
+      if (!lid || lid.includes('/')) continue;
+      const l = links.get(lid);
+      const parent = l ? l.id : this.linkFiles().get(lid);
       if (parent) out.push(parent);
     }
     return out;
   }
 
-  /** The dir a `lower` entry names: by its l/ link, or, when that link is lost, by the dir's own `link` file. */
-  private async lowerId(part: string): Promise<string | undefined> {
-    const m = /^l\/([^/]+)$/.exec(part);
-    if (!m) return undefined;
-    const l = (await this.links.index()).get(m[1]);
-    return l ? l.id : (await this.linkFiles()).get(m[1]);
-  }
-
   /** LID -> dir, from every layer dir's `link` file: read only when a lower names a lost link. */
-  private linkFileIndex?: Promise<Map<string, string>>;
-  private linkFiles(): Promise<Map<string, string>> {
-    this.linkFileIndex ??= (async () => {
-      const out = new Map<string, string>();
-      for (const e of await listDir(this.home)) {
-        const lid = e.stat.isDirectory() && e.name !== 'l' ? await this.links.lidOf(e.path) : undefined;
-        if (lid) out.set(lid, e.name);
-      }
-      return out;
-    })();
+  private linkFileIndex?: Map<string, string>;
+  private linkFiles(): Map<string, string> {
+    if (this.linkFileIndex) return this.linkFileIndex;
+    this.linkFileIndex = new Map();
+    for (const e of listTyped(this.home)) {
+      const lid = e.type.isDirectory() && e.name !== 'l' ? this.links.lidOf(e.path) : undefined;
+      if (lid) this.linkFileIndex.set(lid, e.name);
+    }
     return this.linkFileIndex;
   }
 
   async lowersUnknown(id: string, hasParent: boolean): Promise<string | undefined> {
-    const lower = await this.lowerOf(id);
+    const lower = this.lowerOf(id);
     if (lower.state === 'missing') return hasParent ? 'lower file is missing' : undefined;
     if (lower.state !== 'ok') return `lower file is not readable (${lower.state})`;
     if (!lower.text.trim()) return hasParent ? 'lower file is empty' : undefined;
-    const links = await this.links.index();
-    for (const part of lower.text.trim().split(':')) {
+    const links = this.links.index();
+    for (const part of this.partsOf(id, lower.text)) {
       // a well-formed LID whose link and dir are both gone names nothing left to keep
       const lid = part.startsWith('l/') ? part.slice(2) : '';
       if (!LID.test(lid) || (links.has(lid) && !links.get(lid)!.id)) return `lower file names ${JSON.stringify(part.slice(0, 40))}, not a layer's link`;
@@ -164,7 +168,7 @@ export class Overlay2Driver extends DirPerLayerDriver {
       refuseSymlink: true,
       // the l/ link names ../<id>/diff; once the dir is staged it points nowhere, and it goes first
       staged: async (at) => {
-        const lid = await this.links.lidOf(at);
+        const lid = this.links.lidOf(at);
         if (!lid) return;
         const lp = `${this.links.dir}/${lid}`;
         if ((await lstatOrNull(lp))?.isSymbolicLink() && (await fs.readlink(lp)) === `../${id}/diff`) await rm.unlink(lp);

@@ -1,6 +1,6 @@
 // overlay2's link dir: home/l/<LID> -> ../<id>/diff, a short name per layer so the mount options of a
 // deep chain fit in a page; each layer dir's `link` file names its LID, its `lower` file the LIDs below.
-import { listDir, lstatOrNull, readlinkOrNull, readSmallFile } from '../../fsx/read.js';
+import { listDir, listTyped, lstatOrNull, readlinkOrNull, readSmallFile, readSmallFileSync } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import { faultPoint } from '../../fsx/fault.js';
 import type { LinkRepair, UnsafeLink } from '../types.js';
@@ -18,8 +18,8 @@ export class LinkDir {
   constructor(readonly dir: string) {}
 
   /** The LID a layer dir's `link` file names, if it is readable and well formed. */
-  async lidOf(layerDir: string): Promise<string | undefined> {
-    const f = await readSmallFile(`${layerDir}/link`);
+  lidOf(layerDir: string): string | undefined {
+    const f = readSmallFileSync(`${layerDir}/link`);
     return f.state === 'ok' && LID.test(f.text.trim()) ? f.text.trim() : undefined;
   }
 
@@ -28,34 +28,35 @@ export class LinkDir {
    * and for unsafe ones): LID -> its path, its target when it is a symlink, and the layer ID it names
    * when it has the ../<id>/diff form. Removal never uses it: it looks again.
    */
-  private map?: Promise<Map<string, LinkEntry>>;
-  index(): Promise<Map<string, LinkEntry>> {
-    this.map ??= (async () => {
-      const out = new Map<string, LinkEntry>();
-      for (const e of await listDir(this.dir)) {
-        if (!e.stat.isSymbolicLink()) {
-          out.set(e.name, { path: e.path });
-          continue;
-        }
-        const target = readlinkOrNull(e.path);
-        if (target === null) continue; // gone since it was listed
-        const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
-        out.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
+  private map?: Map<string, LinkEntry>;
+  index(): Map<string, LinkEntry> {
+    if (this.map) return this.map;
+    this.map = new Map();
+    // the dirent types say which entries are symlinks: one readlink each, no lstat
+    for (const e of listTyped(this.dir)) {
+      if (!e.type.isSymbolicLink()) {
+        this.map.set(e.name, { path: e.path });
+        continue;
       }
-      faultPoint('links-listed');
-      return out;
-    })();
+      const target = readlinkOrNull(e.path);
+      if (target === null) continue; // gone since it was listed
+      const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+      this.map.set(e.name, { path: e.path, target, id: m && m[1] !== '..' && m[1] !== '.' ? m[1] : undefined });
+    }
+    faultPoint('links-listed');
     return this.map;
   }
 
   /** The entries that are symlinks. */
-  async symlinks(): Promise<LinkEntry[]> {
-    return [...(await this.index()).values()].filter((l) => l.target !== undefined);
+  symlinks(): LinkEntry[] {
+    return [...this.index().values()].filter((l) => l.target !== undefined);
   }
 
   /** Links that point out of the driver home: reported as unsafe, never followed. */
-  async unsafe(home: string): Promise<UnsafeLink[]> {
-    return (await this.symlinks()).filter((l) => !l.id).map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${home}; it is never followed` }));
+  unsafe(home: string): UnsafeLink[] {
+    return this.symlinks()
+      .filter((l) => !l.id)
+      .map((l) => ({ path: l.path, reason: `points to ${l.target}, outside the layer dirs of ${home}; it is never followed` }));
   }
 }
 
