@@ -57,14 +57,28 @@ async function keepUnknownLowers(store: Store, refs: References, kept: InferredK
   const keeps = (id: string) => keepingClaims(refs.claims.get(id)).filter((c) => !gone?.(c));
   const free = [...entries].filter((id) => !keeps(id).length && !kept.has(id));
   if (!driver.lowersUnknown || !free.length) return;
-  // every ancestor of `chainId` is in the layer store with a cache-id naming a dir
+  // every ancestor of `chainId` is in the layer store with a cache-id naming a dir; memoized, as
+  // every layer of a chain asks it of the same ancestors (a cycle answers false)
+  const namedMemo = new Map<string, boolean>();
   const named = (chainId: string | undefined): boolean => {
-    for (const seen = new Set<string>(); chainId; chainId = layers.get(chainId)?.parent) {
+    const path: string[] = [];
+    let answer = true;
+    for (; chainId; chainId = layers.get(chainId)?.parent) {
+      const known = namedMemo.get(chainId);
+      if (known !== undefined) {
+        answer = known;
+        break;
+      }
       const rec = layers.get(chainId);
-      if (seen.has(chainId) || !rec?.cacheId || !entries.has(rec.cacheId) || rec.problems.some((p) => p.startsWith('parent'))) return false;
-      seen.add(chainId);
+      if (!rec?.cacheId || !entries.has(rec.cacheId) || rec.problems.some((p) => p.startsWith('parent'))) {
+        answer = false;
+        break;
+      }
+      path.push(chainId);
+      namedMemo.set(chainId, false); // until answered: a walk that comes back here is a cycle
     }
-    return true;
+    for (const id of path) namedMemo.set(id, answer);
+    return answer;
   };
   for (const id of refs.claims.keys()) {
     for (const c of keeps(id)) {

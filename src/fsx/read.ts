@@ -14,7 +14,7 @@ import { ExitCode, LayergcError, fsCause } from '../errors.js';
 import { atFd, O_DIR, openParent, OutsideDataRoot } from './contain.js';
 
 export type SmallFile =
-  | { state: 'ok'; text: string; stat: Stats }
+  | { state: 'ok'; text: string; stat?: Stats }
   | { state: 'missing' }
   | { state: 'symlink'; target: string }
   | { state: 'not-a-file'; stat: Stats; type: string }
@@ -171,23 +171,45 @@ export async function readSmallFile(path: string, cap = MAX_SMALL): Promise<Smal
 export function readSmallFileSync(path: string, cap = MAX_SMALL): SmallFile {
   const o = openRegularFile(path);
   if (o.state !== 'ok') return o;
+  return readOpened(o.fd, path, cap, o.stat);
+}
+
+/**
+ * A small file that a listing just typed as a regular file (DT_REG): opened as openRegularFile
+ * opens (never following a symlink, never blocking on a FIFO) but without its fstat, whose Stats
+ * was a tenth of a scan. Swapped for something else since the listing: a directory fails the read,
+ * a FIFO or socket reads empty or fails the open; each is then a problem of the entry, not a value.
+ */
+function readListedFile(path: string, cap = MAX_SMALL): SmallFile {
+  let fd: number;
   try {
-    if (o.stat.size > cap) return { state: 'unreadable', error: `file is ${o.stat.size} bytes, larger than the ${cap} bytes such a file can hold` };
+    injectedReadError(path, 'open');
+    fd = fsSync.openSync(path, READ_FLAGS);
+  } catch {
+    return readSmallFileSync(path, cap); // gone or changed since the listing: looked at afresh, with its reason
+  }
+  return readOpened(fd, path, cap);
+}
+
+/** The text of an opened file (closed here) of at most `cap` bytes; `stat` when it was fstat'ed. */
+function readOpened(fd: number, path: string, cap: number, stat?: Stats): SmallFile {
+  try {
+    if (stat && stat.size > cap) return { state: 'unreadable', error: `file is ${stat.size} bytes, larger than the ${cap} bytes such a file can hold` };
     // the common case, a file smaller than the scratch buffer read in one go, is decoded from it with no copy
-    if (o.stat.size < scratch.length) {
+    if (!stat || stat.size < scratch.length) {
       injectedReadError(path, 'read');
       const want = Math.min(scratch.length, cap + 1);
-      const n = fsSync.readSync(o.fd, scratch, 0, want, 0);
+      const n = fsSync.readSync(fd, scratch, 0, want, 0);
       // a short read of a regular file is its end (so n <= cap); a full one: it grew, read it the long way
-      if (n < want) return { state: 'ok', text: scratch.toString('utf8', 0, n), stat: o.stat };
+      if (n < want) return { state: 'ok', text: scratch.toString('utf8', 0, n), stat: stat };
     }
-    const bytes = readCapped(o.fd, cap, path);
+    const bytes = readCapped(fd, cap, path);
     if (bytes === null) return { state: 'unreadable', error: `file grew past the ${cap} bytes such a file can hold` };
-    return { state: 'ok', text: bytes.toString('utf8'), stat: o.stat };
+    return { state: 'ok', text: bytes.toString('utf8'), stat: stat };
   } catch (err) {
     return { state: 'unreadable', error: describeError(err) };
   } finally {
-    closeQuietly(o.fd);
+    closeQuietly(fd);
   }
 }
 
@@ -334,7 +356,7 @@ export function readSmallFilesIn(dir: string, names: readonly string[], present:
     const d = listed?.get(name);
     if (listed && !d) out.set(name, { state: 'missing' });
     else if (d?.isSymbolicLink()) out.set(name, { state: 'symlink', target: readlinkQuiet(path) });
-    else if (!present.includes(name)) out.set(name, readSmallFileSync(path));
+    else if (!present.includes(name)) out.set(name, d?.isFile() ? readListedFile(path) : readSmallFileSync(path));
     else if (d?.isFile()) out.set(name, { state: 'present' });
     else out.set(name, presentFile(path));
   }

@@ -61,27 +61,26 @@ export function computeReferences(store: Store): References {
   for (const id of layers.keys()) loads(id);
 
   const live = new Map<string, LayerOwner[]>();
+  // an owner is added to a chain's list once in a row (an image's own chain IDs are mostly its top's ancestors too)
+  const own = (id: string, owner: LayerOwner) => {
+    const list = live.get(id);
+    if (!list) live.set(id, [owner]);
+    else if (list[list.length - 1] !== owner) list.push(owner);
+  };
   const keep = (chainId: string, owner: LayerOwner) => {
-    for (const id of ancestors(layers, chainId)) {
-      const list = live.get(id) ?? [];
-      list.push(owner);
-      live.set(id, list);
-    }
+    for (const id of ancestors(layers, chainId)) own(id, owner);
   };
   for (const img of store.images.images) {
     if (img.problem) continue; // the daemon skips an invalid image: it keeps nothing
-    for (const c of img.chainIds) {
-      const list = live.get(c) ?? [];
-      list.push({ kind: 'image', image: img });
-      live.set(c, list);
-    }
-    if (img.chainIds.length) keep(img.chainIds[img.chainIds.length - 1], { kind: 'image', image: img });
+    const owner: LayerOwner = { kind: 'image', image: img };
+    for (const c of img.chainIds) own(c, owner);
+    if (img.chainIds.length) keep(img.chainIds[img.chainIds.length - 1], owner);
   }
   for (const m of store.layerdb.mounts) {
     if (m.parent) keep(m.parent, { kind: 'mount', mount: m, container: containerByMount.get(m.name) });
   }
   for (const c of store.buildkit.chainIds) keep(c, { kind: 'buildkit' });
-  for (const [id, owners] of live) live.set(id, dedupe(owners));
+  for (const [id, owners] of live) if (owners.length > 1) live.set(id, dedupe(owners));
 
   const claims = new Map<string, DriverClaim[]>();
   const claim = (id: string | undefined, c: DriverClaim) => {
