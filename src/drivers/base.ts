@@ -119,7 +119,7 @@ export abstract class DirPerLayerDriver extends DriverBase {
 
   /** Whether the layer dir is there and is a directory. */
   async checkLayer(id: string, _opts?: { hasParent: boolean }): Promise<string[]> {
-    const st = this.typeOf(id);
+    const st = await lstatOrNull(this.dirOf(id));
     const name = `${this.label}${id}`;
     if (!st) return [`${name} is missing`];
     if (st.isSymbolicLink()) return [`${name} is a symlink, not ${this.noun}`];

@@ -26,7 +26,7 @@ export function faultPoint(step: string): void {
 }
 
 // Test-only read faults. With LAYERGC_TEST_READ_ERROR=<CODE>:<op>:<path suffix>[;...] set (op one
-// of lstat, open, fstat, read, readdir or *), that read of a path ending in the suffix fails with
+// of lstat, open, fstat, read, readdir, readdir-types (a listing with dirent types only) or *), that read of a path ending in the suffix fails with
 // errno CODE: the tests prove EIO and EACCES, which root cannot otherwise provoke on a tmpfs,
 // end in a finding or a one-line error. Unset, it does nothing.
 const readFaults = (process.env.LAYERGC_TEST_READ_ERROR ?? '')

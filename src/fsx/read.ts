@@ -312,6 +312,7 @@ export function listTyped(dir: string, onSymlink?: (path: string, target: string
   let dirents: Dirent[];
   try {
     injectedReadError(dir, 'readdir');
+    injectedReadError(dir, 'readdir-types'); // a test's stand-in for Node's own lstat of a DT_UNKNOWN entry failing
     dirents = fsSync.readdirSync(dir, { withFileTypes: true });
   } catch {
     return listDirSync(dir).map((e) => ({ name: e.name, path: e.path, type: e.stat }));
