@@ -4,7 +4,7 @@ import { listTyped, lstatOrNull, lstatOrNullSync, readlinkOrNull, readSmallFileS
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../layout.js';
-import type { DanglingLink, LinkRepair, UnsafeLink } from '../types.js';
+import type { DanglingLink, DriverEntry, LinkRepair, UnsafeLink } from '../types.js';
 import { DirPerLayerDriver } from '../base.js';
 import { stageAndDelete } from '../stage.js';
 import { LID, LinkDir, linkRepairs } from './links.js';
@@ -19,6 +19,15 @@ export class Overlay2Driver extends DirPerLayerDriver {
   ) {
     super(home);
     this.links = new LinkDir(`${home}/l`);
+  }
+
+  /**
+   * l/ is read before the home: a dir the home's listing shows existed after every link was read,
+   * so danglingLinks takes it from the listing; one it does not show is looked up again.
+   */
+  override async listEntries(): Promise<DriverEntry[]> {
+    this.links.index();
+    return super.listEntries();
   }
 
   /** l/ holds the links, never a layer. */
