@@ -101,8 +101,8 @@ async function dropLeases(
     done = await removeLeases(store.loc, metaLeases, {
       run: journal.run,
       dryRun,
-      stillStopped: () => {
-        const h = findHolders(store.loc);
+      stillStopped: (ignore) => {
+        const h = findHolders(store.loc, '/proc', ignore);
         if (h.length) throw new LayergcError(`the containerd image store ${store.loc.root} came into use (${h.map((x) => x.what).join('; ')}); meta.db was not changed`, ExitCode.DAEMON_RUNNING);
       },
     });

@@ -100,6 +100,8 @@ export interface ReplaceVerifiedOptions {
   gid: number;
   /** reads the temp file back (its path given) and throws to refuse it; runs before anything else changes */
   check: (tempPath: string) => Promise<void>;
+  /** runs after the rename; when it throws, the previous file is renamed back (its kept link goes) and the error passes on */
+  afterRename?: () => Promise<void>;
 }
 
 /**
@@ -131,6 +133,14 @@ export async function replaceVerified(root: string, path: string, data: Buffer, 
     renameSync(atFd(dir.fd, tmp), atFd(dir.fd, name));
     renamed = true;
     fsyncSync(dir.fd);
+    faultPoint('atomic-after-rename-checked');
+    try {
+      await o.afterRename?.();
+    } catch (err) {
+      renameSync(atFd(dir.fd, keepName), atFd(dir.fd, name));
+      fsyncSync(dir.fd);
+      throw err;
+    }
   } finally {
     if (!renamed)
       try {
@@ -141,6 +151,35 @@ export async function replaceVerified(root: string, path: string, data: Buffer, 
     closeSync(dir.fd);
   }
   faultPoint('atomic-after-rename');
+}
+
+/**
+ * Rename `from` over `to` (one directory), then run `afterRename`; when it throws, both go back:
+ * the moved file to `from`, the replaced one (kept by a temp link meanwhile) to `to`.
+ */
+export async function renameOverChecked(root: string, from: string, to: string, afterRename: () => Promise<void>): Promise<void> {
+  if (from.slice(0, from.lastIndexOf('/')) !== to.slice(0, to.lastIndexOf('/'))) throw new Error(`${from} and ${to} are not in one directory`);
+  const { dir, name } = openParent(root, from);
+  const toName = to.slice(to.lastIndexOf('/') + 1);
+  const keep = `.tmp-${toName}layergc-replaced-${randomBytes(6).toString('hex')}`;
+  try {
+    linkSync(atFd(dir.fd, toName), atFd(dir.fd, keep));
+    renameSync(atFd(dir.fd, name), atFd(dir.fd, toName));
+    fsyncSync(dir.fd);
+    faultPoint('atomic-after-rename-checked');
+    try {
+      await afterRename();
+    } catch (err) {
+      linkSync(atFd(dir.fd, toName), atFd(dir.fd, name));
+      renameSync(atFd(dir.fd, keep), atFd(dir.fd, toName));
+      fsyncSync(dir.fd);
+      throw err;
+    }
+    unlinkSync(atFd(dir.fd, keep));
+    fsyncSync(dir.fd);
+  } finally {
+    closeSync(dir.fd);
+  }
 }
 
 /** Rename `from` over `to`, both in one directory opened from `root` down; the directory is fsynced. */

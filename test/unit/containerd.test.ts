@@ -763,6 +763,63 @@ describe('purge drops dead and orphan leases by rewriting meta.db; restore puts 
     }
   });
 
+  it('a containerd that starts while meta.db is swapped (it opened the file and waits for the lock): the swap is undone, exit 3; the waiter then locks the file that is meta.db, purge and restore alike', async () => {
+    const { spawn } = await import('node:child_process');
+    const { pausedCli } = await import('../helpers/signal.js');
+    /** a stand-in for containerd: opens meta.db, waits for bbolt's lock (flock LOCK_EX) on that fd, then hashes the file it got */
+    const starter = (metaDb: string) => {
+      const p = spawn('sh', ['-c', 'exec 9<"$1"; flock --exclusive 9; sha256sum <&9', 'sh', metaDb], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const done = new Promise<string>((res) => p.on('close', () => res(out.split(' ')[0])));
+      return { pid: p.pid!, done };
+    };
+    const waiting = async (pid: number, metaDb: string) => {
+      const ino = fs.statSync(metaDb).ino;
+      for (let i = 0; i < 200; i++) {
+        if (fs.readdirSync(`/proc/${pid}/fd`).some((fd) => fs.statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false })?.ino === ino)) return;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      throw new Error('the stand-in never opened meta.db');
+    };
+    const { s, metaDb } = leasedStore();
+    const original = fs.readFileSync(metaDb);
+    const pause = fs.mkdtempSync(path.join(base(), 'pause-'));
+    const run = pausedCli(['purge', '--yes', '--data-root', s.dataRoot], 'atomic-after-rename-checked', pause);
+    await run.paused;
+    // meta.db is the new file now; the stand-in opened the old one before: simulate it by opening the backup's inode
+    const backup = fs.readdirSync(path.dirname(metaDb)).find((n) => /^meta\.db\.layergc-[0-9a-f]+$/.test(n))!;
+    const st = starter(path.join(path.dirname(metaDb), backup));
+    await waiting(st.pid, path.join(path.dirname(metaDb), backup));
+    run.resume();
+    const r = await run.done;
+    expect([r.code, r.stderr]).toEqual([3, expect.stringContaining('while layergc replaced it (a containerd starting?); the rewrite was undone: meta.db is the old file again')]);
+    expect(fs.readFileSync(metaDb).equals(original)).toBe(true);
+    expect(await st.done).toBe(createHash('sha256').update(original).digest('hex'));
+
+    // restore: the same, the other way round
+    const p = await runCliAsync(['purge', '--yes', '--data-root', s.dataRoot, '--json']);
+    expect(p.code).toBe(0);
+    const written = fs.readFileSync(metaDb);
+    const pause2 = fs.mkdtempSync(path.join(base(), 'pause-'));
+    const back = pausedCli(['restore', p.json.containerdLeases.backup], 'atomic-after-rename-checked', pause2);
+    await back.paused;
+    const kept = fs.readdirSync(path.dirname(metaDb)).find((n) => n.includes('layergc-replaced-'))!;
+    const st2 = starter(path.join(path.dirname(metaDb), kept)); // the file that was meta.db when it opened it
+    await waiting(st2.pid, path.join(path.dirname(metaDb), kept));
+    back.resume();
+    const b = await back.done;
+    expect([b.code, b.stderr]).toEqual([3, expect.stringContaining('the restore was undone: meta.db is the file layergc wrote again, the backup is kept')]);
+    expect(fs.readFileSync(metaDb).equals(written)).toBe(true);
+    expect(fs.readFileSync(p.json.containerdLeases.backup).equals(original)).toBe(true);
+    expect(await st2.done).toBe(createHash('sha256').update(written).digest('hex'));
+    expect(fs.readdirSync(path.dirname(metaDb)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    // nothing waiting: the restore goes through
+    const ok = await runCliAsync(['restore', p.json.containerdLeases.backup, '--json']);
+    expect([ok.code, ok.json.items[0].status]).toEqual([0, 'restored']);
+    expect(fs.readFileSync(metaDb).equals(original)).toBe(true);
+  });
+
   it('is skipped while the store has an error finding (its GC would act on a store that is not whole): meta.db unchanged', async () => {
     const { s } = damagedStore(); // has a containerd-missing-snapshot
     const metaDb = path.join(s.root, 'io.containerd.metadata.v1.bolt', 'meta.db');

@@ -145,8 +145,8 @@ function lockId(path: string): string | undefined {
   }
 }
 
-/** Everything that holds the store now: a purge needs none (exit 3). */
-export function findHolders(loc: ContainerdLocation, procDir = '/proc'): Holder[] {
+/** Everything that holds the store now: a purge needs none (exit 3). `ignore`: layergc's own lock holder. */
+export function findHolders(loc: ContainerdLocation, procDir = '/proc', ignore: ReadonlySet<number> = new Set()): Holder[] {
   const holders: Holder[] = [];
   for (const p of findDaemons(loc.dataRoot, procDir).processes) holders.push({ what: `dockerd (pid ${p.pid}) on ${p.dataRoot}`, pid: p.pid });
   let pids: string[] = [];
@@ -183,5 +183,5 @@ export function findHolders(loc: ContainerdLocation, procDir = '/proc'): Holder[
   }
   const mounts = MountTable.read();
   for (const m of [...mounts.under(loc.snapshotterRoot), ...mounts.under(`${loc.dataRoot}/rootfs`)]) holders.push({ what: `a mount at ${m}` });
-  return holders;
+  return holders.filter((h) => h.pid === undefined || !ignore.has(h.pid));
 }

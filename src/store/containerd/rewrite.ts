@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { ExitCode, LayergcError } from '../../errors.js';
 import { readFileCapped } from '../../fsx/read.js';
-import { AtomicWriter, renameInDir, replaceVerified } from '../../fsx/atomic.js';
+import { AtomicWriter, renameOverChecked, replaceVerified } from '../../fsx/atomic.js';
+import { faultPoint } from '../../fsx/fault.js';
+import { lockDb, type DbLock } from './dblock.js';
 import { openBbolt, readTree, withDb, type BboltTree } from '../bbolt.js';
 import { writeBbolt } from '../bbolt-write.js';
 import { leaseKey } from './gc.js';
@@ -124,7 +126,7 @@ const leaseSkip = (removed: Set<string>) => (path: Buffer[], key: Buffer) =>
  * Write meta.db again without `leases` (all in moby's namespaces; the store stopped). `stillStopped`
  * is asked again right before the rename. In a dry run, the new file is built in memory only.
  */
-export async function removeLeases(loc: ContainerdLocation, leases: MetaLease[], o: { run: string; dryRun: boolean; stillStopped: () => void }): Promise<LeaseRewrite> {
+export async function removeLeases(loc: ContainerdLocation, leases: MetaLease[], o: { run: string; dryRun: boolean; stillStopped: (ignore: ReadonlySet<number>) => void }): Promise<LeaseRewrite> {
   const foreign = leases.find((l) => !loc.mobyNamespaces.includes(l.namespace));
   if (foreign) throw new Error(`lease ${leaseKey(foreign)} is not in one of moby's namespaces (${loc.mobyNamespaces.join(', ')}); layergc never changes another client's namespace`);
   const dir = loc.metaDb.slice(0, loc.metaDb.lastIndexOf('/'));
@@ -151,27 +153,46 @@ export async function removeLeases(loc: ContainerdLocation, leases: MetaLease[],
     writtenSha256: sha256(data),
     removedLeases: report.removed,
   };
-  await replaceVerified(loc.root, loc.metaDb, data, {
-    keepAs: backup,
-    mode: old.mode,
-    uid: old.uid,
-    gid: old.gid,
-    check: async (temp) => {
-      // the file as written, read back and compared with the old file as it is now
-      const now = readWhole(loc.metaDb);
-      if (sha256(now.bytes) !== rec.previousSha256) throw new LayergcError(`${loc.metaDb} changed while layergc rewrote it (is containerd starting?); nothing was changed`, ExitCode.DAEMON_RUNNING);
-      const [a, b] = [await treeOf(loc.metaDb), await withDb(temp, readTree)];
-      const diff = diffTrees(a.tree, b, leaseSkip(removed));
-      const [had, has] = [leaseKeys(a.tree), leaseKeys(b)];
-      const dropped = had.filter((k) => !has.includes(k));
-      if (dropped.join('\n') !== report.removed.join('\n')) diff.push(`the leases removed are ${dropped.join(', ') || 'none'}, not ${report.removed.join(', ')}`);
-      if (diff.length) throw new LayergcError(`the new meta.db read back differs from the old one beyond the removed leases (${diff.join('; ')}); nothing was changed`);
-      o.stillStopped();
-      // the record first: a crash before the rename leaves the old meta.db, which restore calls "already back"
-      await new AtomicWriter(loc.root, false).write(record, `${JSON.stringify(rec, null, 2)}\n`, { mode: 0o600 });
-    },
-  });
+  // containerd's own lock on meta.db, held until the swap is done and checked
+  const lock = await lockDb(loc.metaDb);
+  try {
+    await replaceVerified(loc.root, loc.metaDb, data, {
+      keepAs: backup,
+      mode: old.mode,
+      uid: old.uid,
+      gid: old.gid,
+      afterRename: () => noOldFileUsers(lock, loc.metaDb, 'the rewrite was undone: meta.db is the old file again'),
+      check: async (temp) => {
+        // the file as written, read back and compared with the old file as it is now
+        const now = readWhole(loc.metaDb);
+        if (sha256(now.bytes) !== rec.previousSha256) throw new LayergcError(`${loc.metaDb} changed while layergc rewrote it (is containerd starting?); nothing was changed`, ExitCode.DAEMON_RUNNING);
+        const [a, b] = [await treeOf(loc.metaDb), await withDb(temp, readTree)];
+        const diff = diffTrees(a.tree, b, leaseSkip(removed));
+        const [had, has] = [leaseKeys(a.tree), leaseKeys(b)];
+        const dropped = had.filter((k) => !has.includes(k));
+        if (dropped.join('\n') !== report.removed.join('\n')) diff.push(`the leases removed are ${dropped.join(', ') || 'none'}, not ${report.removed.join(', ')}`);
+        if (diff.length) throw new LayergcError(`the new meta.db read back differs from the old one beyond the removed leases (${diff.join('; ')}); nothing was changed`);
+        o.stillStopped(lock.pids);
+        const users = lock.openedByOthers();
+        if (users.length) throw new LayergcError(`${loc.metaDb} is open in ${users.join(', ')} (a containerd starting?); nothing was changed`, ExitCode.DAEMON_RUNNING);
+        faultPoint('containerd-swap-checked');
+        // the record first: a crash before the rename leaves the old meta.db, which restore calls "already back"
+        await new AtomicWriter(loc.root, false).write(record, `${JSON.stringify(rec, null, 2)}\n`, { mode: 0o600 });
+      },
+    });
+  } finally {
+    await lock.release();
+  }
   return report;
+}
+
+/**
+ * After the rename: a process that opened meta.db before it (and waits for the lock) would run on
+ * the file just replaced; then the swap is undone (the caller's rename back) and the run ends with exit 3.
+ */
+async function noOldFileUsers(lock: DbLock, metaDb: string, undone: string): Promise<void> {
+  const users = await lock.settledOthers();
+  if (users.length) throw new LayergcError(`${metaDb} was opened by ${users.join(', ')} while layergc replaced it (a containerd starting?); ${undone}`, ExitCode.DAEMON_RUNNING);
 }
 
 export interface MetaDbRestore {
@@ -209,12 +230,33 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
     throw new LayergcError(`restore ${backup}: its record names another file (${rec.backup}); nothing was restored`);
   }
   const loc = await locateContainerd({ dataRoot: rec.dataRoot, containerdRoot: rec.containerdRoot });
-  const holders = findHolders(loc);
-  if (holders.length)
-    throw new LayergcError(
-      `the containerd image store ${loc.root} is in use (${holders.map((h) => h.what).join('; ')}); restoring meta.db needs containerd and dockerd stopped`,
-      ExitCode.DAEMON_RUNNING,
-    );
+  const stopped = (ignore?: ReadonlySet<number>) => {
+    const holders = findHolders(loc, '/proc', ignore);
+    if (holders.length)
+      throw new LayergcError(
+        `the containerd image store ${loc.root} is in use (${holders.map((h) => h.what).join('; ')}); restoring meta.db needs containerd and dockerd stopped`,
+        ExitCode.DAEMON_RUNNING,
+      );
+  };
+  stopped();
+  // containerd's own lock on meta.db, held from the checks to the swap (not for a dry run: it changes nothing)
+  const lock = dryRun ? undefined : await lockDb(metaDb);
+  try {
+    return await restoreLocked(loc, rec, backup, metaDb, dryRun, lock, stopped);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function restoreLocked(
+  loc: ContainerdLocation,
+  rec: RewriteRecord,
+  backup: string,
+  metaDb: string,
+  dryRun: boolean,
+  lock: DbLock | undefined,
+  stopped: (ignore?: ReadonlySet<number>) => void,
+): Promise<MetaDbRestore> {
   const current = sha256(readWhole(metaDb).bytes);
   const out: MetaDbRestore = { dataRoot: loc.dataRoot, metaDb, backup, status: 'planned', removedLeases: rec.removedLeases };
   // the old file in place already: restored before, or a purge that stopped before its rename
@@ -229,7 +271,11 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
   }
   // the backup must still be a database containerd can open (the reader refuses what it cannot read)
   await (await openBbolt(backup)).close();
-  if (dryRun) return out;
-  renameInDir(loc.root, backup, metaDb);
+  if (dryRun || !lock) return out;
+  stopped(lock.pids);
+  const users = lock.openedByOthers();
+  if (users.length) throw new LayergcError(`${metaDb} is open in ${users.join(', ')} (a containerd starting?); nothing was restored`, ExitCode.DAEMON_RUNNING);
+  faultPoint('containerd-swap-checked');
+  await renameOverChecked(loc.root, backup, metaDb, () => noOldFileUsers(lock, metaDb, 'the restore was undone: meta.db is the file layergc wrote again, the backup is kept'));
   return { ...out, status: 'restored' };
 }
