@@ -345,22 +345,23 @@ export type PresentFile = { state: 'present' } | Exclude<SmallFile, { state: 'ok
  */
 export function readSmallFilesIn(dir: string, names: readonly string[], present: readonly string[] = []): Map<string, SmallFile | PresentFile> {
   const out = new Map<string, SmallFile | PresentFile>();
-  let listed: Map<string, Dirent> | null = null;
+  let listed: Map<string, Dirent> | null = new Map();
   try {
     injectedReadError(dir, 'readdir');
-    listed = new Map(fsSync.readdirSync(dir, { withFileTypes: true }).map((d) => [d.name, d]));
+    for (const d of fsSync.readdirSync(dir, { withFileTypes: true })) listed.set(d.name, d);
   } catch {
-    /* each name is looked at on its own below, which says why it cannot be read */
+    listed = null; // each name is looked at on its own below, which says why it cannot be read
   }
-  for (const name of [...names, ...present]) {
+  const look = (name: string, whole: boolean): SmallFile | PresentFile => {
     const path = `${dir}/${name}`;
     const d = listed?.get(name);
-    if (listed && !d) out.set(name, { state: 'missing' });
-    else if (d?.isSymbolicLink()) out.set(name, { state: 'symlink', target: readlinkQuiet(path) });
-    else if (!present.includes(name)) out.set(name, d?.isFile() ? readListedFile(path) : readSmallFileSync(path));
-    else if (d?.isFile()) out.set(name, { state: 'present' });
-    else out.set(name, presentFile(path));
-  }
+    if (listed && !d) return { state: 'missing' };
+    if (d?.isSymbolicLink()) return { state: 'symlink', target: readlinkQuiet(path) };
+    if (whole) return d?.isFile() ? readListedFile(path) : readSmallFileSync(path);
+    return d?.isFile() ? { state: 'present' } : presentFile(path);
+  };
+  for (const name of names) out.set(name, look(name, true));
+  for (const name of present) out.set(name, look(name, false));
   return out;
 }
 

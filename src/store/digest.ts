@@ -25,21 +25,30 @@ export function sha256Hex(data: string | Buffer): string {
 }
 
 /**
- * Chain steps hashed so far: images share their lower layers, so a scan computes most chains many
- * times over (5,000 images of 10,000 layers: ~20x). Cleared when large; it only saves work.
+ * Chain steps hashed so far, parent -> diff -> chain: images share their lower layers, so a scan
+ * computes most chains many times over (5,000 images of 10,000 layers: ~20x). Keyed by the two
+ * strings as they are (their hashes are cached), not by a 140-character join made per lookup.
+ * Cleared when large; it only saves work.
  */
-const chainSteps = new Map<string, string>();
+const chainSteps = new Map<string, Map<string, string>>();
+let chainStepCount = 0;
 const MAX_CHAIN_STEPS = 200_000;
 
 /** identity.ChainID step: sha256(parent + " " + diff) as "sha256:<hex>". */
 export function chainIdOf(parent: string | undefined, diffId: string): string {
   if (!parent) return diffId;
-  const step = `${parent} ${diffId}`;
-  let id = chainSteps.get(step);
+  let byDiff = chainSteps.get(parent);
+  let id = byDiff?.get(diffId);
   if (id === undefined) {
-    if (chainSteps.size >= MAX_CHAIN_STEPS) chainSteps.clear();
-    id = `sha256:${sha256Hex(step)}`;
-    chainSteps.set(step, id);
+    if (chainStepCount >= MAX_CHAIN_STEPS) {
+      chainSteps.clear();
+      chainStepCount = 0;
+      byDiff = undefined;
+    }
+    id = `sha256:${sha256Hex(`${parent} ${diffId}`)}`;
+    if (!byDiff) chainSteps.set(parent, (byDiff = new Map()));
+    byDiff.set(diffId, id);
+    chainStepCount++;
   }
   return id;
 }
