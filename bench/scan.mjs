@@ -1,12 +1,15 @@
 // Benchmark: `layergc scan --json` over generated roots of 1,000 and 10,000 layers (10 and 100 of
 // every kind of damage), against `find ROOT -printf ''` over the same root, hot cache, best of
 // LAYERGC_BENCH_ROUNDS interleaved rounds; peak RSS through GNU time. Every round's findings must
-// match the generator's manifest exactly: all damage found, nothing healthy flagged.
+// match the generator's manifest exactly: all damage found, nothing healthy flagged. Beside them,
+// bench/scan-floor.mjs: the least a Node process reads for such a scan, checking nothing.
 // Goals: 10,000 layers <= 1.0x find (aim 0.5x); peak RSS < 300 MB; 10x layers <= 12x time.
 // LAYERGC_BENCH_LAYERS=1000,10000 picks the sizes.
 import { spawnSync } from 'node:child_process';
 import { best, cachedRoot, countMismatches, kindCounts, layergc, log, median, ROUNDS, sec, timeProcess } from './lib.mjs';
 import { everyDamage } from '../test/helpers/generate-root.mjs';
+
+const FLOOR = new URL('./scan-floor.mjs', import.meta.url).pathname;
 
 const sizes = (process.env.LAYERGC_BENCH_LAYERS ?? '1000,10000').split(',').map(Number);
 const rows = [];
@@ -16,14 +19,19 @@ for (const layers of sizes) {
   timeProcess('find', [m.root, '-printf', '']); // warm the cache
   const find = [];
   const scan = [];
+  const floor = [];
   const findCpu = [];
   const scanCpu = [];
+  const floorCpu = [];
   let rssKb = 0;
   let wrong = [];
   for (let i = 0; i < ROUNDS; i++) {
     const f = timeProcess('find', [m.root, '-printf', '']);
     find.push(f.ms);
     findCpu.push(f.cpuMs);
+    const fl = timeProcess(process.execPath, [FLOOR, m.root]);
+    floor.push(fl.ms);
+    floorCpu.push(fl.cpuMs);
     const s = layergc(['scan', '--json', '--data-root', m.root], { okCodes: [1] });
     scan.push(s.ms);
     scanCpu.push(s.cpuMs);
@@ -41,12 +49,16 @@ for (const layers of sizes) {
     findCpuMs: best(findCpu),
     scanCpuMs: best(scanCpu),
     cpuRatio: best(scanCpu) / best(findCpu),
+    // the least a Node process reads for such a scan (bench/scan-floor.mjs), against find
+    floorMs: best(floor),
+    floorRatio: best(floor) / best(find),
+    floorCpuRatio: best(floorCpu) / best(findCpu),
     peakRssMiB: rssKb / 1024,
     findingsExact: wrong.length === 0,
     mismatches: wrong,
   };
   log(
-    `${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`,
+    `${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), Node's floor ${sec(row.floorMs)} (${row.floorRatio.toFixed(2)}x, CPU ${row.floorCpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`,
   );
   rows.push(row);
 }
