@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, chattr, dockerAvailable } from '../helpers/dockerd.js';
 import { runCli } from '../helpers/synthetic.js';
@@ -564,6 +565,77 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
       if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
       const again = cli(['scan', '--json']);
       expect([again.code, again.json.findings], JSON.stringify(again.json.findings, null, 2)).toEqual([0, []]);
+    },
+    LONG,
+  );
+  it(
+    'verify on a real unpack: an OCI image loaded with a gzip layer and a zstd layer whose tar makes data/ opaque; containerd hides the lower files, verify matches every layer (zstd through the zstd command); the opaque xattr lost or a file added is a containerd-layer-mismatch',
+    async () => {
+      const work = fs.mkdtempSync(path.join(d.workDir, 'oci-'));
+      const stage = (name: string, files: Record<string, string>) => {
+        const dir = path.join(work, name);
+        for (const [p, v] of Object.entries(files)) {
+          fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
+          fs.writeFileSync(path.join(dir, p), v);
+        }
+        return execFileSync('tar', ['--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', dir, '-cf', '-', '.']);
+      };
+      const tars = [fs.readFileSync(path.join(d.workDir, 'busybox.tar')), stage('l2', { 'data/a': 'a', 'data/b': 'b' }), stage('l3', { 'data/.wh..wh..opq': '', 'data/new': 'new' })];
+      const blobs = [tars[0], gzipSync(tars[1]), execFileSync('zstd', ['-c', '-q'], { input: tars[2] })];
+      const types = ['tar', 'tar+gzip', 'tar+zstd'];
+      const digest = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: tars.map(digest) } }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digest(config), size: config.length },
+          layers: blobs.map((b, i) => ({ mediaType: `application/vnd.oci.image.layer.v1.${types[i]}`, digest: digest(b), size: b.length })),
+        }),
+      );
+      const layout = path.join(work, 'layout');
+      fs.mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
+      for (const b of [...blobs, config, manifest]) fs.writeFileSync(path.join(layout, 'blobs', 'sha256', digest(b).slice(7)), b);
+      fs.writeFileSync(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      fs.writeFileSync(
+        path.join(layout, 'index.json'),
+        JSON.stringify({
+          schemaVersion: 2,
+          manifests: [
+            {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: digest(manifest),
+              size: manifest.length,
+              annotations: { 'io.containerd.image.name': 'docker.io/library/zst:1', 'org.opencontainers.image.ref.name': '1' },
+            },
+          ],
+        }),
+      );
+      const tar = path.join(work, 'zst.tar');
+      execFileSync('tar', ['-C', layout, '-cf', tar, '.']);
+      await d.restart();
+      await d.docker(['load', '-i', tar]);
+      expect(await d.run('zst:1', ['ls', '/data'])).toBe('new\n'); // containerd made data/ opaque: a and b are hidden
+      await d.stop();
+      const note = () => cli(['verify', '--json']).json.notes.find((n: string) => n.includes('unpacked layers'));
+      const ok = cli(['verify', '--json']);
+      expect([ok.code, ok.json.findings]).toEqual([0, []]);
+      const [, n, m] = /^(\d+) unpacked layers against their blobs' tars and diff IDs: (\d+) match\.$/.exec(note())!;
+      expect(Number(m)).toBe(Number(n));
+      console.log(`[containerd-kill] verify after the OCI load: ${note()}`);
+      const top = [...numericDirs()].map((x) => path.join(snaps, x)).find((p) => fs.existsSync(path.join(p, 'fs', 'data', 'new')))!;
+      const data = path.join(top, 'fs', 'data');
+      expect(execFileSync('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', data], { encoding: 'utf8' })).toBe('y');
+      execFileSync('setfattr', ['-x', 'trusted.overlay.opaque', data]);
+      fs.writeFileSync(path.join(data, 'extra'), 'x');
+      const bad = cli(['verify', '--json']);
+      expect(bad.code).toBe(1);
+      expect((bad.json.findings as F[]).map((f) => [f.kind, f.paths, f.affects.images])).toEqual([['containerd-layer-mismatch', [top], ['zst:1']]]);
+      expect(bad.json.findings[0].reason).toContain('data should be opaque (the overlay opaque xattr "y"): the layers below show through it');
+      expect(bad.json.findings[0].reason).toContain("1 entry the layer's tar does not have: data/extra");
+      execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', data]);
+      fs.rmSync(path.join(data, 'extra'));
+      expect(cli(['verify', '--json']).code).toBe(0);
     },
     LONG,
   );
