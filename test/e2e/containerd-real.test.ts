@@ -33,6 +33,16 @@ interface F {
   containerd?: Record<string, string>;
 }
 
+/** What a daemon's run leaves once stopped (moby's and BuildKit's expiring leases outlive it) is only dead leases; purge drops them. */
+function dropRunLeases(cli: (args: string[]) => ReturnType<typeof runCli>): void {
+  const left = cli(['scan', '--json']).json.findings as F[];
+  expect(
+    left.filter((f) => f.kind !== 'containerd-dead-lease'),
+    JSON.stringify(left, null, 2),
+  ).toEqual([]);
+  if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
+}
+
 describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real dockerd 28.5', () => {
   let d: TestDaemon;
   let root: string; // containerd root
@@ -271,12 +281,7 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
       }
 
       // what that run left (moby's and BuildKit's expiring leases outlive the daemon that made them) is purged the same way
-      const left = cli(['scan', '--json']).json.findings as F[];
-      expect(
-        left.filter((f) => f.kind !== 'containerd-dead-lease'),
-        JSON.stringify(left, null, 2),
-      ).toEqual([]);
-      if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
+      dropRunLeases(cli);
       await d.restart();
       expect((await d.docker(['start', '-a', 'c1'])).stdout).toBe('hi\n');
       await d.stop();
@@ -557,12 +562,7 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
       for (const c of created) expect((await d.docker(['start', '-a', c])).stdout).toBe('created\n');
       await d.stop();
 
-      const left = cli(['scan', '--json']).json.findings as F[];
-      expect(
-        left.filter((f) => f.kind !== 'containerd-dead-lease'),
-        JSON.stringify(left, null, 2),
-      ).toEqual([]);
-      if (left.length) expect(cli(['purge', '--yes', '--json']).json.containerdLeases.status).toBe('rewritten');
+      dropRunLeases(cli);
       const again = cli(['scan', '--json']);
       expect([again.code, again.json.findings], JSON.stringify(again.json.findings, null, 2)).toEqual([0, []]);
     },
