@@ -92,7 +92,11 @@ if (verify && !verify.error) {
     'verify a 128 MiB layer, whole process',
     `${verify.b.layergcMs.toFixed(0)} ms`,
     `xargs cat | openssl dgst -sha256 ${verify.b.pipelineMs.toFixed(0)} ms`,
-    x(verify.b.ratio),
+    `${x(verify.b.ratio)} (node -e '' alone ${verify.b.nodeStartMs.toFixed(0)} ms${
+      verify.b.withoutExtraCaCerts
+        ? `; without NODE_EXTRA_CA_CERTS: ${verify.b.withoutExtraCaCerts.layergcMs.toFixed(0)} ms, ${x(verify.b.withoutExtraCaCerts.ratio)}, node -e '' ${verify.b.withoutExtraCaCerts.nodeStartMs.toFixed(0)} ms`
+        : ''
+    })`,
     '>= 0.7x',
     verify.b.ratio >= 0.7,
   );

@@ -179,6 +179,13 @@ process.exitCode = r.ok ? 0 : 1;\n`,
   const ossl = [];
   const osslStart = [];
   const layergcProc = [];
+  // NODE_EXTRA_CA_CERTS makes every Node process parse that CA bundle at start-up (tens of ms), before any
+  // of its own code runs; layergc makes no TLS connection. When it is set, the whole process is also timed
+  // without it, to show what part of (b) is the environment's.
+  const caEnv = process.env.NODE_EXTRA_CA_CERTS ? Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS')) : null;
+  const layergcProcNoCa = [];
+  const nodeStart = [];
+  const nodeStartNoCa = [];
   const pipeline = [];
   const osslProc = [];
   for (let i = 0; i < ROUNDS; i++) {
@@ -194,6 +201,11 @@ process.exitCode = r.ok ? 0 : 1;\n`,
     osslStart.push(timeProcess('openssl', ['dgst', '-sha256', '/dev/null']));
     osslProc.push(timeProcess('openssl', ['dgst', '-sha256', c.concat]));
     layergcProc.push(timeProcess(process.execPath, procCmd));
+    nodeStart.push(timeProcess(process.execPath, ['-e', '']));
+    if (caEnv) {
+      layergcProcNoCa.push(timeProcess(process.execPath, procCmd, { env: caEnv }));
+      nodeStartNoCa.push(timeProcess(process.execPath, ['-e', ''], { env: caEnv }));
+    }
     pipeline.push(timeProcess('sh', ['-c', `xargs -0 cat < '${c.list}' | openssl dgst -sha256`]));
   }
   const startup = best(osslStart);
@@ -219,6 +231,11 @@ process.exitCode = r.ok ? 0 : 1;\n`,
   console.log(row(`(b) ${procWhat.slice(0, 58)}`, best(layergcProc), MBs(r0.bytes, best(layergcProc))) + `   [${median(layergcProc).toFixed(1)} ms]`);
   console.log(row('(b) xargs -0 cat <files> | openssl dgst -sha256, whole', best(pipeline), MBs(c.bytes, best(pipeline))) + `   [${median(pipeline).toFixed(1)} ms]`);
   console.log(row('    openssl dgst -sha256 concat-file, whole process', best(osslProc), MBs(c.bytes, best(osslProc))));
+  console.log(row("    node -e '' (Node's own start-up, in (b))", best(nodeStart)));
+  if (caEnv) {
+    console.log(row('    (b) without NODE_EXTRA_CA_CERTS in its environment', best(layergcProcNoCa), MBs(r0.bytes, best(layergcProcNoCa))) + `   [${median(layergcProcNoCa).toFixed(1)} ms]`);
+    console.log(row("    node -e '' without NODE_EXTRA_CA_CERTS", best(nodeStartNoCa)));
+  }
   console.log(`CRC-64/GO-ISO in memory: ${crcMBs.toFixed(0)} MB/s (informational; the mismatch pass runs it per file)`);
   console.log(`load average before/after: ${loadBefore} / ${loadAfter} on ${os.availableParallelism()} CPUs (other work on the machine slows the two-thread pipeline first)`);
   if (cpuRatio !== undefined) {
@@ -261,6 +278,8 @@ process.exitCode = r.ok ? 0 : 1;\n`,
         ratio: ratioB,
         ratioMedian: ratioBMedian,
         opensslConcatFileMs: best(osslProc),
+        nodeStartMs: best(nodeStart),
+        withoutExtraCaCerts: caEnv ? { layergcMs: best(layergcProcNoCa), ratio: best(pipeline) / best(layergcProcNoCa), nodeStartMs: best(nodeStartNoCa) } : null,
         ratioVsConcatFile: ratioBFile,
         reference: 'xargs -0 cat <files> | openssl dgst -sha256',
       },
