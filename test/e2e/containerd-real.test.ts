@@ -17,6 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, chattr, dockerAvailable } from '../helpers/dockerd.js';
 import { runCli } from '../helpers/synthetic.js';
+import { pausedCli } from '../helpers/signal.js';
 import { du } from './scenario.js';
 import { readMetaDb } from '../../src/store/containerd/meta.js';
 import { writeBbolt } from '../../src/store/bbolt-write.js';
@@ -636,6 +637,52 @@ describe.skipIf(!dockerAvailable('28.5'))('kill -9 during docker load, its unpac
       execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', data]);
       fs.rmSync(path.join(data, 'extra'));
       expect(cli(['verify', '--json']).code).toBe(0);
+    },
+    LONG,
+  );
+  it(
+    "a real containerd starting while purge swaps meta.db: it opens the old file and waits for bbolt's lock, which layergc holds; the swap is undone (exit 3), containerd then runs on the file that is meta.db, lease and all; the next purge drops it",
+    async () => {
+      await d.restart();
+      const sock = path.join(d.execRoot, 'containerd', 'containerd.sock');
+      execFileSync('ctr', ['-a', sock, '-n', 'moby', 'leases', 'create', '--id', 'layergc-race']);
+      await d.stop();
+      const metaDb = path.join(root, 'io.containerd.metadata.v1.bolt', 'meta.db');
+      const ino = fs.statSync(metaDb).ino;
+      const pause = fs.mkdtempSync(path.join(d.workDir, 'pause-'));
+      // paused after its last checks, lock held, right before the rename
+      const run = pausedCli(['purge', '--yes', '--data-root', d.dataRoot], 'containerd-swap-checked', pause);
+      await run.paused;
+      const starting = d.launch();
+      const opened = () =>
+        fs.readdirSync('/proc').some((p) => {
+          if (!/^\d+$/.test(p)) return false;
+          try {
+            return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'containerd' && fs.readdirSync(`/proc/${p}/fd`).some((fd) => fs.statSync(`/proc/${p}/fd/${fd}`).ino === ino);
+          } catch {
+            return false;
+          }
+        });
+      const deadline = Date.now() + 60_000;
+      while (!opened()) {
+        if (Date.now() > deadline) throw new Error('containerd never opened meta.db');
+        await sleep(20);
+      }
+      run.resume();
+      const r = await run.done;
+      expect([r.code, r.stderr]).toEqual([3, expect.stringContaining('(a containerd starting?); the rewrite was undone: meta.db is the old file again')]);
+      await starting;
+      expect(fs.statSync(metaDb).ino).toBe(ino);
+      const leases = execFileSync('ctr', ['-a', sock, '-n', 'moby', 'leases', 'ls', '-q'], { encoding: 'utf8' });
+      expect(leases.split('\n')).toContain('layergc-race');
+      expect(await d.run('busybox:base', ['cat', '/etc/passwd'])).toContain('root:x:0:0');
+      await d.stop();
+      const p = cli(['purge', '--yes', '--json']);
+      expect([p.code, p.json.containerdLeases.status]).toEqual([0, 'rewritten']);
+      expect(p.json.containerdLeases.leases.map((l: { id: string }) => l.id)).toContain('layergc-race');
+      await d.restart();
+      expect(execFileSync('ctr', ['-a', sock, '-n', 'moby', 'leases', 'ls', '-q'], { encoding: 'utf8' }).split('\n')).not.toContain('layergc-race');
+      await d.stop();
     },
     LONG,
   );
