@@ -5,6 +5,7 @@
  * after). Tests named "regression: ..." broke before their fix; the others pin a promise that held.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -408,5 +409,29 @@ describe('purge --include broken: what a tar-split proves', () => {
     expect(r.json.repairs ?? []).toEqual([]);
     const cacheId = path.join(empty.dir, 'cache-id');
     expect(exists(cacheId) ? fs.readFileSync(cacheId, 'utf8') : 'entry gone as broken').not.toBe(path.basename(leak.dir));
+  });
+});
+
+describe('layergc restore of a meta.db backup: the record beside it', () => {
+  it.concurrent('regression: a record whose dataRoot is a folder that is not a Docker data root: refused, nothing written there', async () => {
+    const b = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-rt-ctrd-'));
+    const s = containerdRoot(b, { namespaces: { moby: {} }, backend: {} });
+    const outside = path.join(b, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'precious.txt'), 'precious\n');
+    const bolt = path.join(s.root, 'io.containerd.metadata.v1.bolt');
+    const backup = path.join(bolt, 'meta.db.layergc-abcdef012345');
+    fs.copyFileSync(path.join(bolt, 'meta.db'), backup);
+    const h = createHash('sha256').update(fs.readFileSync(backup)).digest('hex');
+    // previousSha256 is meta.db as it is: restore would only say "already back", after taking the record's data root's lock
+    const rec = { layergc: 'meta.db lease removal', run: 'abcdef012345', time: '2026-11-30T00:00:00Z', dataRoot: outside, containerdRoot: s.root, metaDb: path.join(bolt, 'meta.db'), backup, previousSha256: h, writtenSha256: h, removedLeases: [] };
+    fs.writeFileSync(`${backup}.json`, JSON.stringify(rec));
+    const before = listing([outside]);
+    const r = await runCliAsync(['restore', backup, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('not a Docker data root');
+    same(before, listing([outside]));
+    expect(exists(path.join(outside, 'layergc'))).toBe(false);
+    fs.rmSync(b, { recursive: true, force: true });
   });
 });

@@ -4,8 +4,10 @@
 // compared key by key with the old one before it replaces it by rename; the old one stays beside it
 // as meta.db.layergc-<run>, with a record (<backup>.json) that `layergc restore` reads to put it back.
 import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import { ExitCode, LayergcError } from '../../errors.js';
-import { readFileCapped } from '../../fsx/read.js';
+import { lstatOrNullSync, readFileCapped } from '../../fsx/read.js';
+import { containersDir } from '../../layout.js';
 import { AtomicWriter, renameOverChecked, replaceVerified } from '../../fsx/atomic.js';
 import { faultPoint } from '../../fsx/fault.js';
 import { lockDb, type DbLock } from './dblock.js';
@@ -229,6 +231,9 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
   if (rec.backup !== backup || rec.metaDb !== metaDb || rec.run !== run || `${rec.containerdRoot}/io.containerd.metadata.v1.bolt` !== dir) {
     throw new LayergcError(`restore ${backup}: its record names another file (${rec.backup}); nothing was restored`);
   }
+  // the record names the data root restore locks and checks for a dockerd: it must be one (moby makes containers/ at its start)
+  const isDataRoot = (r: unknown) => typeof r === 'string' && r.startsWith('/') && r !== '/' && posix.normalize(r) === r && !!lstatOrNullSync(r)?.isDirectory() && !!lstatOrNullSync(containersDir(r))?.isDirectory();
+  if (!isDataRoot(rec.dataRoot)) throw new LayergcError(`restore ${backup}: its record names ${JSON.stringify(rec.dataRoot)} as the data root, which is not a Docker data root (no containers/ directory); nothing was restored`);
   const loc = await locateContainerd({ dataRoot: rec.dataRoot, containerdRoot: rec.containerdRoot });
   const stopped = (ignore?: ReadonlySet<number>) => {
     const holders = findHolders(loc, '/proc', ignore);
