@@ -332,6 +332,19 @@ describe('the containerd image store purge', () => {
     fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
   });
 
+  it.concurrent('regression: a dir in containers/ whose name is no container ID, without config.v2.json, is no config-less container: it stays', async () => {
+    const s = ctrdStore(false);
+    const odd = path.join(s.dataRoot, 'containers', 'my-notes');
+    fs.mkdirSync(odd);
+    fs.writeFileSync(path.join(odd, 'important.txt'), 'not a container\n');
+    const before = listing([odd]);
+    const r = await runCliAsync(['purge', '--yes', '--json', '--data-root', s.dataRoot]);
+    expect(r.code).toBe(0);
+    expect(r.json.actions).toEqual([]);
+    same(before, listing([odd]));
+    fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
+  });
+
   it.concurrent('regression: a container dir whose config.v2.json is too big to read, a symlink or a dir is not config-less: it stays', async () => {
     const s = ctrdStore(false);
     const big = s.containerDir(hex64('big'));

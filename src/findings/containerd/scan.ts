@@ -297,7 +297,7 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
 
   // ---- containers/<id> without config.v2.json (F6) ----
   for (const c of s.disk.containerDirs) {
-    if (c.hasConfig) continue;
+    if (c.hasConfig || !HEX64.test(c.id)) continue; // moby names a container's dir by its ID: any other name is not its to remove
     const m = sizes.measure(c.path);
     findings.push({
       kind: 'containerd-configless-container',
