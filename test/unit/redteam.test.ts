@@ -437,7 +437,18 @@ describe('layergc restore of a meta.db backup: the record beside it', () => {
     fs.copyFileSync(path.join(bolt, 'meta.db'), backup);
     const h = createHash('sha256').update(fs.readFileSync(backup)).digest('hex');
     // previousSha256 is meta.db as it is: restore would only say "already back", after taking the record's data root's lock
-    const rec = { layergc: 'meta.db lease removal', run: 'abcdef012345', time: '2026-11-30T00:00:00Z', dataRoot: outside, containerdRoot: s.root, metaDb: path.join(bolt, 'meta.db'), backup, previousSha256: h, writtenSha256: h, removedLeases: [] };
+    const rec = {
+      layergc: 'meta.db lease removal',
+      run: 'abcdef012345',
+      time: '2026-11-30T00:00:00Z',
+      dataRoot: outside,
+      containerdRoot: s.root,
+      metaDb: path.join(bolt, 'meta.db'),
+      backup,
+      previousSha256: h,
+      writtenSha256: h,
+      removedLeases: [],
+    };
     fs.writeFileSync(`${backup}.json`, JSON.stringify(rec));
     const before = listing([outside]);
     const r = await runCliAsync(['restore', backup, '--json']);

@@ -232,8 +232,10 @@ export async function restoreMetaDb(backup: string, dryRun: boolean): Promise<Me
     throw new LayergcError(`restore ${backup}: its record names another file (${rec.backup}); nothing was restored`);
   }
   // the record names the data root restore locks and checks for a dockerd: it must be one (moby makes containers/ at its start)
-  const isDataRoot = (r: unknown) => typeof r === 'string' && r.startsWith('/') && r !== '/' && posix.normalize(r) === r && !!lstatOrNullSync(r)?.isDirectory() && !!lstatOrNullSync(containersDir(r))?.isDirectory();
-  if (!isDataRoot(rec.dataRoot)) throw new LayergcError(`restore ${backup}: its record names ${JSON.stringify(rec.dataRoot)} as the data root, which is not a Docker data root (no containers/ directory); nothing was restored`);
+  const isDataRoot = (r: unknown) =>
+    typeof r === 'string' && r.startsWith('/') && r !== '/' && posix.normalize(r) === r && !!lstatOrNullSync(r)?.isDirectory() && !!lstatOrNullSync(containersDir(r))?.isDirectory();
+  if (!isDataRoot(rec.dataRoot))
+    throw new LayergcError(`restore ${backup}: its record names ${JSON.stringify(rec.dataRoot)} as the data root, which is not a Docker data root (no containers/ directory); nothing was restored`);
   const loc = await locateContainerd({ dataRoot: rec.dataRoot, containerdRoot: rec.containerdRoot });
   const stopped = (ignore?: ReadonlySet<number>) => {
     const holders = findHolders(loc, '/proc', ignore);
