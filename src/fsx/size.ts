@@ -86,6 +86,7 @@ function walkDir(w: Walk, rel: string, dir: string, stack: string[], t: Tally, i
 const TO_HELPER = 0;
 const TO_MAIN = 1;
 const WANT = 2;
+const READY = 3; // set by the helper once booted: work is handed only to a running helper, never queued for one still starting
 const WORKER_MARK = 'layergc-size-worker';
 /** How long this thread waits on a helper that shows no progress at all before giving up with an error. */
 const STALL_MS = 120_000;
@@ -101,6 +102,7 @@ function bump(ctl: Int32Array, i: number): void {
 
 if (!isMainThread && (workerData as Record<string, unknown> | null)?.[WORKER_MARK]) {
   const { port, ctl } = workerData as { port: MessagePort; ctl: Int32Array };
+  Atomics.store(ctl, READY, 1);
   for (;;) {
     const seq = Atomics.load(ctl, TO_HELPER);
     const m = receiveMessageOnPort(port)?.message as ToHelper | undefined;
@@ -133,7 +135,7 @@ function workerEntry(): string | null {
 
 /** A second thread walking part of the tree; started once per accounting, idle (and unref'd) between trees. */
 class Helper {
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
   private readonly port: MessagePort;
   private readonly worker: Worker;
   /** Batches handed over and not yet answered with `done`. */
@@ -153,7 +155,7 @@ class Helper {
   /** Half of `stack` (the oldest dirs, nearest the root: the bigger subtrees) when the helper is idle. */
   share(w: Walk, stack: string[], done: (t: Tally) => void): void {
     if (this.busy > 0 && Atomics.load(this.ctl, TO_MAIN) !== this.seen) this.receive(stack, done);
-    if (this.busy > 0 || stack.length < 2) return;
+    if (this.busy > 0 || stack.length < 2 || Atomics.load(this.ctl, READY) !== 1) return;
     const walk = { root: w.root, dev: w.dev, mounts: w.mounts ? [...w.mounts] : [] };
     this.port.postMessage({ walk, dirs: stack.splice(0, stack.length >> 1) } satisfies ToHelper);
     this.busy++;
@@ -189,6 +191,13 @@ class Helper {
     }
   }
 
+  /** Resolves once the helper runs (false if it has not within `ms`). */
+  async running(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (Atomics.load(this.ctl, READY) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    return Atomics.load(this.ctl, READY) === 1;
+  }
+
   get idle(): boolean {
     return this.busy === 0;
   }
@@ -203,17 +212,18 @@ export class SizeAccounting {
   private helper: Helper | null | undefined;
   /** Every root measured so far: `layergc df` walks the rest of the data root around them. */
   readonly measured = new Set<string>();
-  /** How many trees a helper thread shared the walk of. */
+  /** How many trees a helper thread walked part of. */
   sharedWalks = 0;
 
   /**
    * With `enabled` false nothing is walked: only mount points are found, from the mount table.
-   * `parallelAfter`: entries counted in one tree before a helper thread joins the walk.
+   * `parallelAfter`: entries counted in one tree before a helper thread is started for it (it joins once
+   * booted; a tree done before that is not kept waiting for it).
    */
   constructor(
     private readonly mounts: MountTable,
     private readonly enabled = true,
-    private readonly parallelAfter = 20_000,
+    private readonly parallelAfter = 10_000,
   ) {}
 
   measure(root: string): TreeSize {
@@ -270,7 +280,10 @@ export class SizeAccounting {
         return false;
       }
     };
+    let helped = false;
     const done = (h: Tally) => {
+      if (!helped) this.sharedWalks++;
+      helped = true;
       t.files += h.files;
       t.bytes += h.bytes;
       t.newestMs = Math.max(t.newestMs, h.newestMs);
@@ -296,10 +309,7 @@ export class SizeAccounting {
           if (!shared && t.files >= this.parallelAfter && stack.length >= 2) {
             shared = true;
             if (this.helper === undefined) this.helper = this.startHelper();
-            if (this.helper && enter('', st.ino)) {
-              helper = this.helper;
-              this.sharedWalks++;
-            }
+            if (this.helper && enter('', st.ino)) helper = this.helper;
           }
         }
         if (!helper || helper.idle) break;
@@ -314,6 +324,12 @@ export class SizeAccounting {
         }
       }
     }
+  }
+
+  /** Starts the helper thread ahead of a big walk; resolves once it runs (false: there is none, and walks use this thread alone). */
+  async startHelperNow(): Promise<boolean> {
+    if (this.helper === undefined) this.helper = this.startHelper();
+    return this.helper ? this.helper.running(30_000) : false;
   }
 
   /** A helper thread, or null (for good) where there is no second core or no worker can load this module. */

@@ -123,6 +123,7 @@ describe('SizeAccounting with a helper thread (the built module: a worker loads 
     const expected = one.measure(tree);
     const before = process.cwd();
     const two = new Built(MountTable.read(), true, 0);
+    expect(await two.startHelperNow()).toBe(true); // work goes only to a running helper
     expect(two.measure(tree)).toEqual(expected);
     expect(process.cwd()).toBe(before);
     expect(two.sharedWalks).toBe(1);
@@ -132,10 +133,19 @@ describe('SizeAccounting with a helper thread (the built module: a worker loads 
     expect(two.measure(wideOut).bytes).toBe(du(wideOut));
     expect(two.unfinishedBytes()).toBe(0);
     expect(two.sharedWalks).toBe(1);
-    // the same helper shares the next big tree (its hard links, all seen already, count no more)
+    // the same helper shares the next tree (its hard links, all seen already, count no more)
     const again = two.measure(tree);
     expect({ ...again, bytes: 0 }).toEqual({ ...expected, bytes: 0 });
     expect(two.sharedWalks).toBe(2);
+  });
+
+  it('a tree walked before the helper runs is not kept waiting for it, and counts the same', async () => {
+    const { SizeAccounting: Built } = (await import(`${dist}/size.js`)) as typeof import('../../src/fsx/size.js');
+    const expected = new SizeAccounting(MountTable.read()).measure(tree);
+    const before = process.cwd();
+    const two = new Built(MountTable.read(), true, 0);
+    expect(two.measure(tree)).toEqual(expected); // the helper starts here; the walk ends before it runs, or shares
+    expect(process.cwd()).toBe(before);
   });
 
   it.skipIf(process.getuid?.() !== 0)('a mount point inside is named and not entered by either thread (root only: a bind mount)', async () => {
@@ -147,6 +157,7 @@ describe('SizeAccounting with a helper thread (the built module: a worker loads 
     }
     try {
       const two = new Built(MountTable.read(), true, 0);
+      expect(await two.startHelperNow()).toBe(true);
       const m = two.measure(tree);
       expect(m.mountsInside.sort()).toEqual(mnts.sort());
       expect(two.sharedWalks).toBe(1);
