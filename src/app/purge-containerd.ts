@@ -46,12 +46,17 @@ export async function purgeContainerd(opts: PurgeOptions, hooks: PurgeHooks, sta
     const freeBefore = freeBytes(store.loc.root);
     // the store's own items are contained in containerd's root, container dirs in the data root
     const inData = (a: Action) => a.finding.kind === 'containerd-configless-container';
+    // a containerd started since the check above may be committing a blob layergc planned to remove: asked again before each item
+    const mayBegin = () => {
+      const h = dryRun ? [] : findHolders(store.loc);
+      return h.length ? `the containerd image store ${store.loc.root} came into use (${h.map((x) => x.what).join('; ')})` : undefined;
+    };
     for (const [root, list] of [
       [store.loc.root, actions.filter((a) => !inData(a))],
       [store.loc.dataRoot, actions.filter(inData)],
     ] as const) {
       // every removal here is of kind 'paths' with no driver ids: no storage-driver adapter is involved
-      const ctx: ExecuteContext = { driver: undefined as never, rm: new Remover(root, liveMounts, dryRun, hooks.signal), journal, signal: hooks.signal, onAction: hooks.onAction };
+      const ctx: ExecuteContext = { driver: undefined as never, rm: new Remover(root, liveMounts, dryRun, hooks.signal), journal, signal: hooks.signal, onAction: hooks.onAction, mayBegin };
       await executePlan(list, ctx);
     }
     const measuredFreed = dryRun ? undefined : freeBytes(store.loc.root) - freeBefore;

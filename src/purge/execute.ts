@@ -30,6 +30,8 @@ export interface ExecuteContext {
   onAction?: (a: Action) => void;
   /** checked between items: once aborted (SIGINT, SIGTERM), the items not begun are skipped */
   signal?: AbortSignal;
+  /** asked right before each item begins: a reason (the store came into use) fails it and every later one */
+  mayBegin?: () => string | undefined;
 }
 
 /** The last word on an ID before any driver removes by it (the store validated it once already). */
@@ -88,6 +90,8 @@ export function notBegunIfAborted(a: Action, signal?: AbortSignal): void {
 export async function executePlan(actions: Action[], ctx: ExecuteContext): Promise<void> {
   /** Why no further item may begin: the journal, which makes a run resumable, cannot be written. */
   let journalDown: string | undefined;
+  /** Why no further item may begin: what mayBegin answered. */
+  let halted: string | undefined;
   const journalFailed = (err: unknown) => `the journal ${ctx.journal.path} cannot be written: ${fsCause(err) ?? (err as Error).message}`;
   for (const a of actions) {
     notBegunIfAborted(a, ctx.signal);
@@ -108,6 +112,13 @@ export async function executePlan(actions: Action[], ctx: ExecuteContext): Promi
     const f = a.finding;
     const freedBefore = ctx.rm.freed;
     faultPoint('before-item');
+    halted ??= ctx.mayBegin?.();
+    if (halted) {
+      a.status = 'failed'; // not removed, so not a success: exit 1
+      a.reason = `not begun: ${halted}`;
+      ctx.onAction?.(a);
+      continue;
+    }
     try {
       await ctx.journal.write({ event: 'intent', kind: f.kind, paths: f.paths, bytes: f.bytes });
     } catch (err) {

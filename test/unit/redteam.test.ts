@@ -4,7 +4,7 @@
  * the promise (sha256 listings of the live tree and of a canary tree outside the root, before and
  * after). Tests named "regression: ..." broke before their fix; the others pin a promise that held.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -329,6 +329,25 @@ describe('the containerd image store purge', () => {
     same(before, snapshotTree(s.root));
     const sc = await runCliAsync(['scan', '--json', '--data-root', s.dataRoot]);
     expect(sc.json.findings.map((f: { kind: string }) => f.kind)).toContain('containerd-db-mismatch');
+    fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
+  });
+
+  it.concurrent('regression: a containerd that takes meta.db between the plan and an item: the item is not begun (the blob a pull may be committing again stays), exit 1', async () => {
+    const s = ctrdStore(false);
+    const orphan = path.join(s.blobs, s.blob('a blob a pull is about to commit again').slice(7));
+    const pause = fs.mkdtempSync(path.join(path.dirname(s.dataRoot), 'pause-'));
+    const run = pausedCli(['purge', '--yes', '--json', '--data-root', s.dataRoot], 'before-item', pause);
+    await run.paused;
+    // containerd's bbolt holds flock(LOCK_EX) on meta.db while it runs
+    const ready = path.join(pause, 'locked');
+    const holder = spawn('flock', [path.join(s.root, 'io.containerd.metadata.v1.bolt/meta.db'), '-c', `touch '${ready}'; sleep 60`], { stdio: 'ignore' });
+    while (!exists(ready)) await new Promise((r) => setTimeout(r, 10));
+    run.resume();
+    const r = await run.done;
+    holder.kill();
+    expect(r.code).toBe(1);
+    expect(exists(orphan)).toBe(true);
+    expect(JSON.parse(r.stdout).actions.map((a: { status: string; reason: string }) => [a.status, a.reason])).toEqual([['failed', expect.stringContaining('came into use')]]);
     fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
   });
 
