@@ -48,9 +48,9 @@ function tally(st: Stats, t: Tally): void {
 
 /**
  * Lists the directory `rel` of the tree ('' for the root), found at `dir` ('.' when it is the cwd), and
- * lstat's each entry by `dir/name`; subdirs go on `stack` (and their inodes on `inos`, when given).
+ * lstat's each entry by `dir/name`; subdirs go on `stack`, their inodes on `inos`.
  */
-function walkDir(w: Walk, rel: string, dir: string, stack: string[], t: Tally, inos?: number[]): void {
+function walkDir(w: Walk, rel: string, dir: string, stack: string[], inos: number[], t: Tally): void {
   let names: string[];
   try {
     names = fs.readdirSync(dir) as string[];
@@ -74,7 +74,7 @@ function walkDir(w: Walk, rel: string, dir: string, stack: string[], t: Tally, i
     tally(st, t);
     if (st.isDirectory()) {
       stack.push(base + n);
-      inos?.push(st.ino);
+      inos.push(st.ino);
     }
   }
 }
@@ -91,9 +91,9 @@ const WORKER_MARK = 'layergc-size-worker';
 /** How long this thread waits on a helper that shows no progress at all before giving up with an error. */
 const STALL_MS = 120_000;
 
-type ToHelper = { walk: Omit<Walk, 'mounts'> & { mounts: string[] }; dirs: string[] };
-// The helper reads `rel` paths relative to the process's cwd, which this thread has made the root.
-type FromHelper = { dirs: string[] } | { done: Tally };
+// The helper reads by whole paths (a worker thread cannot chdir, and the cwd is this thread's walk's).
+type ToHelper = { walk: Omit<Walk, 'mounts'> & { mounts: string[] }; dirs: string[]; inos: number[] };
+type FromHelper = { dirs: string[]; inos: number[] } | { done: Tally };
 
 function bump(ctl: Int32Array, i: number): void {
   Atomics.add(ctl, i, 1);
@@ -112,13 +112,15 @@ if (!isMainThread && (workerData as Record<string, unknown> | null)?.[WORKER_MAR
     }
     const w: Walk = { ...m.walk, mounts: m.walk.mounts.length ? new Set(m.walk.mounts) : null };
     const t = newTally();
-    const stack = m.dirs;
+    const { dirs: stack, inos } = m;
     while (stack.length) {
       const rel = stack.pop()!;
-      walkDir(w, rel, rel, stack, t);
+      inos.pop();
+      walkDir(w, rel, rel ? `${w.root}/${rel}` : w.root, stack, inos, t);
       if (stack.length >= 2 && Atomics.load(ctl, WANT) === 1) {
         Atomics.store(ctl, WANT, 0);
-        port.postMessage({ dirs: stack.splice(0, stack.length >> 1) } satisfies FromHelper);
+        const half = stack.length >> 1;
+        port.postMessage({ dirs: stack.splice(0, half), inos: inos.splice(0, half) } satisfies FromHelper);
         bump(ctl, TO_MAIN);
       }
     }
@@ -153,23 +155,24 @@ class Helper {
   }
 
   /** Half of `stack` (the oldest dirs, nearest the root: the bigger subtrees) when the helper is idle. */
-  share(w: Walk, stack: string[], done: (t: Tally) => void): void {
-    if (this.busy > 0 && Atomics.load(this.ctl, TO_MAIN) !== this.seen) this.receive(stack, done);
+  share(w: Walk, stack: string[], inos: number[], done: (t: Tally) => void): void {
+    if (this.busy > 0 && Atomics.load(this.ctl, TO_MAIN) !== this.seen) this.receive(stack, inos, done);
     if (this.busy > 0 || stack.length < 2 || Atomics.load(this.ctl, READY) !== 1) return;
     const walk = { root: w.root, dev: w.dev, mounts: w.mounts ? [...w.mounts] : [] };
-    this.port.postMessage({ walk, dirs: stack.splice(0, stack.length >> 1) } satisfies ToHelper);
+    const half = stack.length >> 1;
+    this.port.postMessage({ walk, dirs: stack.splice(0, half), inos: inos.splice(0, half) } satisfies ToHelper);
     this.busy++;
     bump(this.ctl, TO_HELPER);
   }
 
   /** With `stack` empty: waits until the helper hands dirs back or finishes; its tallies go to `done`. */
-  take(stack: string[], done: (t: Tally) => void): void {
+  take(stack: string[], inos: number[], done: (t: Tally) => void): void {
     Atomics.store(this.ctl, WANT, 1);
     let last = Date.now();
     for (;;) {
       const seq = Atomics.load(this.ctl, TO_MAIN);
       if (seq !== this.seen) last = Date.now();
-      this.receive(stack, done);
+      this.receive(stack, inos, done);
       if (stack.length > 0 || this.busy === 0) break;
       if (Atomics.wait(this.ctl, TO_MAIN, seq, 1000) === 'timed-out' && Date.now() - last > STALL_MS) {
         throw new Error(`the sizing worker made no progress for ${STALL_MS / 1000} s`);
@@ -179,12 +182,14 @@ class Helper {
   }
 
   /** Everything the helper has posted: dirs handed back go on `stack`, finished batches' tallies to `done`. */
-  private receive(stack: string[], done: (t: Tally) => void): void {
+  private receive(stack: string[], inos: number[], done: (t: Tally) => void): void {
     this.seen = Atomics.load(this.ctl, TO_MAIN); // read before the port: a later post bumps it again
     for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
       const msg = m.message as FromHelper;
-      if ('dirs' in msg) stack.push(...msg.dirs);
-      else {
+      if ('dirs' in msg) {
+        stack.push(...msg.dirs);
+        inos.push(...msg.inos);
+      } else {
         this.busy--;
         done(msg.done);
       }
@@ -253,10 +258,11 @@ export class SizeAccounting {
   /**
    * Walks below `root` (lstat'ed as `st`) into `t`, as du does: each dir is made the cwd and its entries
    * lstat'ed by name (fstatat(dirfd, name) in du: a one-component lookup instead of the whole path, a
-   * third less system time). Once a helper thread shares the walk, the root stays the cwd of both (it is
-   * the process's) and entries are lstat'ed by their path from it. A dir that cannot be made the cwd, or
-   * is not the dir lstat'ed when it is (swapped for a symlink since: the walk never measures what a link
-   * leads to), is read by its whole path; so is everything when there is no cwd to put back after.
+   * third less system time). A helper thread, which cannot chdir (the cwd is the process's), reads the
+   * dirs it is handed by their whole paths: this thread's walk is never slowed by sharing, and when the
+   * helper gets no core (a loaded machine) the walk costs what it costs alone. A dir that cannot be made
+   * the cwd, or is not the dir lstat'ed when it is (swapped for a symlink since: the walk never measures
+   * what a link leads to), is read by its whole path; so is everything when there is no cwd to put back.
    */
   private walk(root: string, st: Stats, t: Tally): void {
     const mountsBelow = this.mounts.under(root).filter((p) => p !== root);
@@ -291,7 +297,7 @@ export class SizeAccounting {
       for (let i = 0; i < h.linked.length; i++) t.linked.push(h.linked[i]);
     };
     const stack: string[] = [''];
-    const inos: number[] = [st.ino]; // beside `stack` until a helper joins (it has no use for them)
+    const inos: number[] = [st.ino];
     const whole = (rel: string) => (rel ? `${root}/${rel}` : root);
     try {
       let helper: Helper | null = null;
@@ -300,20 +306,16 @@ export class SizeAccounting {
         while (stack.length) {
           const rel = stack.pop()!;
           const ino = inos.pop()!;
-          if (helper) {
-            walkDir(w, rel, rel || '.', stack, t);
-            helper.share(w, stack, done);
-            continue;
-          }
-          walkDir(w, rel, enter(rel, ino) ? '.' : whole(rel), stack, t, inos);
-          if (!shared && t.files >= this.parallelAfter && stack.length >= 2) {
+          walkDir(w, rel, enter(rel, ino) ? '.' : whole(rel), stack, inos, t);
+          if (helper) helper.share(w, stack, inos, done);
+          else if (!shared && t.files >= this.parallelAfter && stack.length >= 2) {
             shared = true;
             if (this.helper === undefined) this.helper = this.startHelper();
-            if (this.helper && enter('', st.ino)) helper = this.helper;
+            helper = this.helper;
           }
         }
         if (!helper || helper.idle) break;
-        helper.take(stack, done);
+        helper.take(stack, inos, done);
       }
     } finally {
       if (moved) {
