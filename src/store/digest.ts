@@ -17,6 +17,10 @@ export function parseDigest(s: string): string | null {
 
 /** Go's strings.TrimSpace for the ASCII whitespace moby's files can carry. */
 export function trimSpace(s: string): string {
+  // most files hold nothing to trim: printable ASCII at both ends needs no regex
+  const first = s.charCodeAt(0);
+  const last = s.charCodeAt(s.length - 1);
+  if (first > 0x20 && first < 0x7f && last > 0x20 && last < 0x7f) return s;
   return s.replace(/^[\s\u0085\u00a0]+|[\s\u0085\u00a0]+$/g, '');
 }
 

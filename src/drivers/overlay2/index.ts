@@ -94,9 +94,9 @@ export class Overlay2Driver extends DirPerLayerDriver {
       if (!lower.text.trim()) problems.push('lower file is empty (a crash before Docker 25 wrote it non-atomically)');
       for (const part of this.partsOf(id, lower.text)) {
         if (!part) continue;
-        const m = /^l\/([A-Z2-7]{26})$/.exec(part);
-        if (!m) problems.push(`lower names ${JSON.stringify(part)}, not l/<link ID>`);
-        else if (!links.has(m[1])) problems.push(`lower names ${part}, which does not exist`);
+        const lid = part.startsWith('l/') ? part.slice(2) : '';
+        if (!LID.test(lid)) problems.push(`lower names ${JSON.stringify(part)}, not l/<link ID>`);
+        else if (!links.has(lid)) problems.push(`lower names ${part}, which does not exist`);
       }
     } else if (lower.state === 'missing' && opts.hasParent) problems.push('lower file is missing although the layer has a parent');
     else if (lower.state !== 'missing') problems.push(`lower file is not readable (${lower.state})`);
