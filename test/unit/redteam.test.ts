@@ -351,6 +351,35 @@ describe('the containerd image store purge', () => {
     fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
   });
 
+  for (const how of ['gone', 'empty (a volume not mounted)'] as const) {
+    it.concurrent(`regression: containers/ ${how}: no container's lease is called orphan, meta.db is not rewritten (its GC would drop the containers' RW snapshots)`, async () => {
+      const b = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-rt-ctrd-'));
+      const layer = 'layer bytes of app:1';
+      const d = digestOf(layer);
+      const [chain, c1] = [`sha256:${hex64('chain')}`, hex64('c1')];
+      const s = containerdRoot(b, {
+        namespaces: {
+          moby: {
+            images: { 'docker.io/library/app:1': { target: d } },
+            blobs: { [d]: { size: layer.length } },
+            snapshots: { [chain]: { name: `moby/1/${chain}` }, [c1]: { name: `moby/2/${c1}`, parent: chain } },
+            leases: { [c1]: { snapshots: [c1] } },
+          },
+        },
+        backend: { [`moby/1/${chain}`]: { id: 1 }, [`moby/2/${c1}`]: { id: 2, kind: 2, parent: `moby/1/${chain}` } },
+      });
+      s.blob(layer);
+      for (const id of [1, 2]) s.snapshotDir(id);
+      if (how === 'gone') fs.rmSync(path.join(s.dataRoot, 'containers'), { recursive: true });
+      const before = snapshotTree(s.root);
+      const r = await runCliAsync(['purge', '--yes', '--json', '--data-root', s.dataRoot]);
+      expect(r.code).toBe(0);
+      expect(r.json.containerdLeases).toBeUndefined();
+      same(before, snapshotTree(s.root));
+      fs.rmSync(b, { recursive: true, force: true });
+    });
+  }
+
   it.concurrent('regression: a dir in containers/ whose name is no container ID, without config.v2.json, is no config-less container: it stays', async () => {
     const s = ctrdStore(false);
     const odd = path.join(s.dataRoot, 'containers', 'my-notes');

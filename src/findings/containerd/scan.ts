@@ -312,12 +312,14 @@ export async function scanContainerd(s: ContainerdStore, mounts = MountTable.rea
 
   // ---- dead leases (F4, F5) and container leases with no loadable container (F6, F7) ----
   const deadLeases = new Map<string, { lease: MetaLease; why: string }>();
+  // containers/ missing or without one container dir (a volume not mounted, a dir moved away) says nothing of whose a lease is
+  const containersKnown = s.disk.containerDirs.some((c) => HEX64.test(c.id));
   for (const ns of s.meta.namespaces) {
     if (!moby.has(ns.name)) continue;
     for (const l of ns.leases) {
       const why = deadLeaseWhy(l, s);
       if (why) deadLeases.set(leaseKey(l), { lease: l, why });
-      else if (HEX64.test(l.id) && !containerByID.get(l.id)?.hasConfig) {
+      else if (HEX64.test(l.id) && containersKnown && !containerByID.get(l.id)?.hasConfig) {
         const c = containerByID.get(l.id);
         deadLeases.set(leaseKey(l), {
           lease: l,
