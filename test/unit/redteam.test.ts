@@ -380,6 +380,24 @@ describe('the containerd image store purge', () => {
     });
   }
 
+  it.concurrent('regression: a symlink to a dir outside in ingest/ (and in snapshots/, blobs/sha256, containers/): unsafe-path, never removed', async () => {
+    const s = ctrdStore(false);
+    const outside = path.join(path.dirname(s.dataRoot), 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'precious.txt'), 'precious\n');
+    const links = [path.join(s.ingest, hex64('i')), path.join(s.snapshots, '7'), path.join(s.blobs, hex64('b')), path.join(s.dataRoot, 'containers', hex64('c'))];
+    for (const l of links) fs.symlinkSync(outside, l);
+    const before = listing([outside]);
+    const r = await runCliAsync(['purge', '--yes', '--json', '--data-root', s.dataRoot]);
+    expect(r.code).toBe(0);
+    expect(r.json.actions).toEqual([]);
+    for (const l of links) expect(fs.lstatSync(l).isSymbolicLink(), l).toBe(true);
+    same(before, listing([outside]));
+    const sc = await runCliAsync(['scan', '--json', '--data-root', s.dataRoot]);
+    expect(sc.json.findings.filter((f: { kind: string }) => f.kind === 'unsafe-path').map((f: { paths: string[] }) => f.paths[0])).toContain(links[0]);
+    fs.rmSync(path.dirname(s.dataRoot), { recursive: true, force: true });
+  });
+
   it.concurrent('regression: a dir in containers/ whose name is no container ID, without config.v2.json, is no config-less container: it stays', async () => {
     const s = ctrdStore(false);
     const odd = path.join(s.dataRoot, 'containers', 'my-notes');

@@ -38,7 +38,11 @@ export async function readContainerdDisk(loc: ContainerdLocation): Promise<Conta
 
   for (const e of await listDir(`${loc.contentRoot}/ingest`, onSymlink)) {
     if (!e.stat.isDirectory()) {
-      if (e.stat.isSymbolicLink()) onSymlink(e.path, '…');
+      // a symlink is reported as unsafe, never an ingest to remove (as in blobs/)
+      if (e.stat.isSymbolicLink()) {
+        onSymlink(e.path, readlinkQuiet(e.path));
+        continue;
+      }
       disk.ingests.push({ name: e.name, path: e.path, ref: { state: 'unreadable', why: 'not a directory' } });
       continue;
     }
