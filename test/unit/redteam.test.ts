@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diffSnapshots, randomId, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type SyntheticRoot } from '../helpers/synthetic.js';
+import { diffSnapshots, randomId, rootMaker, runCliAsync, scan, sha256Hex, snapshotTree, type ContainerInfo, type ImageInfo, type SyntheticRoot } from '../helpers/synthetic.js';
 import { containerdRoot, digestOf, hex64, type ContainerdSpec } from '../helpers/containerd-synth.js';
 import { pausedCli } from '../helpers/signal.js';
 
@@ -524,4 +524,27 @@ describe('layergc restore of a meta.db backup: the record beside it', () => {
     expect(exists(path.join(outside, 'layergc'))).toBe(false);
     fs.rmSync(b, { recursive: true, force: true });
   });
+});
+
+describe('the scan read path (typed listings, listed files read without fstat): what it cannot read keeps its dirs', () => {
+  const faults: [string, (s: SyntheticRoot, app: ImageInfo, web: ContainerInfo) => string][] = [
+    ['a typed listing of layerdb/sha256 that fails', () => 'EIO:readdir-types:/layerdb/sha256'],
+    ['a typed listing of the driver home that fails', (s) => `EIO:readdir-types:${s.root}/overlay2`],
+    ['l/ that cannot be listed', (s) => `EIO:readdir:${s.root}/overlay2/l`],
+    ['layerdb/mounts that cannot be listed by type', () => 'EIO:readdir-types:/layerdb/mounts'],
+    ["a live layer's cache-id that cannot be read", (_s, app) => `EIO:read:${app.layers[2].chainId.slice(7)}/cache-id`],
+    ["a mid layer's link file that cannot be read", (_s, app) => `EIO:read:${app.layers[1].driverDir}/link`],
+    ["the container's lower file that cannot be read", (_s, _app, web) => `EIO:read:${web.mountDriverDir}/lower`],
+  ];
+  for (const [what, fault] of faults) {
+    it.concurrent(`${what}: a purge removes no live dir`, async () => {
+      const s = root();
+      const { app, web } = s.populate();
+      const live = [...app.layers.flatMap((l) => [l.driverDir, l.dir]), web.mountDriverDir, web.initDriverDir, web.mountDir, web.containerDir];
+      const before = listing(live);
+      const r = await purge(s, ['--yes', '--json'], { LAYERGC_TEST_READ_ERROR: fault(s, app, web) });
+      expect(r.code).toBeLessThan(3);
+      same(before, listing(live));
+    });
+  }
 });
