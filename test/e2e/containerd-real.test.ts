@@ -1,7 +1,8 @@
 /**
  * The containerd image store on a real Docker 28.5 root (daemon.json features.containerd-snapshotter,
  * dockerd's managed containerd 1.6, private sockets, no pulls), damaged the ways
- * containerd-store-format.md §7 reproduced: an immutable file during `docker rm` (F1), `kill -9`
+ * containerd-store-format.md §7 reproduced: an immutable file during `docker rm` (F1) and during
+ * `docker rmi` (F2), `kill -9`
  * during `docker load` (F4), an emptied ingest `ref` (F8), a stray name in blobs/ (F9) and a
  * truncated blob (F10). The daemon is restarted cleanly first (the leftovers survive it), then
  * stopped, and layergc scans, verifies and explains the root; purge removes the files and writes
@@ -50,6 +51,8 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
   let snaps: string;
   let lockedFile = '';
   let lockedDir = '';
+  let rmiLockedFile = '';
+  let rmiLockedDir = '';
   let emptiedIngest = '';
   let loadIngest = '';
   let stray = '';
@@ -86,6 +89,15 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     chattr(lockedFile, '+i');
     await d.docker(['rm', 'w1']);
     expect(fs.existsSync(lockedFile)).toBe(true);
+
+    // F2: an immutable file in an image's committed layer during `docker rmi`
+    await d.build('victim:1', 'FROM busybox:base\nRUN mkdir /data && dd if=/dev/zero of=/data/locked bs=1M count=2\n');
+    const vdirs = fs.readdirSync(snaps).filter((n) => fs.existsSync(path.join(snaps, n, 'fs', 'data', 'locked')));
+    expect(vdirs).toHaveLength(1);
+    rmiLockedDir = path.join(snaps, vdirs[0]);
+    rmiLockedFile = path.join(rmiLockedDir, 'fs', 'data', 'locked');
+    chattr(rmiLockedFile, '+i');
+    await d.docker(['rmi', 'victim:1']);
 
     // F4: kill -9 of dockerd and containerd while `docker load` writes a layer blob
     await d.build('big:1', 'FROM busybox:base\nRUN dd if=/dev/urandom of=/big bs=1M count=60\n');
@@ -135,9 +147,9 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
   }, LONG);
 
   afterAll(async () => {
-    if (lockedFile) {
+    for (const f of [lockedFile, rmiLockedFile].filter(Boolean)) {
       try {
-        chattr(lockedFile, '-i');
+        chattr(f, '-i');
       } catch {
         /* gone */
       }
@@ -148,13 +160,21 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
   const of = (kind: string) => findings.filter((f) => f.kind === kind);
 
   it('reports each leftover with its bytes (= du) and nothing healthy', () => {
-    expect(findings.map((f) => f.kind).sort()).toEqual(['containerd-dead-lease', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-stray-blob-name'].sort());
+    expect(findings.map((f) => f.kind).sort()).toEqual(
+      ['containerd-dead-lease', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-orphan-snapshot', 'containerd-stray-blob-name'].sort(),
+    );
     expect(of('containerd-stray-blob-name')[0].reclaimable).toBe(true);
-    const [orphan] = of('containerd-orphan-snapshot');
-    expect(orphan.paths).toEqual([lockedDir]);
-    expect(orphan.bytes).toBe(du([lockedDir]));
-    expect(orphan.bytes).toBeGreaterThanOrEqual(4 << 20);
-    expect(orphan.reason).toContain(`${lockedFile} (immutable); clear with: chattr -i '${lockedFile}'`);
+    const orphans = of('containerd-orphan-snapshot');
+    expect(orphans.map((o) => o.paths)).toEqual([[lockedDir], [rmiLockedDir]].sort((a, b) => a[0].localeCompare(b[0])));
+    for (const [dir, file, size] of [
+      [lockedDir, lockedFile, 4 << 20],
+      [rmiLockedDir, rmiLockedFile, 2 << 20],
+    ] as const) {
+      const orphan = orphans.find((o) => o.paths[0] === dir)!;
+      expect(orphan.bytes).toBe(du([dir]));
+      expect(orphan.bytes).toBeGreaterThanOrEqual(size);
+      expect(orphan.reason).toContain(`${file} (immutable); clear with: chattr -i '${file}'`);
+    }
     const [ing] = of('containerd-orphan-ingest');
     expect([ing.paths, ing.bytes, ing.reason]).toEqual([[emptiedIngest], du([emptiedIngest]), expect.stringContaining('ref file is empty')]);
     const [lease] = of('containerd-dead-lease');
@@ -180,11 +200,11 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     expect(h).toMatch(/(\d+) unpacked layers against their blobs' tars and diff IDs: (\d+) match, 1 not verified \(1 whose blob is damaged, see its finding\)\./);
     const [, n, ok] = /(\d+) unpacked layers against their blobs' tars and diff IDs: (\d+) match/.exec(h)!;
     expect([Number(n) >= 4, Number(ok)]).toEqual([true, Number(n) - 1]);
-    // every snapshot dir but the orphan and what only the dead lease holds is live (c1's is held by its
+    // every snapshot dir but the orphans and what only the dead lease holds is live (c1's is held by its
     // lease), or a record containerd's own next GC sweeps (BuildKit drops leases at its start, and a
     // daemon stopped right after that leaves their records for the next GC): never garbage for layergc
     const leased = of('containerd-dead-lease').flatMap((f) => f.paths);
-    const held = fs.readdirSync(snaps).filter((n) => path.join(snaps, n) !== lockedDir && !leased.includes(path.join(snaps, n)));
+    const held = fs.readdirSync(snaps).filter((n) => ![lockedDir, rmiLockedDir].includes(path.join(snaps, n)) && !leased.includes(path.join(snaps, n)));
     const explained = held.map((n) => cli(['explain', path.join(snaps, n), '--json']));
     const status = explained.map((e) =>
       e.json.status === 'garbage' && !e.json.findings.length && e.json.because.some((b: string) => /^nothing holds it: .*containerd's next GC removes it/.test(b)) ? 'gc' : e.json.status,
@@ -206,6 +226,7 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
     'purge (after the chattr -i the report names) removes the leftover files and the stray name and writes meta.db again without the dead lease; restore of the backup puts the old file back, which containerd opens, lease and all',
     async () => {
       chattr(lockedFile, '-i');
+      chattr(rmiLockedFile, '-i');
       const removable = findings.filter((f) => f.reclaimable);
       const expectBytes = du(removable.flatMap((f) => f.paths));
       const rootBefore = du([d.dataRoot]);
@@ -216,7 +237,7 @@ describe.skipIf(!dockerAvailable('28.5'))('the containerd image store on a real 
       const r = cli(['purge', '--yes', '--json']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.json.summary).toMatchObject({ removed: 3, failed: 0, skipped: 0 });
+      expect(r.json.summary).toMatchObject({ removed: 4, failed: 0, skipped: 0 });
       expect(r.json.summary.reclaimedBytes).toBe(expectBytes);
       for (const f of removable) for (const p of f.paths) expect(fs.existsSync(p)).toBe(false);
       // the space came back, as du sees it (the journal and the meta.db backup add a little)
