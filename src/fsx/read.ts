@@ -255,14 +255,15 @@ export interface DirEntryInfo {
  * symlink is not listed (its contents are outside what layergc may touch): `onSymlink` hears of it.
  */
 export async function listDir(dir: string, onSymlink?: (path: string, target: string) => void): Promise<DirEntryInfo[]> {
-  const self = lstatOrNullSync(dir);
-  if (!self) return [];
-  if (self.isSymbolicLink()) {
-    onSymlink?.(dir, readlinkQuiet(dir));
-    return [];
-  }
-  if (!self.isDirectory()) return [];
+  if (!isListable(dir, onSymlink)) return [];
   return listDirSync(dir);
+}
+
+/** Whether `dir` is a real directory to list: not missing, not a file, and not a symlink (`onSymlink` hears of one). */
+function isListable(dir: string, onSymlink?: (path: string, target: string) => void): boolean {
+  const self = lstatOrNullSync(dir);
+  if (self?.isSymbolicLink()) onSymlink?.(dir, readlinkQuiet(dir));
+  return !!self?.isDirectory();
 }
 
 /** listDir's listing of a directory known to be one: names, then an lstat each. */
@@ -302,13 +303,7 @@ export interface TypedEntry {
  * lstat per name, which skips what is gone instead of losing the whole directory.
  */
 export function listTyped(dir: string, onSymlink?: (path: string, target: string) => void): TypedEntry[] {
-  const self = lstatOrNullSync(dir);
-  if (!self) return [];
-  if (self.isSymbolicLink()) {
-    onSymlink?.(dir, readlinkQuiet(dir));
-    return [];
-  }
-  if (!self.isDirectory()) return [];
+  if (!isListable(dir, onSymlink)) return [];
   let dirents: Dirent[];
   try {
     injectedReadError(dir, 'readdir');
