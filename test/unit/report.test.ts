@@ -5,11 +5,13 @@
  * names each damaged file and prints no "nothing found" line; scan --deep says what it verified;
  * verify says when getfattr is missing.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Chalk } from 'chalk';
-import { rootMaker, runCliAsync } from '../helpers/synthetic.js';
+import { REPO, rootMaker, runCliAsync } from '../helpers/synthetic.js';
 import { renderPurgeHuman } from '../../src/cli/render/purge.js';
 import type { Action } from '../../src/purge/plan.js';
 import type { Output } from '../../src/cli/output.js';
@@ -28,6 +30,28 @@ function damaged() {
 }
 
 describe('scan, for people', () => {
+  it('the summary table fits the longest kind: the bundled containerd sample (kinds of up to 31 characters) lines up under its header', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-ctrd-sample-'));
+    try {
+      execFileSync('tar', ['-xzf', path.join(REPO, 'fixtures/sample-containerd-root.tar.gz'), '-C', dir]);
+      const r = await runCliAsync(['scan', '--data-root', dir]);
+      expect(r.code).toBe(1);
+      const lines = r.stdout.split('\n');
+      const head = lines.findIndex((l) => l.startsWith('kind '));
+      const at = lines[head].indexOf('severity');
+      const rows = lines.slice(
+        head + 1,
+        lines.findIndex((l, i) => i > head && !l.startsWith('containerd-')),
+      );
+      expect(rows.map((l) => l.split(/ +/)[0]).sort()).toEqual(
+        ['containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-stray-blob-name'].sort(),
+      );
+      for (const l of rows) expect([l, l.slice(at).split(' ')[0]]).toEqual([l, 'warning']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('summary first, errors before garbage; why once per kind; 80 columns; the next commands keep the locating flags', async () => {
     const { s, leaks } = damaged();
     const r = await runCliAsync(['scan', '--data-root', s.root, '--driver', 'overlay2']);

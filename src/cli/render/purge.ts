@@ -8,7 +8,7 @@ import { human, type Output } from '../output.js';
 import { escapeText } from '../../escape.js';
 import { actionBytes, purgeTotals, type Header, type PurgeReport } from '../../app/report.js';
 import type { RepairRun } from '../../repair/run.js';
-import { wrap } from './wrap.js';
+import { kindWidth, wrap } from './wrap.js';
 
 /** Free space grew by about what was counted: other writers on the filesystem did not blur it. */
 const agrees = (measured: number, counted: number) => Math.abs(measured - counted) <= Math.max(1 << 20, counted / 10);
@@ -60,7 +60,8 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
   const word = { planned: 'would remove', removed: 'removed', failed: 'failed', skipped: 'skipped' } as const;
   const order = ['removed', 'planned', 'failed', 'skipped'] as const;
 
-  lines.push('', c.bold(`${'kind'.padEnd(26)}${'count'.padStart(6)}${'bytes'.padStart(11)}  outcome`));
+  const kw = kindWidth(kinds);
+  lines.push('', c.bold(`${'kind'.padEnd(kw)}${'count'.padStart(6)}${'bytes'.padStart(11)}  outcome`));
   for (const [kind, list] of byKind) {
     const bytes = list.reduce((t, a) => t + actionBytes(a), 0);
     const outcome = order
@@ -68,7 +69,7 @@ export function renderPurgeHuman(o: Output, h: Header, all: Action[], opts: Purg
       .filter(([, n]) => n)
       .map(([s, n]) => (s === 'failed' ? c.red : (x: string) => x)(`${word[s]} ${n}`))
       .join(', ');
-    lines.push(`${kind.padEnd(26)}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${outcome}`);
+    lines.push(`${kind.padEnd(kw)}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${outcome}`);
   }
   const t = purgeTotals(all, opts.dryRun);
   const skipped = opts.quiet ? '' : `, ${t.skipped} skipped`;

@@ -7,7 +7,7 @@ import { short } from '../../store/digest.js';
 import { FINDING_KINDS, GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
 import { escapeText } from '../../escape.js';
-import { wrap } from './wrap.js';
+import { kindWidth, wrap } from './wrap.js';
 
 import type { Header, ScanReport, VerifyReport } from '../../app/report.js';
 import { verifiedLines } from '../verified.js';
@@ -57,12 +57,13 @@ export function renderScanHuman(o: Output, h: Header, findings: Finding[], opts:
   const byKind = new Map(kinds.map((k) => [k, findings.filter((f) => f.kind === k)]));
 
   lines.push('');
-  lines.push(c.bold(`${'kind'.padEnd(26)}${'severity'.padEnd(10)}${'count'.padStart(6)}${'bytes'.padStart(11)}  purged`));
+  const kw = kindWidth(kinds);
+  lines.push(c.bold(`${'kind'.padEnd(kw)}${'severity'.padEnd(10)}${'count'.padStart(6)}${'bytes'.padStart(11)}  purged`));
   for (const [kind, list] of byKind) {
     const sev = list[0].severity;
     const bytes = list.reduce((s, f) => s + f.bytes, 0);
     const sevText = (sev === 'error' ? c.red : c.yellow)(sev.padEnd(10));
-    lines.push(`${kind.padEnd(26)}${sevText}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${purged(list)}`);
+    lines.push(`${kind.padEnd(kw)}${sevText}${String(list.length).padStart(6)}${human(bytes).padStart(11)}  ${purged(list)}`);
   }
   const errors = findings.filter((f) => f.severity === 'error').length;
   const reclaim = findings.filter((f) => f.reclaimable).reduce((s, f) => s + f.bytes, 0);

@@ -19,3 +19,8 @@ export function wrap(text: string, indent = '', hang = `${indent}  `, width = WI
   lines.push(cur);
   return lines;
 }
+
+/** The width of a summary table's kind column: the graph-driver kinds fit 26, containerd's run to 31; one space after the longest. */
+export function kindWidth(kinds: string[]): number {
+  return Math.max(26, ...kinds.map((k) => k.length + 1));
+}
