@@ -30,7 +30,7 @@ function damaged() {
 }
 
 describe('scan, for people', () => {
-  it('the summary table fits the longest kind: the bundled containerd sample (kinds of up to 31 characters) lines up under its header', async () => {
+  it('the summary table fits the longest kind: the bundled containerd sample (kinds of up to 31 characters) lines up under its header, and says what purge does with each', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layergc-ctrd-sample-'));
     try {
       execFileSync('tar', ['-xzf', path.join(REPO, 'fixtures/sample-containerd-root.tar.gz'), '-C', dir]);
@@ -47,6 +47,14 @@ describe('scan, for people', () => {
         ['containerd-configless-container', 'containerd-dead-lease', 'containerd-orphan-ingest', 'containerd-orphan-snapshot', 'containerd-stray-blob-name'].sort(),
       );
       for (const l of rows) expect([l, l.slice(at).split(' ')[0]]).toEqual([l, 'warning']);
+      // and says what purge does with each: the file kinds are removed, the leases dropped from meta.db
+      expect(Object.fromEntries(rows.map((l) => [l.split(/ +/)[0], l.split(/ {2}/).pop()]))).toEqual({
+        'containerd-orphan-snapshot': 'yes',
+        'containerd-orphan-ingest': 'yes',
+        'containerd-configless-container': 'yes',
+        'containerd-stray-blob-name': 'yes',
+        'containerd-dead-lease': 'from meta.db',
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 // removes it), errors before garbage; then the details, each kind's meaning and `why` once (all
 // of them with --verbose); then the next command to run. It reads at 80 columns.
 import { KIND_INFO } from '../../findings/kinds.js';
-import { CONTAINERD_LEASE_KINDS } from '../../findings/containerd-kinds.js';
+import { CONTAINERD_GARBAGE, CONTAINERD_LEASE_KINDS } from '../../findings/containerd-kinds.js';
 import { short } from '../../store/digest.js';
 import { FINDING_KINDS, GARBAGE_KINDS, type Finding, type FindingKind } from '../../findings/types.js';
 import { human, type Output } from '../output.js';
@@ -29,7 +29,7 @@ function purged(list: Finding[]): string {
   const n = list.filter((f) => f.reclaimable).length;
   if (k === 'unreferenced-layer') return 'with --include';
   if (CONTAINERD_LEASE_KINDS.includes(k as never)) return 'from meta.db';
-  if (!GARBAGE_KINDS.includes(k) || n === 0) return 'no';
+  if (!(GARBAGE_KINDS.includes(k) || CONTAINERD_GARBAGE.includes(k as never)) || n === 0) return 'no';
   return n === list.length ? 'yes' : `${n} of ${list.length}`;
 }
 
