@@ -77,7 +77,8 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
   const results = await verifyLayers(targets, { concurrency: opts.concurrency, onProgress: bar?.update });
   bar?.done();
 
-  const ctx = { store, refs: opts.refs ?? computeReferences(store) };
+  let refs = opts.refs; // computed only when a finding names what it affects: a clean run never needs them
+  const affects = (chainId: string) => affectedBy({ store, refs: (refs ??= computeReferences(store)) }, [chainId]);
   const findings: Finding[] = [...unsafe.values()];
   for (const [i, r] of results.entries()) {
     if (r.ok || !r.kind) continue;
@@ -107,7 +108,7 @@ export async function verifyStore(store: Store, opts: { layers?: string[]; progr
       bytes: 0,
       reclaimable: false,
       reason: r.reason ?? r.kind,
-      affects: affectedBy(ctx, [r.chainId]),
+      affects: affects(r.chainId),
       ...(r.files.length ? { files: r.files.map((f) => ({ name: f.name, problem: f.problem, ...(f.detail ? { detail: f.detail } : {}) })) } : {}),
     });
   }

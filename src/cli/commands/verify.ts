@@ -25,6 +25,8 @@ export function verifyCommand(): Command {
         if (opts.jobs !== undefined && !/^[1-9]\d*$/.test(opts.jobs)) throw new LayergcError(`--jobs ${JSON.stringify(opts.jobs)} is not a positive whole number`);
         const format = formatOf(opts);
         const again = againWith(opts);
+        // the sha256 worker boots (tens of ms, on another core) while the use case and the store load
+        void import('../../verify/hasher.js').then((h) => h.prestartHasher());
         const { verify } = await import('../../app/verify.js'); // loaded only for this command: the CLI starts fast
         const r = await verify({ ...opts, what: args, jobs: opts.jobs ? Number(opts.jobs) : undefined, again }, { log: ctx.log, progress: progressFor(ctx.out, format, opts) });
         if (r.getfattr && format === 'human' && !opts.quiet) ctx.log.warn(r.getfattr);
