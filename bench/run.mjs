@@ -55,7 +55,9 @@ for (const r of scan?.rows ?? []) {
     `scan, ${r.layers.toLocaleString('en')} layers (${r.entries.toLocaleString('en')} entries)`,
     `${s(r.scanMs)}, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
     `find -printf '' ${s(r.findMs)}`,
-    `${x(r.ratio)} (CPU time ${x(r.cpuRatio)}; Node's floor ${r.floorRatio === undefined ? '?' : x(r.floorRatio)}); findings ${r.findingsExact ? 'exact' : `WRONG (${r.mismatches.join('; ')})`}`,
+    `${x(r.ratio)} (CPU time ${x(r.cpuRatio)}; Node's floor ${r.floorRatio === undefined ? '?' : `${x(r.floorRatio)}, ${s(r.floorMs)}`}${r.nodeMs === undefined ? '' : `, of which node -e '' ${s(r.nodeMs)}`}${
+      r.phases ? `; the scan in process: import ${s(r.phases.importMs)}, reading ${s(r.phases.readMs)}, checks ${s(r.phases.checkMs)}, output ${s(r.phases.outputMs)}` : ''
+    }); findings ${r.findingsExact ? 'exact' : `WRONG (${r.mismatches.join('; ')})`}`,
     r.layers === 10000 ? '<= 1.0x (aim 0.5x), < 300 MiB' : '< 300 MiB',
     (r.layers !== 10000 || r.ratio <= 1) && r.peakRssMiB < 300 && r.findingsExact,
   );

@@ -2,7 +2,8 @@
 // every kind of damage), against `find ROOT -printf ''` over the same root, hot cache, best of
 // LAYERGC_BENCH_ROUNDS interleaved rounds; peak RSS through GNU time. Every round's findings must
 // match the generator's manifest exactly: all damage found, nothing healthy flagged. Beside them,
-// bench/scan-floor.mjs: the least a Node process reads for such a scan, checking nothing.
+// bench/scan-floor.mjs: the least a Node process reads for such a scan, checking nothing; `node -e ''`;
+// and bench/scan-phases.mjs: where the scan's own time goes (import, reading, checks, output).
 // Goals: 10,000 layers <= 1.0x find (aim 0.5x); peak RSS < 300 MB; 10x layers <= 12x time.
 // LAYERGC_BENCH_LAYERS=1000,10000 picks the sizes.
 import { spawnSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { best, cachedRoot, countMismatches, kindCounts, layergc, log, median, RO
 import { everyDamage } from '../test/helpers/generate-root.mjs';
 
 const FLOOR = new URL('./scan-floor.mjs', import.meta.url).pathname;
+const PHASES = new URL('./scan-phases.mjs', import.meta.url).pathname;
 
 const sizes = (process.env.LAYERGC_BENCH_LAYERS ?? '1000,10000').split(',').map(Number);
 const rows = [];
@@ -23,6 +25,8 @@ for (const layers of sizes) {
   const findCpu = [];
   const scanCpu = [];
   const floorCpu = [];
+  const node = [];
+  const phases = [];
   let rssKb = 0;
   let wrong = [];
   for (let i = 0; i < ROUNDS; i++) {
@@ -32,6 +36,9 @@ for (const layers of sizes) {
     const fl = timeProcess(process.execPath, [FLOOR, m.root]);
     floor.push(fl.ms);
     floorCpu.push(fl.cpuMs);
+    node.push(timeProcess(process.execPath, ['-e', '']).ms);
+    const ph = spawnSync(process.execPath, [PHASES, m.root], { encoding: 'utf8' });
+    if (ph.status === 0) phases.push(JSON.parse(ph.stdout));
     const s = layergc(['scan', '--json', '--data-root', m.root], { okCodes: [1] });
     scan.push(s.ms);
     scanCpu.push(s.cpuMs);
@@ -53,12 +60,15 @@ for (const layers of sizes) {
     floorMs: best(floor),
     floorRatio: best(floor) / best(find),
     floorCpuRatio: best(floorCpu) / best(findCpu),
+    nodeMs: best(node),
+    // each phase's best over the rounds, in process (bench/scan-phases.mjs)
+    phases: phases.length ? Object.fromEntries(['importMs', 'readMs', 'checkMs', 'outputMs'].map((k) => [k, best(phases.map((p) => p[k]))])) : undefined,
     peakRssMiB: rssKb / 1024,
     findingsExact: wrong.length === 0,
     mismatches: wrong,
   };
   log(
-    `${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), Node's floor ${sec(row.floorMs)} (${row.floorRatio.toFixed(2)}x, CPU ${row.floorCpuRatio.toFixed(2)}x), peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`,
+    `${layers} layers, ${entries} entries: find ${sec(row.findMs)}, scan ${sec(row.scanMs)} (${row.ratio.toFixed(2)}x; CPU ${sec(row.scanCpuMs)} vs ${sec(row.findCpuMs)}, ${row.cpuRatio.toFixed(2)}x), Node's floor ${sec(row.floorMs)} (${row.floorRatio.toFixed(2)}x, CPU ${row.floorCpuRatio.toFixed(2)}x), node -e '' ${sec(row.nodeMs)}${row.phases ? `; in process: import ${sec(row.phases.importMs)}, reading ${sec(row.phases.readMs)}, checks ${sec(row.phases.checkMs)}, output ${sec(row.phases.outputMs)}` : ''}; peak RSS ${row.peakRssMiB.toFixed(0)} MiB, findings ${wrong.length ? `WRONG: ${wrong.join('; ')}` : 'exact'}`,
   );
   rows.push(row);
 }

@@ -63,6 +63,12 @@ export interface DriverAdapter {
   typeOf(id: string): EntryType | null;
   /** Every existing path that belongs to `id`: its directory, and links or files naming it. */
   pathsOf(id: string): Promise<string[]>;
+  /**
+   * Reads now what checkLayer, parentsOf and lowersUnknown will ask of the dirs `ids` (overlay2:
+   * each one's diff/, link and lower), so that opening the store does all of a scan's reading and
+   * the checks after it only look things up.
+   */
+  preload?(ids: string[]): void;
   /** Why the data of a layer the store uses is unusable; [] when it looks whole. */
   checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]>;
   /** Driver bookkeeping that points nowhere (overlay2 l/<LID> links). */

@@ -25,6 +25,7 @@ export async function openStore(opts: LocateOptions, located?: StoreLocation): P
   unsafe.push(...layerdb.unsafe);
   // ids are validated once, here: a name that is no layer ID (empty, a bookkeeping dir) is never an item
   const driverEntries = listed.filter((e) => !unsafeDriverId(e.id));
+  driver.preload?.(driverEntries.filter((e) => !e.staged).map((e) => e.id));
   const unknown = await unknownSources(loc, driverEntries.length);
   return { loc, layerdb, images, containers, buildkit, driver, driverEntries, daemon: findDaemons(loc.dataRoot), unsafe, unknownSources: unknown };
 }

@@ -1,6 +1,6 @@
 // overlay2 (and fuse-overlayfs, which keeps the same layout): home/<id>/{diff,link,lower,work},
 // home/l/<LID> -> ../<id>/diff. Layout facts: daemon/graphdriver/overlay2/overlay.go.
-import { listTyped, lstatOrNull, lstatOrNullSync, readlinkOrNull, readSmallFileSync, type SmallFile } from '../../fsx/read.js';
+import { listTyped, lstatOrNull, lstatOrNullSync, readlinkOrNull, readSmallFileSync, type EntryType, type SmallFile } from '../../fsx/read.js';
 import { fs } from '../../fsx/fs.js';
 import type { Remover } from '../../fsx/remove.js';
 import { unsafeDriverId } from '../../layout.js';
@@ -54,6 +54,29 @@ export class Overlay2Driver extends DirPerLayerDriver {
     return f;
   }
 
+  /** A dir's `link` file and what its diff/ is, read once per adapter (preload reads them with the store). */
+  private readonly linkTexts = new Map<string, SmallFile>();
+  private linkOf(id: string): SmallFile {
+    let f = this.linkTexts.get(id);
+    if (!f) this.linkTexts.set(id, (f = readSmallFileSync(`${this.dirOf(id)}/link`)));
+    return f;
+  }
+  private readonly diffs = new Map<string, EntryType | null>();
+  private diffOf(id: string): EntryType | null {
+    let d = this.diffs.get(id);
+    if (d === undefined) this.diffs.set(id, (d = lstatOrNullSync(`${this.dirOf(id)}/diff`)));
+    return d;
+  }
+
+  preload(ids: string[]): void {
+    for (const id of ids) {
+      if (unsafeDriverId(id) || !this.typeOf(id)?.isDirectory()) continue;
+      this.diffOf(id);
+      this.linkOf(id);
+      this.lowerOf(id);
+    }
+  }
+
   /** The parts of a `lower` file ("l/A:l/B"), split once per dir. */
   private readonly lowerParts = new Map<string, string[]>();
   private partsOf(id: string, text: string): string[] {
@@ -72,13 +95,12 @@ export class Overlay2Driver extends DirPerLayerDriver {
   }
 
   override async checkLayer(id: string, opts: { hasParent: boolean }): Promise<string[]> {
-    const dir = this.dirOf(id);
     const problems: string[] = [];
     const links = this.links.index();
-    const diff = lstatOrNullSync(`${dir}/diff`);
+    const diff = this.diffOf(id);
     if (!diff) problems.push('diff/ is missing');
     else if (!diff.isDirectory()) problems.push('diff is not a directory');
-    const link = readSmallFileSync(`${dir}/link`);
+    const link = this.linkOf(id);
     if (link.state !== 'ok') problems.push(`link file is ${link.state === 'missing' ? 'missing' : `not readable (${link.state})`}`);
     else if (!link.text.trim()) problems.push('link file is empty (a crash before Docker 25 wrote it non-atomically)');
     else if (!LID.test(link.text.trim())) problems.push(`link file holds ${JSON.stringify(link.text.slice(0, 40))}, not a link ID`);
