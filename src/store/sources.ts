@@ -5,6 +5,7 @@
 import { constants, type Stats } from 'node:fs';
 import { fs, errCode } from '../fsx/fs.js';
 import { containersDir, HEX64, imagedbPaths, layerdbPaths } from '../layout.js';
+import { listNames } from '../fsx/read.js';
 import type { SourceName, StoreLocation, UnknownSource } from './model.js';
 
 /** What an unreadable source leaves unknown, for the report. */
@@ -15,7 +16,8 @@ export const SOURCE_CLAIMS: Record<SourceName, string> = {
   containers: 'which layers containers use',
 };
 
-type DirState = { state: 'dir'; names: string[] } | { state: 'missing' } | { state: 'bad'; why: string };
+// a dir's names are listed only when a missing source's check needs them (the loaders listed each one already)
+type DirState = { state: 'dir'; names: () => string[] } | { state: 'missing' } | { state: 'bad'; why: string };
 
 async function dirState(path: string): Promise<DirState> {
   let st: Stats;
@@ -39,7 +41,8 @@ async function dirState(path: string): Promise<DirState> {
     // readable as a directory, without following anything (O_NOFOLLOW on the open)
     const fh = await fs.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     await fh.close();
-    return { state: 'dir', names: fs.readdirSync(path) };
+    let names: string[] | undefined;
+    return { state: 'dir', names: () => (names ??= [...(listNames(path) ?? [])]) };
   } catch (err) {
     return { state: 'bad', why: `cannot be read (${errCode(err) ?? err})` };
   }
@@ -57,7 +60,7 @@ export async function unknownSources(loc: StoreLocation, driverEntries: number):
   for (const s of Object.keys(paths) as SourceName[]) states.set(s, await dirState(paths[s]));
   const count = (s: SourceName, test: (n: string) => boolean = () => true) => {
     const st = states.get(s)!;
-    return st.state === 'dir' ? st.names.filter(test).length : 0;
+    return st.state === 'dir' ? st.names().filter(test).length : 0;
   };
   // a missing source is empty only when nothing else says it had entries (moby makes each dir on first use)
   const mustExist: Record<SourceName, () => string | undefined> = {
