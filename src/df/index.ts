@@ -12,7 +12,7 @@ import { fs } from '../fsx/fs.js';
 import { scanStore } from '../findings/index.js';
 import { driverPaths } from '../findings/driver-paths.js';
 import { keepingClaims } from '../store/references.js';
-import { imageLabel } from '../store/images.js';
+import { imageLabel, readImageParents } from '../store/images.js';
 import { imageMetadataDir, mightBeBuildkit } from '../layout.js';
 import type { ImageRecord, LayerRecord, Store } from '../store/model.js';
 import type { MountTable } from '../fsx/mounts.js';
@@ -221,6 +221,7 @@ export async function diskUsage(store: Store, opts: { mounts?: MountTable } = {}
  * while it is untagged, no container uses it and it has no other child.
  */
 function deletedWith(store: Store): (img: ImageRecord) => Set<ImageRecord> {
+  readImageParents(store.loc.imageDir, store.images.images);
   const byId = new Map(store.images.images.map((i) => [i.id, i]));
   const children = new Map<string, number>();
   for (const i of store.images.images) if (i.parent) children.set(i.parent, (children.get(i.parent) ?? 0) + 1);

@@ -1,11 +1,13 @@
 // Digests and chain IDs, parsed and computed exactly as moby does (go-digest, image-spec identity).
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { HEX64 } from '../layout.js';
 
 const ALGO_HEX_LEN: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /** go-digest's Parse: "<algo>:<lowercase hex of the algo's length>". Returns null when invalid. */
 export function parseDigest(s: string): string | null {
+  if (s.length === 71 && SHA256_DIGEST.test(s)) return s; // nearly every digest: one test, no slices
   const i = s.indexOf(':');
   if (i <= 0) return null;
   const algo = s.slice(0, i);
@@ -24,8 +26,12 @@ export function trimSpace(s: string): string {
   return s.replace(/^[\s\u0085\u00a0]+|[\s\u0085\u00a0]+$/g, '');
 }
 
+// crypto.hash (Node 20.12+): a one-shot digest without a Hash object, half the cost for the
+// 10,000 chain steps and 5,000 configs of a big store
+const oneShot = (crypto as { hash?: (algo: string, data: string | Buffer, enc: 'hex') => string }).hash;
+
 export function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? oneShot('sha256', data, 'hex') : crypto.createHash('sha256').update(data).digest('hex');
 }
 
 /**

@@ -2,7 +2,7 @@
 // image/fs.go and reference/store.go do.
 import { chainIds, parseDigest, sha256Hex, trimSpace } from './digest.js';
 import { HEX64, imagedbPaths, repositoriesJson } from '../layout.js';
-import { listNames, listTyped, readFileCapped, readSmallFileIfThere, readSmallFileSync, smallFileProblem } from '../fsx/read.js';
+import { listNames, listTyped, readSmallFileIfThere, readSmallFileSync, smallFileProblem, withFileBytes } from '../fsx/read.js';
 import type { ImageDb, ImageRecord, Unsafe } from './model.js';
 
 export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<ImageDb> {
@@ -40,8 +40,6 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
   const images: ImageRecord[] = [];
   const contentDir = imagedbPaths(imageDir).content;
   const seen = new Set<string>();
-  // most images have no metadata dir, or one without a parent: a file is opened only where it is listed
-  const withMetadata = listNames(imagedbPaths(imageDir).metadata);
   for (const e of listTyped(contentDir, (path, target) => unsafe.push({ path, reason: `is a symlink (to ${target}) where moby keeps image configs; it is never followed` }))) {
     if (!HEX64.test(e.name)) continue; // fs.Walk skips names that are not digests
     const id = `sha256:${e.name}`;
@@ -64,11 +62,7 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
     }
     if (!e.type.isFile() && !tags.has(id)) continue; // an untagged non-file is nothing the daemon loads
     seen.add(id);
-    const rec = readImage(id, e.path, (tags.get(id) ?? []).sort());
-    // docker rmi deletes an untagged parent with its last child (layergc df's unique bytes)
-    const parent = withMetadata?.has(e.name) === false ? null : readSmallFileIfThere(`${imagedbPaths(imageDir).metadata}/${e.name}/parent`);
-    if (parent?.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
-    images.push(rec);
+    images.push(readImage(id, e.path, (tags.get(id) ?? []).sort()));
   }
   // A tag whose config is not there: the daemon drops the tag at start, but what it pointed at is
   // unknown to layergc (deleted by hand, a lost write), so its layers may still be wanted.
@@ -89,6 +83,23 @@ export async function readImages(imageDir: string, unsafe: Unsafe[]): Promise<Im
   return { images, repositoriesProblem };
 }
 
+/**
+ * Each image's parent image (imagedb/metadata/<id>/parent), which only `layergc df` needs: docker
+ * rmi deletes an untagged parent with its last child (df's unique bytes). Read on demand, since
+ * every image built or pulled has a metadata dir, mostly without a parent.
+ */
+export function readImageParents(imageDir: string, images: ImageRecord[]): void {
+  const metadata = imagedbPaths(imageDir).metadata;
+  // a file is opened only where a metadata dir is listed
+  const withMetadata = listNames(metadata);
+  for (const rec of images) {
+    const hex = rec.id.slice(7);
+    if (withMetadata?.has(hex) === false) continue;
+    const parent = readSmallFileIfThere(`${metadata}/${hex}/parent`);
+    if (parent.state === 'ok' && parseDigest(trimSpace(parent.text))) rec.parent = trimSpace(parent.text);
+  }
+}
+
 /** How a person names an image: its first tag, else its short ID. */
 export function imageLabel(img: ImageRecord): string {
   const tag = img.tags.find((t) => !t.includes('@')) ?? img.tags[0];
@@ -100,20 +111,20 @@ const MAX_CONFIG = 8 << 20;
 
 function readImage(id: string, path: string, tags: string[]): ImageRecord {
   const rec: ImageRecord = { id, path, tags, diffIds: [], chainIds: [] };
-  const f = readFileCapped(path, MAX_CONFIG);
+  const f = withFileBytes(path, MAX_CONFIG, (bytes) => ({ hex: sha256Hex(bytes), text: bytes.toString('utf8') }));
   if (f.state !== 'ok') {
     rec.problem = `config ${smallFileProblem(f)}: its layers are unknown`;
     rec.layersUnknown = true;
     return rec;
   }
-  if (sha256Hex(f.bytes) !== id.slice(7)) {
+  if (f.value.hex !== id.slice(7)) {
     rec.problem = 'config content does not match its digest (the daemon logs "invalid image" and skips it)';
     rec.layersUnknown = true;
     return rec;
   }
   let cfg: { rootfs?: { diff_ids?: unknown } };
   try {
-    cfg = JSON.parse(f.bytes.toString('utf8')) as typeof cfg;
+    cfg = JSON.parse(f.value.text) as typeof cfg;
   } catch {
     rec.problem = 'config is not valid JSON';
     rec.layersUnknown = true;
