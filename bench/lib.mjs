@@ -95,6 +95,17 @@ export function dropCaches() {
   execFileSync('sync');
 }
 
+/** The scheduling policy the bench runs under (inherited by every timed process): `chrt -f 10 npm run bench` gives SCHED_FIFO. */
+function schedPolicy() {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    return ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', '?', 'SCHED_IDLE', 'SCHED_DEADLINE'][policy] ?? String(policy);
+  } catch {
+    return '?';
+  }
+}
+
 export function machine() {
   const cpu = os.cpus()[0]?.model ?? '?';
   let fsType = '?';
@@ -111,5 +122,6 @@ export function machine() {
     fs: fsType,
     node: process.version,
     loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+    sched: schedPolicy(),
   };
 }

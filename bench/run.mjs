@@ -118,7 +118,7 @@ const md = [
   ...rows.map((r) => `| ${[r.bench, r.layergc, r.reference, r.result, r.goal].map((c) => c.replaceAll('|', '\\|')).join(' | ')} | ${r.met ? 'yes' : '**no**'} |`),
 ].join('\n');
 console.log(
-  `\n${md}\n\nmachine: ${m.cpus} x ${m.cpu}, ${m.memGiB} GiB, ${m.fs}, Linux ${m.kernel}, Node ${m.node}; load average at the start ${loadAtStart.join(' ')}, at the end ${m.loadavg.join(' ')}; ${started.toISOString()}`,
+  `\n${md}\n\nmachine: ${m.cpus} x ${m.cpu}, ${m.memGiB} GiB, ${m.fs}, Linux ${m.kernel}, Node ${m.node}; ${m.sched}; load average at the start ${loadAtStart.join(' ')}, at the end ${m.loadavg.join(' ')}; ${started.toISOString()}`,
 );
 writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), machine: { ...m, loadavgAtStart: loadAtStart }, table: rows, results }, null, 2)}\n`);
 console.log(`written to ${out}`);
