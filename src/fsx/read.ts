@@ -369,16 +369,21 @@ export type PresentFile = { state: 'present' } | Exclude<SmallFile, { state: 'ok
  */
 export function readSmallFilesIn(dir: string, names: readonly string[], present: readonly string[] = []): Map<string, SmallFile | PresentFile> {
   const out = new Map<string, SmallFile | PresentFile>();
-  let listed: Map<string, Dirent> | null = new Map();
+  let listed: Dirent[] | null;
   try {
     injectedReadError(dir, 'readdir');
-    for (const d of fsSync.readdirSync(dir, { withFileTypes: true })) listed.set(d.name, d);
+    listed = fsSync.readdirSync(dir, { withFileTypes: true });
   } catch {
     listed = null; // each name is looked at on its own below, which says why it cannot be read
   }
+  // a layer dir holds a handful of entries: a scan of them costs less than a Map of them per dir
+  const entry = (name: string): Dirent | undefined => {
+    for (const d of listed!) if (d.name === name) return d;
+    return undefined;
+  };
   const look = (name: string, whole: boolean): SmallFile | PresentFile => {
     const path = `${dir}/${name}`;
-    const d = listed?.get(name);
+    const d = listed ? entry(name) : undefined;
     if (listed && !d) return { state: 'missing' };
     if (d?.isSymbolicLink()) return { state: 'symlink', target: readlinkQuiet(path) };
     if (whole) return d?.isFile() ? readListedFile(path) : readSmallFileSync(path);
