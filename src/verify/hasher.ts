@@ -91,12 +91,15 @@ type WorkerReply = { digest?: string; aborted?: boolean };
 type WaitAsync = (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string };
 const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
 
+// Idle workers, one pool for every copy of this module in the process: bin/layergc.js prestarts one from
+// tsc's output before it loads the bundle, which holds a copy of its own.
+const idle: RingHasher[] = ((globalThis as Record<symbol, RingHasher[] | undefined>)[Symbol.for('layergc.verify.idleHashers')] ??= []);
+
 /**
  * Hashes on a worker thread. The producer reads file data straight into the shared ring, so each byte is
  * copied once (page cache to ring) and hashed once, as with `openssl dgst`.
  */
 class RingHasher implements StreamHasher {
-  private static idle: RingHasher[] = [];
   private readonly worker: Worker;
   private readonly ring: Buffer;
   private readonly ctl: Int32Array;
@@ -109,11 +112,11 @@ class RingHasher implements StreamHasher {
 
   /** A worker booting now (tens of ms) while the caller loads the store, for the first acquire() to take. */
   static prestart(): void {
-    if (!waitAsync || RingHasher.idle.length) return;
+    if (!waitAsync || idle.length) return;
     try {
       const h = new RingHasher();
       h.worker.unref(); // idle until acquired: it must not keep the process alive
-      RingHasher.idle.push(h);
+      idle.push(h);
     } catch {
       /* acquire() falls back to hashing inline */
     }
@@ -121,7 +124,7 @@ class RingHasher implements StreamHasher {
 
   static acquire(): StreamHasher {
     if (!waitAsync) return new InlineHasher();
-    let h = RingHasher.idle.pop();
+    let h = idle.pop();
     if (!h) {
       try {
         h = new RingHasher();
@@ -142,7 +145,7 @@ class RingHasher implements StreamHasher {
     this.worker = new Worker(HASHER_SOURCE, { eval: true, execArgv: [], workerData: { ring, ctl } });
     const fail = (err: Error) => {
       this.failed ??= err;
-      RingHasher.idle = RingHasher.idle.filter((h) => h !== this);
+      if (idle.includes(this)) idle.splice(idle.indexOf(this), 1);
       this.answer?.reject(this.failed);
       this.answer = undefined;
     };
@@ -245,7 +248,7 @@ class RingHasher implements StreamHasher {
     done.then(
       () => {
         this.worker.unref();
-        if (!this.failed && RingHasher.idle.length < 4) RingHasher.idle.push(this);
+        if (!this.failed && idle.length < 4) idle.push(this);
         else void this.worker.terminate();
       },
       () => void this.worker.terminate(),

@@ -1,12 +1,14 @@
 /**
  * `layergc verify` through the real CLI, for what its start-up changes: the sha256 worker it starts
- * before the store is read never keeps a failed or finished run alive, and the images and containers a
- * finding affects are still named, now that they are worked out only when a layer fails.
+ * before the CLI and the store are loaded never keeps a failed or finished run alive, and the images and
+ * containers a finding affects are still named, now that they are worked out only when a layer fails.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rootMaker, runCliAsync } from '../helpers/synthetic.js';
+import { REPO, rootMaker, runCliAsync } from '../helpers/synthetic.js';
+import * as hasher from '../../src/verify/hasher.js';
 
 const root = rootMaker();
 
@@ -42,5 +44,25 @@ describe('verify, whole process', () => {
     expect(findings[0].affects.containers).toEqual(['web']);
     // the shared base layer is clean: the same run names nothing for it
     expect(findings.some((f) => f.layer === base.chainIds[0])).toBe(false);
+  });
+});
+
+describe('the hashing worker bin/layergc.js starts before the bundle loads', () => {
+  it('is the one the bundle hashes with: two copies of the module share one pool of idle workers', async () => {
+    const pool = () => (globalThis as Record<symbol, unknown[] | undefined>)[Symbol.for('layergc.verify.idleHashers')] ?? [];
+    const tsc = (await import(path.join(REPO, 'dist/verify/hasher.js'))) as typeof hasher; // the copy bin loads
+    expect(pool()).toEqual([]);
+    tsc.prestartHasher();
+    expect(pool().length).toBe(1);
+    const started = pool()[0];
+    hasher.prestartHasher(); // the other copy (here: the sources) sees it and starts none
+    expect(pool()).toEqual([started]);
+    const h = hasher.acquireHasher();
+    expect(h).toBe(started);
+    expect(pool()).toEqual([]);
+    const data = Buffer.alloc(3 << 20, 7);
+    await h.write(data);
+    expect(await h.digest()).toBe(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+    h.release();
   });
 });
