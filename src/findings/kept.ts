@@ -129,7 +129,9 @@ export async function inferHeld(store: Store, refs: References, kept: InferredKe
     const lowerOf = new Map<string, string[] | undefined>();
     for (const id of free) {
       if (id.endsWith('-init')) continue; // a container's init layer, never a layer's data
-      lowerOf.set(id, driver.parentsOf ? await driver.parentsOf(id) : undefined);
+      // only a lower list read whole rules a dir out: a power loss empties cache-id and lower alike
+      const whole = driver.parentsOf && !(await driver.lowersUnknown?.(id, false));
+      lowerOf.set(id, whole ? await driver.parentsOf!(id) : undefined);
     }
     for (const e of lost) {
       // the parent is known only from an entry whose other files are readable (a wiped entry, moby#44909, says nothing)

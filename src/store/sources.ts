@@ -16,8 +16,9 @@ export const SOURCE_CLAIMS: Record<SourceName, string> = {
   containers: 'which layers containers use',
 };
 
-// a dir's names are listed only when a missing source's check needs them (the loaders listed each one already)
-type DirState = { state: 'dir'; names: () => string[] } | { state: 'missing' } | { state: 'bad'; why: string };
+// a dir's names are listed only when a missing source's check needs them (the loaders listed each one
+// already); null when that listing fails (the dir went or changed since it was opened)
+type DirState = { state: 'dir'; names: () => string[] | null } | { state: 'missing' } | { state: 'bad'; why: string };
 
 async function dirState(path: string): Promise<DirState> {
   let st: Stats;
@@ -41,8 +42,12 @@ async function dirState(path: string): Promise<DirState> {
     // readable as a directory, without following anything (O_NOFOLLOW on the open)
     const fh = await fs.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     await fh.close();
-    let names: string[] | undefined;
-    return { state: 'dir', names: () => (names ??= [...(listNames(path) ?? [])]) };
+    let names: string[] | null | undefined;
+    const list = () => {
+      const set = listNames(path);
+      return set && [...set];
+    };
+    return { state: 'dir', names: () => (names === undefined ? (names = list()) : names) };
   } catch (err) {
     return { state: 'bad', why: `cannot be read (${errCode(err) ?? err})` };
   }
@@ -58,16 +63,25 @@ export async function unknownSources(loc: StoreLocation, driverEntries: number):
   };
   const states = new Map<SourceName, DirState>();
   for (const s of Object.keys(paths) as SourceName[]) states.set(s, await dirState(paths[s]));
-  const count = (s: SourceName, test: (n: string) => boolean = () => true) => {
+  // why a missing source must exist, from what `s` holds; a listing of `s` that fails cannot say it is empty
+  const holds = (s: SourceName, what: (n: number) => string, test: (n: string) => boolean = () => true) => {
     const st = states.get(s)!;
-    return st.state === 'dir' ? st.names().filter(test).length : 0;
+    const names = st.state === 'dir' ? st.names() : [];
+    if (names === null) return `is missing, and ${paths[s]} cannot be listed to tell whether it must exist`;
+    const n = names.filter(test).length;
+    return n ? `is missing, but ${what(n)}` : undefined;
   };
   // a missing source is empty only when nothing else says it had entries (moby makes each dir on first use)
   const mustExist: Record<SourceName, () => string | undefined> = {
     'layerdb/sha256': () => (driverEntries ? `is missing, but the driver home holds ${driverEntries} layer dir(s)` : undefined),
-    'layerdb/mounts': () => (count('containers') ? `is missing, but containers/ holds ${count('containers')} container(s)` : undefined),
-    'imagedb/content/sha256': () => (count('layerdb/sha256', (n) => HEX64.test(n)) ? 'is missing, but the layer store holds layers (the daemon makes it at its first start)' : undefined),
-    containers: () => (count('layerdb/mounts') ? `is missing, but layerdb/mounts holds ${count('layerdb/mounts')} mount(s) (the daemon makes it at its first start)` : undefined),
+    'layerdb/mounts': () => holds('containers', (n) => `containers/ holds ${n} container(s)`),
+    'imagedb/content/sha256': () =>
+      holds(
+        'layerdb/sha256',
+        () => 'the layer store holds layers (the daemon makes it at its first start)',
+        (n) => HEX64.test(n),
+      ),
+    containers: () => holds('layerdb/mounts', (n) => `layerdb/mounts holds ${n} mount(s) (the daemon makes it at its first start)`),
   };
   const out: UnknownSource[] = [];
   for (const s of Object.keys(paths) as SourceName[]) {

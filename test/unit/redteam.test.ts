@@ -548,3 +548,61 @@ describe('the scan read path (typed listings, listed files read without fstat): 
     });
   }
 });
+
+describe('reading the store up front (overlay2 preload, the sources check): what cannot be read keeps, and stops nothing else', () => {
+  it.concurrent('regression: a leaked dir whose diff/ cannot be examined (EIO) does not stop the scan or verify of the rest', async () => {
+    const s = root();
+    s.populate();
+    const leak = s.makeLeakedDriverDir();
+    const env = { LAYERGC_TEST_READ_ERROR: `EIO:lstat:${leak.id}/diff` };
+    const sc = await runCliAsync(['scan', '--data-root', s.root, '--json'], { env });
+    expect([sc.code, sc.stderr]).toEqual([1, '']);
+    expect((sc.json.findings as { kind: string; cacheId?: string }[]).map((f) => [f.kind, f.cacheId])).toEqual([['unreferenced-driver-dir', leak.id]]);
+    const v = await runCliAsync(['verify', '--data-root', s.root, '--json'], { env });
+    expect([v.code, v.stderr]).toEqual([0, '']);
+    expect(v.json.summary).toMatchObject({ findings: 0, layersVerified: 3, layersOk: 3 }); // as at c6923b9, before preload
+  });
+
+  // a layer that lost its cache-id (power loss empties cache-id and lower alike) keeps every unclaimed
+  // dir that may be its data; only a lower list read whole may rule a dir out
+  for (const lower of ['a FIFO', 'empty', 'unreadable (EIO)', 'garbage', 'a directory']) {
+    it.concurrent(`regression: a lost cache-id whose own dir's lower file is ${lower}: that dir, the layer's only copy, is kept`, async () => {
+      const s = root();
+      s.populate();
+      const img = s.addImage(['solo:1'], [{ files: { 'base.txt': 'base\n' } }, { files: { 'top.txt': 'only copy\n' } }]);
+      const top = img.layers[1];
+      s.removeLayerFile(top.chainId, 'cache-id');
+      const file = path.join(top.driverDir, 'lower');
+      const env: Record<string, string> = {};
+      if (lower === 'a FIFO') {
+        fs.rmSync(file);
+        spawnSync('mkfifo', [file]);
+      } else if (lower === 'empty') fs.writeFileSync(file, '');
+      else if (lower === 'garbage') fs.writeFileSync(file, 'l/SHORT');
+      else if (lower === 'a directory') {
+        fs.rmSync(file);
+        fs.mkdirSync(file);
+      } else env.LAYERGC_TEST_READ_ERROR = `EIO:read:${top.cacheId}/lower`;
+      const live = listing([path.join(top.driverDir, 'diff')]);
+      const r = await purge(s, ['--yes', '--json'], env);
+      expect(r.code).toBe(0);
+      const act = (r.json.actions as { paths: string[]; status: string; reason?: string }[]).find((a) => a.paths[0] === top.driverDir);
+      expect(act?.status).toBe('skipped');
+      expect(act?.reason).toContain(`layer ${top.chainId.slice(7, 19)} has lost its cache-id`);
+      same(live, listing([path.join(top.driverDir, 'diff')]));
+    });
+  }
+
+  it.concurrent("regression: layerdb/mounts missing while containers/ cannot be listed when it is counted: the containers' dirs are kept", async () => {
+    const s = root();
+    const { web } = s.populate();
+    fs.rmSync(path.join(s.layerdb, 'mounts'), { recursive: true });
+    const live = listing([web.mountDriverDir, web.initDriverDir]);
+    // the open succeeds, the listing fails: a dir removed or swapped between the two
+    const r = await purge(s, ['--yes', '--json'], { LAYERGC_TEST_READ_ERROR: 'ENOENT:readdir:/docker/containers' });
+    expect(r.code).toBe(0);
+    expect((r.json.actions as { status: string }[]).filter((a) => a.status === 'removed')).toEqual([]);
+    expect(r.stderr).toContain(`${path.join(s.layerdb, 'mounts')} is missing, and ${path.join(s.root, 'containers')} cannot be listed`);
+    same(live, listing([web.mountDriverDir, web.initDriverDir]));
+  });
+});

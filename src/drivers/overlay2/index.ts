@@ -71,7 +71,11 @@ export class Overlay2Driver extends DirPerLayerDriver {
   preload(ids: string[]): void {
     for (const id of ids) {
       if (unsafeDriverId(id) || !this.typeOf(id)?.isDirectory()) continue;
-      this.diffOf(id);
+      try {
+        this.diffOf(id);
+      } catch {
+        // unmemoized: only a check that needs this dir's diff/ reads it again and fails, as before preload
+      }
       this.linkOf(id);
       this.lowerOf(id);
     }
@@ -175,7 +179,8 @@ export class Overlay2Driver extends DirPerLayerDriver {
     const lower = this.lowerOf(id);
     if (lower.state === 'missing') return hasParent ? 'lower file is missing' : undefined;
     if (lower.state !== 'ok') return `lower file is not readable (${lower.state})`;
-    if (!lower.text.trim()) return hasParent ? 'lower file is empty' : undefined;
+    // moby writes no lower for a base layer: an empty one was cut by a crash, whatever it named
+    if (!lower.text.trim()) return 'lower file is empty';
     const links = this.links.index();
     for (const part of this.partsOf(id, lower.text)) {
       // a well-formed LID whose link and dir are both gone names nothing left to keep
