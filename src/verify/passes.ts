@@ -9,7 +9,7 @@ import { Crc64 } from './crc64.js';
 import { acquireHasher, CHUNK, type StreamHasher } from './hasher.js';
 import { SparseSniffer } from './sparse.js';
 import { cleanName, fileProblem, reportName, type FileProblem, type FileProblemKind } from './tar-names.js';
-import { readTarSplitBatches, TarSplitError, type FileEntry } from './tarsplit.js';
+import { readTarSplitBatches, TarSplitError, type FileEntry, type TarSplitEntry } from './tarsplit.js';
 
 export interface AssembleOptions {
   onBytes?: (n: number) => void;
@@ -27,6 +27,8 @@ export interface HashPass {
 }
 
 const YIELD_MS = 10;
+/** Tar-split batches (one decompressed chunk each, a few hundred KiB of JSON) parsed ahead while the hasher is full. */
+const READ_AHEAD_BATCHES = 8;
 
 /** Lets timers, signals and progress output run during a long pass; checking is cheap, yielding is not. */
 class Yielder {
@@ -45,12 +47,41 @@ class Yielder {
   }
 }
 
+/**
+ * The tar-split's batches in order, some parsed ahead: when the hasher is full (a run of large files),
+ * the time this thread would spend waiting goes to parsing what comes next (a run of small files, where
+ * this thread is the slower side).
+ */
+class Batches {
+  private readonly ahead: Promise<IteratorResult<TarSplitEntry[]>>[] = [];
+  constructor(private readonly it: AsyncGenerator<TarSplitEntry[]>) {}
+
+  next(): Promise<IteratorResult<TarSplitEntry[]>> {
+    return this.ahead.shift() ?? this.it.next();
+  }
+
+  /** Starts parsing one more batch, while the caller waits for the hasher. */
+  readAhead(): void {
+    if (this.ahead.length >= READ_AHEAD_BATCHES) return;
+    const p = this.it.next();
+    p.catch(() => {}); // a TarSplitError is thrown where next() takes it, in stream order
+    this.ahead.push(p);
+  }
+
+  async close(): Promise<void> {
+    await this.it.return(undefined).catch(() => {});
+  }
+}
+
 /** Streams the first `size` bytes of the file into the hasher. Returns how many there were. */
-async function pumpToHasher(fd: number, size: number, h: StreamHasher, y: Yielder, onBytes?: (n: number) => void): Promise<number> {
+async function pumpToHasher(fd: number, size: number, h: StreamHasher, y: Yielder, onBytes?: (n: number) => void, onWait?: () => void): Promise<number> {
   let pos = 0;
   while (pos < size) {
     let v = h.space();
-    if (v instanceof Promise) v = await v;
+    if (v instanceof Promise) {
+      onWait?.();
+      v = await v;
+    }
     const n = fs.readSync(fd, v, 0, Math.min(v.length, size - pos), pos);
     if (n === 0) break;
     h.commit(n);
@@ -96,15 +127,20 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
   let scratch: Buffer | undefined; // for the rare hole-only file
 
   const hasher = acquireHasher();
+  const batches = new Batches(readTarSplitBatches(tarSplitPath, { signal }));
+  const readAhead = () => batches.readAhead();
   try {
-    for await (const batch of readTarSplitBatches(tarSplitPath, { signal })) {
-      for (const e of batch) {
+    for (let r = await batches.next(); !r.done; r = await batches.next()) {
+      for (const e of r.value) {
         n++;
         if (y.due()) await y.yield();
         if (e.type === 2) {
           sniffer.segment(e.payload);
           const w = hasher.write(e.payload);
-          if (w) await w;
+          if (w) {
+            readAhead();
+            await w;
+          }
           count(e.payload.length);
           continue;
         }
@@ -125,7 +161,7 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
         }
         let got: number;
         try {
-          got = await pumpToHasher(o.fd, e.size, hasher, y, count);
+          got = await pumpToHasher(o.fd, e.size, hasher, y, count, readAhead);
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (!code || signal?.aborted) throw err;
@@ -144,6 +180,7 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
     out.tarSplitError = err;
   } finally {
     hasher.release();
+    await batches.close(); // an early exit leaves batches read ahead, and the gzip stream, open
   }
   return out;
 }

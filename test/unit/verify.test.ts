@@ -674,6 +674,55 @@ describe('verifyLayer', () => {
     expect(peakHeap).toBeLessThan(32 << 20);
   });
 
+  describe('tar-split parsed ahead while the hasher is full', () => {
+    // 24 MiB first (the hasher's ring fills: the next batches are parsed meanwhile), then 1,500 small
+    // files spanning several batches of tar-split
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    function aheadLayer(): Layer {
+      return buildLayer((root) => {
+        write(root, 'a-big.bin', pseudoRandom(24 << 20, 21));
+        for (let i = 0; i < 1500; i++) write(root, `z/${String(i).padStart(4, '0')}`, pseudoRandom(700 + (i % 50), i + 1));
+      });
+    }
+
+    it('proves the layer, in stream order', async () => {
+      const l = aheadLayer();
+      const r = await verifyLayer(l.target);
+      expect(r).toMatchObject({ ok: true, computed: l.target.diffId, bytes: l.tar.length });
+    });
+
+    it('a bad line past the batches read ahead: tar-split-corrupt at that line, damage before it still named', async () => {
+      const l = aheadLayer();
+      const lines = toJsonLines(l.entries).toString().split('\n');
+      const bad = lines.length - 12;
+      lines[bad] = '{"type":1,"name":';
+      fs.writeFileSync(l.target.tarSplitPath, gzipSync(lines.join('\n')));
+      fs.writeFileSync(join(l.root, 'z/1200'), 'changed');
+      const r = await verifyLayer(l.target);
+      expect(r).toMatchObject({ ok: false, kind: 'tar-split-corrupt' });
+      expect(r.reason).toMatch(new RegExp(`line ${bad + 1}: not JSON`));
+      expect(byName(r)).toEqual({ 'z/1200': 'short' });
+    });
+
+    it('an abort while batches are read ahead leaves no file open', async () => {
+      const l = aheadLayer();
+      expect((await verifyLayer(l.target)).ok).toBe(true); // the hashing worker is pooled: counted in `before`
+      const before = fds();
+      const ac = new AbortController();
+      let seen = 0;
+      const p = verifyLayer(l.target, {
+        signal: ac.signal,
+        onBytes: (n) => {
+          seen += n;
+          if (seen >= 20 << 20) ac.abort(new Error('stop'));
+        },
+      });
+      await expect(p).rejects.toThrow('stop');
+      await new Promise((r) => setTimeout(r, 100)); // the stream's close is asynchronous
+      expect(fds()).toBe(before);
+    });
+  });
+
   it('honours an abort signal, at any point', async () => {
     const l = richLayer();
     for (const at of [1, 1000, 100_000, 3_000_000]) {
