@@ -138,6 +138,8 @@ export async function inferHeld(store: Store, refs: References, kept: InferredKe
       const rec = store.layerdb.layers.get(e.chainId);
       let parentCache: string | null | undefined; // null: a base layer; undefined: unknown
       if (rec?.diffId && !rec.problems.some((p) => p.startsWith('parent'))) parentCache = rec.parent ? store.layerdb.layers.get(rec.parent)?.cacheId : null;
+      // a lower names the parent by its link: while the parent's dir, link file or l/ link is damaged, it may resolve elsewhere
+      if (parentCache && (await driver.checkLayer(parentCache, { hasParent: !!store.layerdb.layers.get(rec!.parent!)?.parent })).length) parentCache = undefined;
       for (const [id, lower] of lowerOf) {
         // the dir's own lower chain rules it out when it does not stack on the entry's parent
         if (lower && parentCache !== undefined && (parentCache === null ? lower.length > 0 : lower[0] !== parentCache)) continue;

@@ -606,3 +606,26 @@ describe('reading the store up front (overlay2 preload, the sources check): what
     same(live, listing([web.mountDriverDir, web.initDriverDir]));
   });
 });
+
+describe("a lost cache-id: the dir's lower chain rules it out only while the parent it names by link is whole", () => {
+  for (const damage of ["the parent's l/ link points to the grandparent", "the parent's l/ link is gone and its link file empty", "the parent's driver dir is gone"]) {
+    it.concurrent(`regression: ${damage}: the lost layer's own dir (its only copy) is kept`, async () => {
+      const s = root();
+      s.populate();
+      const img = s.addImage(['trio:1'], [{ files: { 'a.txt': 'a\n' } }, { files: { 'b.txt': 'b\n' } }, { files: { 'c.txt': 'only copy\n' } }]);
+      const [grand, parent, top] = img.layers;
+      s.removeLayerFile(top.chainId, 'cache-id');
+      fs.rmSync(parent.linkPath);
+      if (damage.includes('grandparent')) fs.symlinkSync(`../${grand.cacheId}/diff`, parent.linkPath);
+      else if (damage.includes('link file')) fs.writeFileSync(path.join(parent.driverDir, 'link'), '');
+      else fs.rmSync(parent.driverDir, { recursive: true });
+      const live = listing([path.join(top.driverDir, 'diff')]);
+      const r = await purge(s, ['--yes', '--json']);
+      expect(r.code).toBe(0);
+      const act = (r.json.actions as { paths: string[]; status: string; reason?: string }[]).find((a) => a.paths[0] === top.driverDir);
+      expect(act?.status).toBe('skipped');
+      expect(act?.reason).toContain(`layer ${top.chainId.slice(7, 19)} has lost its cache-id`);
+      same(live, listing([path.join(top.driverDir, 'diff')]));
+    });
+  }
+});
