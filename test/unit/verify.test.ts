@@ -250,6 +250,17 @@ function richLayer(opts: { tarArgs?: string[]; names?: string[] } = {}): Layer {
   }, opts);
 }
 
+/** verifyLayer, aborted with Error('stop') once `at` bytes have gone to the hasher. */
+function verifyAbortedAt(t: VerifyTarget, at: number): Promise<VerifyResult> {
+  const ac = new AbortController();
+  let seen = 0;
+  const onBytes = (n: number) => {
+    seen += n;
+    if (seen >= at) ac.abort(new Error('stop'));
+  };
+  return verifyLayer(t, { signal: ac.signal, onBytes });
+}
+
 function byName(r: VerifyResult) {
   return Object.fromEntries(r.files.map((f) => [f.name, f.problem]));
 }
@@ -708,16 +719,7 @@ describe('verifyLayer', () => {
       const l = aheadLayer();
       expect((await verifyLayer(l.target)).ok).toBe(true); // the hashing worker is pooled: counted in `before`
       const before = fds();
-      const ac = new AbortController();
-      let seen = 0;
-      const p = verifyLayer(l.target, {
-        signal: ac.signal,
-        onBytes: (n) => {
-          seen += n;
-          if (seen >= 20 << 20) ac.abort(new Error('stop'));
-        },
-      });
-      await expect(p).rejects.toThrow('stop');
+      await expect(verifyAbortedAt(l.target, 20 << 20)).rejects.toThrow('stop');
       await new Promise((r) => setTimeout(r, 100)); // the stream's close is asynchronous
       expect(fds()).toBe(before);
     });
@@ -725,18 +727,7 @@ describe('verifyLayer', () => {
 
   it('honours an abort signal, at any point', async () => {
     const l = richLayer();
-    for (const at of [1, 1000, 100_000, 3_000_000]) {
-      const ac = new AbortController();
-      let seen = 0;
-      const p = verifyLayer(l.target, {
-        signal: ac.signal,
-        onBytes: (n) => {
-          seen += n;
-          if (seen >= at) ac.abort(new Error('stop'));
-        },
-      });
-      await expect(p).rejects.toThrow('stop');
-    }
+    for (const at of [1, 1000, 100_000, 3_000_000]) await expect(verifyAbortedAt(l.target, at)).rejects.toThrow('stop');
     const ac = new AbortController();
     ac.abort(new Error('before'));
     await expect(verifyLayer(l.target, { signal: ac.signal })).rejects.toThrow('before');
