@@ -172,7 +172,8 @@ export async function planRepair(store: Store, scan: ScanResult, opts: PlanOptio
   const unknown = scan.refs.imagesUnknown.length ? `${scan.refs.imagesUnknown.length} image config(s) cannot be read` : scan.refs.buildkitUnknown ? "BuildKit's databases cannot be read" : undefined;
   if (unknown && images.length) notes.push(`the layers only the removed images used are kept: ${unknown}, and they may use them`);
   for (const [id, owners] of unknown ? [] : scan.refs.live) {
-    if (doomedChains.has(id) || !owners.length) continue;
+    // a chain the layer store does not hold (an image's missing layer) has nothing to release
+    if (doomedChains.has(id) || !owners.length || !layers.has(id)) continue;
     const gone = owners.every((o) => (o.kind === 'image' && doomedImages.has(o.image)) || (o.kind === 'mount' && doomedMounts.has(o.mount)));
     if (gone)
       released.set(id, {

@@ -629,3 +629,19 @@ describe("a lost cache-id: the dir's lower chain rules it out only while the par
     });
   }
 });
+
+describe('purge --include broken on an image whose layer entry is gone', () => {
+  it.concurrent('regression: no internal error; the image goes, the layers only it used go with it, the rest stays', async () => {
+    const s = root();
+    const { app, web } = s.populate();
+    const img = s.addImage(['gone:1'], [{ files: { 'a.txt': 'a\n' } }, { files: { 'b.txt': 'b\n' } }]);
+    s.removeLayerDir(img.chainIds[1]);
+    const live = listing([...app.layers.map((l) => l.driverDir), web.mountDriverDir, web.initDriverDir, ...app.layers.map((l) => l.dir)]);
+    const r = await purge(s, ['--yes', '--json', '--include', 'broken']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(fs.existsSync(img.configPath)).toBe(false);
+    expect(fs.existsSync(img.layers[0].dir)).toBe(false);
+    expect(fs.existsSync(img.layers[0].driverDir)).toBe(false);
+    same(live, listing([...app.layers.map((l) => l.driverDir), web.mountDriverDir, web.initDriverDir, ...app.layers.map((l) => l.dir)]));
+  });
+});
