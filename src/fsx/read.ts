@@ -295,14 +295,18 @@ function isListable(dir: string, onSymlink?: (path: string, target: string) => v
   return !!self?.isDirectory();
 }
 
-/** listDir's listing of a directory known to be one: names, then an lstat each. */
+/**
+ * listDir's listing of a directory known to be one: names, then an lstat each. It was a directory
+ * a moment ago (isListable), so one that is gone or no directory now was removed or swapped while
+ * it was read: its entries are unknown, never "none" (an empty layerdb/sha256 would make every
+ * layer's dir unreferenced).
+ */
 function listDirSync(dir: string): DirEntryInfo[] {
   let names: string[];
   try {
     injectedReadError(dir, 'readdir');
     names = fs.readdirSync(dir) as string[];
   } catch (err) {
-    if (ABSENT.has(errCode(err) ?? '')) return [];
     throw readError(dir, err);
   }
   names.sort();

@@ -549,6 +549,26 @@ describe('the scan read path (typed listings, listed files read without fstat): 
   }
 });
 
+describe('a store dir gone or swapped between its lstat and its listing (ENOENT, ENOTDIR): unknown, never empty', () => {
+  for (const code of ['ENOENT', 'ENOTDIR']) {
+    for (const dir of ['/layerdb/sha256', '/layerdb/mounts', '/imagedb/content/sha256', '/docker/containers', '/docker/overlay2']) {
+      it.concurrent(`regression: ${dir.slice(1)} (${code}): purge stops (exit 2) and removes nothing`, async () => {
+        const s = root();
+        const { app, web } = s.populate();
+        // an image no container stacks on: with layerdb/sha256 read as empty its dirs were unreferenced, and purged
+        const solo = s.addImage(['solo:1'], [{ files: { 'a.txt': 'a\n' } }, { files: { 'b.txt': 'b\n' } }]);
+        const leak = s.makeLeakedDriverDir();
+        const live = [...[...app.layers, ...solo.layers].flatMap((l) => [l.driverDir, l.dir]), web.mountDriverDir, web.initDriverDir, web.mountDir, web.containerDir, leak.dir];
+        const before = listing(live);
+        const r = await purge(s, ['--yes', '--json'], { LAYERGC_TEST_READ_ERROR: `${code}:readdir:${dir};${code}:readdir-types:${dir}` });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toMatch(/^layergc: cannot read .*: /);
+        same(before, listing(live));
+      });
+    }
+  }
+});
+
 describe('reading the store up front (overlay2 preload, the sources check): what cannot be read keeps, and stops nothing else', () => {
   it.concurrent('regression: a leaked dir whose diff/ cannot be examined (EIO) does not stop the scan or verify of the rest', async () => {
     const s = root();
@@ -598,11 +618,11 @@ describe('reading the store up front (overlay2 preload, the sources check): what
     const { web } = s.populate();
     fs.rmSync(path.join(s.layerdb, 'mounts'), { recursive: true });
     const live = listing([web.mountDriverDir, web.initDriverDir]);
-    // the open succeeds, the listing fails: a dir removed or swapped between the two
+    // the open succeeds, the listing fails: a dir removed or swapped between the two; the containers
+    // loader hears it first now (its listing is unknown, never empty), and nothing is begun
     const r = await purge(s, ['--yes', '--json'], { LAYERGC_TEST_READ_ERROR: 'ENOENT:readdir:/docker/containers' });
-    expect(r.code).toBe(0);
-    expect((r.json.actions as { status: string }[]).filter((a) => a.status === 'removed')).toEqual([]);
-    expect(r.stderr).toContain(`${path.join(s.layerdb, 'mounts')} is missing, and ${path.join(s.root, 'containers')} cannot be listed`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot read ${path.join(s.root, 'containers')}`);
     same(live, listing([web.mountDriverDir, web.initDriverDir]));
   });
 });
