@@ -27,8 +27,11 @@ export interface HashPass {
 }
 
 const YIELD_MS = 10;
-/** Tar-split batches (one decompressed chunk each, a few hundred KiB of JSON) parsed ahead while the hasher is full. */
-const READ_AHEAD_BATCHES = 8;
+/**
+ * Bytes of parsed tar-split entries (segment payloads, names) held ahead while the hasher is full: about
+ * eight batches of an ordinary layer, and few of a hostile one whose lines are megabytes long.
+ */
+const READ_AHEAD_BYTES = 4 << 20;
 
 /** Lets timers, signals and progress output run during a long pass; checking is cheap, yielding is not. */
 class Yielder {
@@ -53,19 +56,50 @@ class Yielder {
  * this thread is the slower side).
  */
 class Batches {
-  private readonly ahead: Promise<IteratorResult<TarSplitEntry[]>>[] = [];
+  private readonly ahead: { p: Promise<IteratorResult<TarSplitEntry[]>>; bytes: number; taken: boolean }[] = [];
+  private aheadBytes = 0; // of the batches read ahead and parsed, not yet taken
+  private parsing = false; // one batch read ahead at a time: its size is known only once parsed
+  private ended = false;
+  private waits = 0; // the caller's waits for the hasher in progress
   constructor(private readonly it: AsyncGenerator<TarSplitEntry[]>) {}
 
   next(): Promise<IteratorResult<TarSplitEntry[]>> {
-    return this.ahead.shift() ?? this.it.next();
+    const a = this.ahead.shift();
+    if (!a) return this.it.next();
+    a.taken = true;
+    this.aheadBytes -= a.bytes;
+    return a.p;
   }
 
-  /** Starts parsing one more batch, while the caller waits for the hasher. */
-  readAhead(): void {
-    if (this.ahead.length >= READ_AHEAD_BATCHES) return;
-    const p = this.it.next();
-    p.catch(() => {}); // a TarSplitError is thrown where next() takes it, in stream order
-    this.ahead.push(p);
+  /** Parses batches ahead, one after another, until `wait` (the caller's wait for the hasher) settles. */
+  readAheadWhile(wait: Promise<unknown>): void {
+    this.waits++;
+    const done = () => void this.waits--;
+    wait.then(done, done);
+    this.readAhead();
+  }
+
+  private readAhead(): void {
+    if (this.waits === 0 || this.parsing || this.ended || this.aheadBytes >= READ_AHEAD_BYTES) return;
+    this.parsing = true;
+    const slot = { p: this.it.next(), bytes: 0, taken: false };
+    slot.p.then(
+      (r) => {
+        this.parsing = false;
+        if (r.done) {
+          this.ended = true;
+          return;
+        }
+        for (const e of r.value) slot.bytes += e.type === 2 ? e.payload.length : e.nameLatin1.length + 64;
+        if (!slot.taken) this.aheadBytes += slot.bytes;
+        this.readAhead();
+      },
+      () => {
+        this.parsing = false; // the TarSplitError is thrown where next() takes it, in stream order
+        this.ended = true;
+      },
+    );
+    this.ahead.push(slot);
   }
 
   async close(): Promise<void> {
@@ -74,12 +108,12 @@ class Batches {
 }
 
 /** Streams the first `size` bytes of the file into the hasher. Returns how many there were. */
-async function pumpToHasher(fd: number, size: number, h: StreamHasher, y: Yielder, onBytes?: (n: number) => void, onWait?: () => void): Promise<number> {
+async function pumpToHasher(fd: number, size: number, h: StreamHasher, y: Yielder, onBytes?: (n: number) => void, onWait?: (w: Promise<unknown>) => void): Promise<number> {
   let pos = 0;
   while (pos < size) {
     let v = h.space();
     if (v instanceof Promise) {
-      onWait?.();
+      onWait?.(v);
       v = await v;
     }
     const n = fs.readSync(fd, v, 0, Math.min(v.length, size - pos), pos);
@@ -128,7 +162,7 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
 
   const hasher = acquireHasher();
   const batches = new Batches(readTarSplitBatches(tarSplitPath, { signal }));
-  const readAhead = () => batches.readAhead();
+  const readAhead = (w: Promise<unknown>) => batches.readAheadWhile(w);
   try {
     for (let r = await batches.next(); !r.done; r = await batches.next()) {
       for (const e of r.value) {
@@ -138,7 +172,7 @@ export async function hashPass(tarSplitPath: string, roots: ContentRoots, opts: 
           sniffer.segment(e.payload);
           const w = hasher.write(e.payload);
           if (w) {
-            readAhead();
+            readAhead(w);
             await w;
           }
           count(e.payload.length);

@@ -715,6 +715,30 @@ describe('verifyLayer', () => {
       expect(byName(r)).toEqual({ 'z/1200': 'short' });
     });
 
+    it('segments of megabytes after a large file (a line, a batch each, read ahead by size): proven', async () => {
+      const dir = join(scratch, `layer${++layerNo}`);
+      const root = join(dir, 'diff');
+      fs.mkdirSync(root, { recursive: true });
+      const big = pseudoRandom(24 << 20, 31);
+      fs.writeFileSync(join(root, 'big.bin'), big);
+      const head = pseudoRandom(512, 32);
+      const tail = Array.from({ length: 20 }, (_, i) => pseudoRandom(2 << 20, 40 + i));
+      const entries: JsonEntry[] = [
+        { type: 2, payload: head.toString('base64'), position: 0 },
+        { type: 1, name: 'big.bin', size: big.length, payload: crc64(big).toString('base64'), position: 1 },
+        ...tail.map((t, i) => ({ type: 2, payload: t.toString('base64'), position: 2 + i })),
+      ];
+      const tarSplitPath = join(dir, 'tar-split.json.gz');
+      fs.writeFileSync(tarSplitPath, gzipSync(toJsonLines(entries)));
+      const h = createHash('sha256').update(head).update(big);
+      for (const t of tail) h.update(t);
+      const diffId = `sha256:${h.digest('hex')}`;
+      const target: VerifyTarget = { chainId: diffId, diffId, tarSplitPath, contentRoots: [root] };
+      expect(await verifyLayer(target)).toMatchObject({ ok: true, computed: diffId, bytes: 512 + (24 << 20) + (40 << 20) });
+      fs.writeFileSync(tarSplitPath, gzipSync(toJsonLines([...entries.slice(0, 3), ...entries.slice(4)]))); // one segment dropped
+      expect(await verifyLayer(target)).toMatchObject({ ok: false, kind: 'content-mismatch' });
+    });
+
     it('an abort while batches are read ahead leaves no file open', async () => {
       const l = aheadLayer();
       expect((await verifyLayer(l.target)).ok).toBe(true); // the hashing worker is pooled: counted in `before`
