@@ -165,8 +165,8 @@ export function readFileCapped(path: string, cap = MAX_SMALL): { state: 'ok'; by
 
 /**
  * readFileCapped, with the bytes handed to `use` instead of returned: a file that fits the scratch
- * buffer (an image config) is read into it and never copied, since 5,000 copies were half of the
- * image reader's time in garbage collection. The bytes are valid only inside `use`.
+ * buffer (an image config, hashed and decoded once) is read into it and never copied. The bytes
+ * are valid only inside `use`.
  */
 export function withFileBytes<T>(path: string, cap: number, use: (bytes: Buffer) => T): { state: 'ok'; value: T } | Exclude<SmallFile, { state: 'ok' }> {
   const o = openRegularFile(path);
